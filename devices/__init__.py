@@ -1,0 +1,1 @@
+"""Stations, recorders and the dump folders they fill: registry, layout parsing, watchers."""

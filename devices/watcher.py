@@ -1,0 +1,340 @@
+"""Watch docking-station dump folders and hand batches of complete files to a callback.
+
+The watcher only decides *when* a file is complete; ingesting it is the callback's job. What
+inotify (watchdog 7) tells us, measured on a station host:
+
+- ``cp`` gives created, opened, modified (once or many times), closed.
+- an upload to ``name.part`` renamed to ``name`` gives a moved event, and no closed on ``name``.
+- ``mv`` from a folder outside the watched tree gives only created.
+- counting modified events tells nothing about completeness.
+- the kernel queue can overflow, and events are then lost without a trace.
+
+So closed, moved-to and created events make a file a *candidate*; it is *complete* once its size
+and mtime have stayed the same for ``stable_s`` seconds; complete files of one station are gathered
+for ``batch_window_s`` and delivered together (one flow run per batch). Because events can be lost,
+the callback is also asked, at start and every ``sweep_interval_s``, for a full reconciliation
+sweep of each station (``paths=None``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from devices.scan import INGESTED_DIR, is_ignored
+from pipeline.errors import StationError
+from pipeline.models import Station
+from pipeline.settings import WatchSettings
+
+logger = logging.getLogger(__name__)
+
+#: ``on_batch(station_id, paths)``: paths judged complete, or ``None`` for "sweep the station".
+OnBatch = Callable[[str, list[Path] | None], None]
+
+# Only these reach us; opened/closed-without-write (our own ingest reading a file) are never
+# even subscribed to, so reading the dump folder does not wake the watcher.
+_EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileModifiedEvent,
+    FileDeletedEvent,
+]
+
+_Signature = tuple[int, int]  # (size, mtime_ns)
+
+
+@dataclass
+class _Candidate:
+    """A file seen closed, moved in or created, not yet judged complete."""
+
+    station_id: str
+    changed_at: float  # monotonic time of the last event or observed change
+    signature: _Signature | None = None  # None until first polled: poll at once
+
+    def due(self, stable_s: float) -> float:
+        return self.changed_at if self.signature is None else self.changed_at + stable_s
+
+
+class StationWatcher:
+    """Watch the dump folders of ``stations`` and call ``on_batch`` with complete files.
+
+    ``on_batch`` runs on one worker thread of the watcher, never on the watchdog thread, so events
+    keep being collected while a slow ingest runs; one call at a time, hence never two batches of
+    one station at once. An exception from ``on_batch`` is logged and the watcher goes on; files of
+    a failed batch are picked up again by the next reconciliation sweep.
+
+    Example::
+
+        with StationWatcher(stations, settings.watch, settings.ingest.ignore, submit):
+            ...
+    """
+
+    def __init__(
+        self,
+        stations: Sequence[Station],
+        settings: WatchSettings,
+        ignore: Sequence[str],
+        on_batch: OnBatch,
+    ) -> None:
+        self._stations: dict[str, Station] = {}
+        for station in stations:
+            if station.id in self._stations:
+                raise StationError(station.id, "given twice to the watcher")
+            self._stations[station.id] = station
+        self._settings = settings
+        self._ignore = tuple(ignore)
+        self._on_batch = on_batch
+
+        self._cond = threading.Condition()  # guards everything below; notified on news
+        self._pending: dict[Path, _Candidate] = {}
+        self._ready: dict[str, dict[Path, None]] = {}  # station id -> complete, undelivered paths
+        self._batch_due: dict[str, float] = {}
+        self._sweep_due: dict[str, float] = {}
+        self._stopping = False
+        self._started = False
+        self._observer: BaseObserver | None = None
+        self._worker: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching. Raise StationError if a dump folder is missing."""
+        if self._started:
+            raise RuntimeError("a StationWatcher can be started only once")
+        for station in self._stations.values():
+            if not station.root.is_dir():
+                raise StationError(station.id, f"dump folder is not a directory: {station.root}")
+        self._started = True
+        observer = Observer()
+        for station in self._stations.values():
+            observer.schedule(
+                _StationHandler(self, station),
+                str(station.root),
+                recursive=True,
+                event_filter=_EVENT_FILTER,
+            )
+        observer.start()
+        self._observer = observer
+        # The first sweep is due now, after the watches exist: a file that lands in between is
+        # then seen by the sweep, by an event, or by both (ingest is idempotent), never by neither.
+        now = time.monotonic()
+        with self._cond:
+            self._sweep_due = dict.fromkeys(self._stations, now)
+        self._worker = threading.Thread(target=self._run, name="station-watcher", daemon=True)
+        self._worker.start()
+        logger.info("watching %d station(s): %s", len(self._stations), ", ".join(self._stations))
+
+    def stop(self) -> None:
+        """Stop watching and join the threads. A callback already running is waited for;
+        files not yet delivered are left to the next start's sweep."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker is not threading.current_thread():
+            worker.join()
+        if observer is not None:
+            logger.info("stopped watching")
+
+    def run_forever(self, stop_event: threading.Event | None = None) -> None:
+        """Watch until ``stop_event`` is set (or Ctrl-C), then stop. For the CLI."""
+        if stop_event is None:
+            stop_event = threading.Event()
+        self.start()
+        try:
+            # A short wait keeps Ctrl-C responsive on the main thread.
+            while not stop_event.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            logger.info("interrupted")
+        finally:
+            self.stop()
+
+    def __enter__(self) -> StationWatcher:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- events (watchdog observer thread) ------------------------------------------------------
+
+    def _wanted(self, station: Station, path: Path) -> bool:
+        # The same exclusions as a sweep (devices.scan): ignored names, ignored or hidden
+        # folders, and .ingested/ where released sources go.
+        try:
+            parts = path.relative_to(station.root).parts
+        except ValueError:
+            return False
+        return bool(parts) and not any(
+            part == INGESTED_DIR or is_ignored(part, self._ignore) for part in parts
+        )
+
+    def _candidate(self, station: Station, path: Path) -> None:
+        if not self._wanted(station, path):
+            return
+        with self._cond:
+            # A new close/move/create means new content: poll afresh, deliver again.
+            self._ready.get(station.id, {}).pop(path, None)
+            self._pending[path] = _Candidate(station.id, time.monotonic())
+            self._cond.notify()
+
+    def _touch(self, station: Station, path: Path) -> None:
+        with self._cond:
+            # Modified means "still changing": restart the clock of a file not yet delivered.
+            batch = self._ready.get(station.id, {})
+            if path in batch:
+                del batch[path]
+                self._pending[path] = _Candidate(station.id, time.monotonic())
+                self._cond.notify()
+            elif path in self._pending:
+                self._pending[path].changed_at = time.monotonic()
+
+    def _forget(self, station: Station, path: Path) -> None:
+        with self._cond:
+            self._pending.pop(path, None)
+            self._ready.get(station.id, {}).pop(path, None)
+
+    # -- worker thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._poll_candidates()
+            with self._cond:
+                if self._stopping:
+                    return
+                job = self._take_job(time.monotonic())
+                if job is None:
+                    # Computed under the lock, so news that came after the poll shortens it.
+                    self._cond.wait(self._seconds_to_next())
+                    continue
+            self._deliver(*job)
+
+    def _poll_candidates(self) -> None:
+        stable_s = self._settings.stable_s
+        with self._cond:
+            now = time.monotonic()
+            due = [(p, c) for p, c in self._pending.items() if c.due(stable_s) <= now]
+        # stat outside the lock: a slow disk must not hold up the event thread.
+        seen = [(path, cand, _signature(path)) for path, cand in due]
+        now = time.monotonic()
+        with self._cond:
+            for path, cand, sig in seen:
+                if self._pending.get(path) is not cand:
+                    continue  # a newer event replaced it meanwhile: its own poll decides
+                if sig is None:
+                    del self._pending[path]
+                    logger.debug("station %s: %s vanished or is not a file", cand.station_id, path)
+                elif sig != cand.signature:
+                    cand.signature, cand.changed_at = sig, now  # still growing: look again later
+                elif now - cand.changed_at >= stable_s:
+                    del self._pending[path]
+                    batch = self._ready.setdefault(cand.station_id, {})
+                    if not batch:
+                        self._batch_due[cand.station_id] = now + self._settings.batch_window_s
+                    batch[path] = None
+
+    def _take_job(self, now: float) -> tuple[str, list[Path] | None] | None:
+        """The most overdue sweep or batch, or None if nothing is due yet."""
+        jobs: list[tuple[float, str, bool]] = [
+            (due, sid, True) for sid, due in self._sweep_due.items() if due <= now
+        ]
+        jobs += [(due, sid, False) for sid, due in self._batch_due.items() if due <= now]
+        if not jobs:
+            return None
+        _, station_id, is_sweep = min(jobs)
+        if is_sweep:
+            self._sweep_due[station_id] = math.inf  # rescheduled when the sweep ends
+            return station_id, None
+        del self._batch_due[station_id]
+        paths = list(self._ready.pop(station_id, {}))
+        return (station_id, paths) if paths else None
+
+    def _seconds_to_next(self) -> float | None:
+        stable_s = self._settings.stable_s
+        dues = [c.due(stable_s) for c in self._pending.values()]
+        nearest = min(
+            [*dues, *self._batch_due.values(), *self._sweep_due.values()], default=math.inf
+        )
+        return None if nearest == math.inf else max(0.0, nearest - time.monotonic())
+
+    def _deliver(self, station_id: str, paths: list[Path] | None) -> None:
+        what = "sweep" if paths is None else f"batch of {len(paths)} file(s)"
+        logger.info("station %s: %s", station_id, what)
+        try:
+            self._on_batch(station_id, paths)
+        except Exception:
+            logger.exception("station %s: %s failed", station_id, what)
+        finally:
+            if paths is None:
+                with self._cond:
+                    self._sweep_due[station_id] = time.monotonic() + self._settings.sweep_interval_s
+
+
+class _StationHandler(FileSystemEventHandler):
+    """Routes one station's watchdog events to the watcher."""
+
+    def __init__(self, watcher: StationWatcher, station: Station) -> None:
+        self._watcher = watcher
+        self._station = station
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return  # a moved or new folder comes with events for the files inside it
+        src = Path(os.fsdecode(event.src_path))
+        kind = event.event_type
+        if kind == EVENT_TYPE_MOVED:
+            # .part -> final name: a moved event and no closed on the final name.
+            self._watcher._forget(self._station, src)
+            self._watcher._candidate(self._station, Path(os.fsdecode(event.dest_path)))
+        elif kind in (EVENT_TYPE_CLOSED, EVENT_TYPE_CREATED):
+            # created matters for mv from another folder, which gives nothing else.
+            self._watcher._candidate(self._station, src)
+        elif kind == EVENT_TYPE_MODIFIED:
+            self._watcher._touch(self._station, src)
+        elif kind == EVENT_TYPE_DELETED:
+            self._watcher._forget(self._station, src)
+
+
+def _signature(path: Path) -> _Signature | None:
+    """(size, mtime_ns) of a regular file, or None if it is gone or not a regular file."""
+    try:
+        st = os.lstat(path)  # lstat: symlinks are never taken, as in a sweep
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None

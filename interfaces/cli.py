@@ -1,0 +1,376 @@
+"""The ``evidence`` command. Commands parse, call the library, and turn domain errors into
+clean messages and exit codes: 0 done, 1 some file hit a system error, 2 bad usage or state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from interfaces import output
+from pipeline.catalog import Catalog, open_catalog
+from pipeline.errors import EvidenceError
+from pipeline.models import FileReport, MediaStatus, SweepReport
+from pipeline.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Evidence ingestion and archiving for enforcement recording devices (执法全过程记录).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stations_app = typer.Typer(
+    help="Docking stations (采集站) and their dump folders.", no_args_is_help=True
+)
+media_app = typer.Typer(help="Archived media items (音视频及文书).", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Files that need a person (隔离区).", no_args_is_help=True)
+server_app = typer.Typer(help="The local Prefect server the commands share.", no_args_is_help=True)
+app.add_typer(stations_app, name="stations")
+app.add_typer(media_app, name="media")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(server_app, name="server")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@app.callback()
+def _global(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home", help="Data directory (default: $EVIDENCE_HOME).", show_default=False
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    if home is not None:
+        os.environ["EVIDENCE_HOME"] = str(home)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _catalog(settings: Settings) -> Catalog:
+    return open_catalog(settings.catalog_url)
+
+
+# ---------------------------------------------------------------------------------- init
+
+
+@app.command()
+def init(json_out: JsonOpt = False) -> None:
+    """Create the data directory and the catalog.
+
+    Example: evidence --home /srv/evidence init
+    """
+    settings = _settings()
+    for folder in (settings.home, settings.archive_dir, settings.log_dir, settings.prefect_home):
+        folder.mkdir(parents=True, exist_ok=True)
+    _catalog(settings).dispose()
+    info = {"home": settings.home, "catalog": settings.catalog_url, "archive": settings.archive_dir}
+    if json_out:
+        output.print_json(info)
+    else:
+        for key, value in info.items():
+            output.console.print(f"[bold]{key}[/]: {value}")
+
+
+# ------------------------------------------------------------------------------ stations
+
+
+@stations_app.command("add")
+def stations_add(
+    station_id: Annotated[str, typer.Argument(metavar="ID", help="Station id, e.g. DOCK-01.")],
+    root: Annotated[Path, typer.Option("--root", help="The station's dump folder.")],
+    name: Annotated[str, typer.Option(help="A readable name.")] = "",
+    location: Annotated[str, typer.Option(help="Where the station stands.")] = "",
+    actor: Annotated[str | None, typer.Option("--as", help="Who registers it.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a docking station and its dump folder.
+
+    Example: evidence stations add DOCK-01 --root /srv/dock01 --name "一中队采集站"
+    """
+    from devices.stations import add_station
+
+    settings = _settings()
+    station = add_station(
+        _catalog(settings), station_id, root, actor or settings.actor, name=name, location=location
+    )
+    if json_out:
+        output.print_json(station)
+    else:
+        output.console.print(f"station {station.id} added: {station.root}")
+
+
+@stations_app.command("list")
+def stations_list(json_out: JsonOpt = False) -> None:
+    """List registered stations."""
+    from devices.stations import list_stations
+
+    found = list_stations(_catalog(_settings()))
+    if json_out:
+        output.print_json(found)
+    else:
+        output.console.print(output.stations_table(found))
+
+
+# -------------------------------------------------------------------------------- ingest
+
+
+@app.command()
+def ingest(
+    station: Annotated[str, typer.Option("--station", help="The station to sweep.")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Only these files (default: the whole folder).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Sweep one station's dump folder once, as one Prefect flow run, and wait for it.
+
+    Every file ends archived, a duplicate, quarantined with a reason, or waiting (still being
+    written). Exit 0 when no file hit a system error.
+
+    Example: evidence ingest --station DOCK-01
+    """
+    settings = _settings()
+    from devices.scan import scan_station
+    from devices.stations import get_station
+    from flows.runtime import use_prefect
+
+    found = get_station(_catalog(settings), station)
+    total = len(scan_station(found, settings.ingest.ignore, 0.0, only=paths).ready)
+    use_prefect(settings)
+    report = _run_with_progress(settings, station, paths, total, quiet=json_out)
+    if json_out:
+        output.print_json(report)
+    else:
+        output.console.print(output.sweep_table(report))
+        output.console.print(output.sweep_summary(report))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _run_with_progress(
+    settings: Settings, station: str, paths: list[Path] | None, total: int, *, quiet: bool
+) -> SweepReport:
+    from flows import ingest as ingest_flow
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=output.err_console, disable=quiet, transient=True) as bar:
+        task = bar.add_task(f"ingesting {station}", total=total or None)
+
+        def advance(report: FileReport) -> None:
+            bar.console.print(output.file_line(report))
+            bar.advance(task)
+
+        ingest_flow.file_listeners.append(advance)
+        try:
+            return ingest_flow.run_ingest(
+                settings, station, None if paths is None else [str(p) for p in paths]
+            )
+        finally:
+            ingest_flow.file_listeners.remove(advance)
+
+
+# --------------------------------------------------------------------------------- watch
+
+
+@app.command()
+def watch(
+    station: Annotated[
+        list[str] | None, typer.Option("--station", help="Only these stations (default: all).")
+    ] = None,
+) -> None:
+    """Watch every registered station folder and ingest complete files as they land.
+
+    A file counts as complete once closed or moved in and unchanged for watch.stable_s
+    seconds; files are batched into one flow run per station; a reconciliation sweep runs at
+    start and every watch.sweep_interval_s. Stop with Ctrl-C.
+
+    Example: evidence watch
+    """
+    settings = _settings()
+    from devices.stations import list_stations
+    from devices.watcher import StationWatcher
+    from flows.runtime import use_prefect
+
+    stations = [s for s in list_stations(_catalog(settings)) if not station or s.id in station]
+    if not stations:
+        raise EvidenceError("no stations to watch: register one with `evidence stations add`")
+    server = use_prefect(settings)
+    from flows.ingest import run_ingest
+
+    def on_batch(station_id: str, paths: list[Path] | None) -> None:
+        report = run_ingest(
+            settings, station_id, None if paths is None else [str(p) for p in paths]
+        )
+        for f in report.files:
+            output.console.print(f"{station_id} " + output.file_line(f))
+        if report.files:
+            output.console.print(output.sweep_summary(report))
+
+    output.console.print(
+        f"watching {', '.join(s.id for s in stations)}; Prefect UI: {server.ui_url} (Ctrl-C stops)"
+    )
+    stop = threading.Event()
+    try:
+        StationWatcher(stations, settings.watch, settings.ingest.ignore, on_batch).run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+        output.console.print("stopped")
+
+
+# --------------------------------------------------------------------------------- media
+
+
+@media_app.command("list")
+def media_list(
+    status: Annotated[MediaStatus | None, typer.Option(help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """List media items, newest first.
+
+    Example: evidence media list --status quarantined --json
+    """
+    from pipeline.catalog import media as media_db
+
+    with _catalog(_settings()).begin() as conn:
+        items = media_db.listing(conn, status=status, limit=limit)
+    if json_out:
+        output.print_json(items)
+    else:
+        output.console.print(output.media_table(items))
+
+
+@media_app.command("show")
+def media_show(
+    key: Annotated[str, typer.Argument(metavar="ID-OR-SHA256", help="Id or SHA-256 (prefix).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one media item: hashes, metadata, where its proxy and thumbnail are.
+
+    Example: evidence media show 3f2a9c
+    """
+    from pipeline import custody
+    from pipeline.catalog import media as media_db
+
+    settings = _settings()
+    with _catalog(settings).begin() as conn:
+        item = media_db.get(conn, key)
+        history = list(custody.events(conn, media_id=item.id))
+    archive = settings.archive_dir
+    paths = {
+        "proxy": str(archive / item.proxy_key) if item.proxy_key else None,
+        "thumbnail": str(archive / item.thumbnail_key) if item.thumbnail_key else None,
+    }
+    if json_out:
+        output.print_json({"item": item, "paths": paths, "custody": history})
+        return
+    output.console.print(output.media_detail(item, {k: v for k, v in paths.items() if v}))
+    for ev in history:
+        output.console.print(f"  #{ev.seq} {ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value} by {ev.actor}")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    all_entries: Annotated[bool, typer.Option("--all", help="Include resolved entries.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List quarantined files with their reasons.
+
+    Example: evidence quarantine list --json
+    """
+    from pipeline.catalog import media as media_db
+
+    with _catalog(_settings()).begin() as conn:
+        entries = media_db.quarantine_entries(conn, include_resolved=all_entries)
+    if json_out:
+        output.print_json(entries)
+    else:
+        output.console.print(output.quarantine_table(entries))
+
+
+# -------------------------------------------------------------------------------- server
+
+
+@server_app.command("start")
+def server_start(json_out: JsonOpt = False) -> None:
+    """Start the local Prefect server (or find the running one); print its UI address."""
+    from flows.runtime import use_prefect
+
+    info = use_prefect(_settings())
+    if json_out:
+        output.print_json({"api_url": info.url, "ui_url": info.ui_url, "pid": info.pid})
+    else:
+        verb = "started" if info.started else "running"
+        output.console.print(f"Prefect server {verb}: UI {info.ui_url}, API {info.url}")
+
+
+@server_app.command("status")
+def server_status(json_out: JsonOpt = False) -> None:
+    """Say whether the local Prefect server runs."""
+    from flows.runtime import running_server
+
+    info = running_server(_settings())
+    if json_out:
+        output.print_json(None if info is None else {"api_url": info.url, "pid": info.pid})
+    else:
+        output.console.print(f"running: {info.ui_url}" if info else "not running")
+    raise typer.Exit(0 if info else 1)
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server started by an earlier command."""
+    from flows.runtime import stop_server
+
+    output.console.print("stopped" if stop_server(_settings()) else "not running")
+
+
+# ---------------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Where to put the demo's data (default: a temporary folder)."),
+    ] = None,
+) -> None:
+    """Synthesize recorder dumps from several devices and ingest them through the flow.
+
+    Example: evidence demo
+    """
+    from interfaces.demo import run_demo
+
+    raise typer.Exit(run_demo(home))
+
+
+def main() -> None:
+    """Entry point: domain errors become one clean line on stderr and exit code 2."""
+    try:
+        app()
+    except EvidenceError as exc:
+        output.err_console.print(f"[bold red]error[/] ({exc.code}): {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

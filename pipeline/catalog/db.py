@@ -1,0 +1,103 @@
+"""Opening the catalog: engine set-up per dialect, and migrations to the newest schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline.errors import CatalogError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A handle on the catalog database. ``begin()`` gives a transaction."""
+
+    engine: Engine
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction; SQLAlchemy errors come out as CatalogError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"catalog {self.engine.url!r}: {exc}") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_catalog(url: str, *, migrate: bool = True) -> Catalog:
+    """Connect, and bring the schema to the newest migration."""
+    engine = _make_engine(url)
+    catalog = Catalog(engine)
+    if migrate:
+        upgrade(catalog)
+    return catalog
+
+
+def _make_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            return _sqlite_engine(url)
+        return create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, OSError) as exc:
+        raise CatalogError(f"cannot open catalog {url!r}: {exc}") from exc
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    # pysqlite's own transaction handling defers BEGIN and starts DEFERRED transactions, which
+    # can fail with "database is locked" when a reader upgrades to a writer. Take the write
+    # lock at BEGIN instead (BEGIN IMMEDIATE): writers then queue on the busy timeout, and the
+    # custody chain's read-then-append cannot interleave.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cur.execute("PRAGMA synchronous=FULL")  # evidence: a commit survives power loss
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _alembic_config(connection: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(catalog: Catalog) -> None:
+    """Apply pending migrations; a no-op when the schema is current."""
+    try:
+        with catalog.engine.begin() as conn:
+            head = ScriptDirectory.from_config(_alembic_config(conn)).get_current_head()
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+            command.upgrade(_alembic_config(conn), "head")
+    except (SQLAlchemyError, OSError) as exc:
+        raise CatalogError(f"cannot migrate catalog {catalog.engine.url!r}: {exc}") from exc

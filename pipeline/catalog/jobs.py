@@ -1,0 +1,199 @@
+"""Durable ingest jobs: one row per file seen on a dock, advanced step by step.
+
+A job is claimed by one owner at a time (``host:pid:token``). An owner that died — its
+process is gone from this host, or its lease ran out — loses the claim, so a crashed sweep's
+jobs are taken over by the next run and resumed from their last recorded step.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+
+from pipeline.catalog.schema import ingest_jobs
+from pipeline.models import JobState, Outcome, SourceFile
+
+LEASE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    station_id: str
+    source_path: str
+    size: int
+    mtime_ns: int
+    state: JobState
+    sha256: str | None
+    media_id: int | None
+    outcome: Outcome | None
+    attempts: int
+    owner: str | None
+    last_error: str | None
+
+
+def new_owner() -> str:
+    """An owner id for one sweep: host and pid (to tell a dead owner) and a unique token."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, pid, _ = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return True  # another machine's process: only its lease can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        row.id,
+        row.station_id,
+        row.source_path,
+        row.size,
+        row.mtime_ns,
+        JobState(row.state),
+        row.sha256,
+        row.media_id,
+        Outcome(row.outcome) if row.outcome else None,
+        row.attempts,
+        row.owner,
+        row.last_error,
+    )
+
+
+def find_or_create(conn: Connection, source: SourceFile, now: datetime) -> Job:
+    """The job of this exact file version (path, size, mtime); created when new."""
+    key = and_(
+        ingest_jobs.c.station_id == source.station_id,
+        ingest_jobs.c.source_path == str(source.path),
+        ingest_jobs.c.size == source.size,
+        ingest_jobs.c.mtime_ns == source.mtime_ns,
+    )
+    row = conn.execute(select(ingest_jobs).where(key)).one_or_none()
+    if row is None:
+        conn.execute(
+            ingest_jobs.insert().values(
+                station_id=source.station_id,
+                source_path=str(source.path),
+                size=source.size,
+                mtime_ns=source.mtime_ns,
+                state=JobState.PENDING.value,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        row = conn.execute(select(ingest_jobs).where(key)).one()
+    return _job(row)
+
+
+def get(conn: Connection, job_id: int) -> Job:
+    return _job(conn.execute(select(ingest_jobs).where(ingest_jobs.c.id == job_id)).one())
+
+
+def claim(conn: Connection, job_id: int, owner: str, now: datetime) -> Job | None:
+    """Take the job for ``owner`` unless a live owner holds it; None when held elsewhere."""
+    job = get(conn, job_id)
+    if job.state.finished:
+        return None
+    row = conn.execute(
+        select(ingest_jobs.c.owner, ingest_jobs.c.lease_until).where(ingest_jobs.c.id == job_id)
+    ).one()
+    held = (
+        row.owner is not None
+        and row.owner != owner
+        and row.lease_until is not None
+        and row.lease_until > now
+        and _owner_alive(row.owner)
+    )
+    if held:
+        return None
+    # Compare-and-set on the previous owner: two claimants cannot both win.
+    previous = (
+        ingest_jobs.c.owner.is_(None) if row.owner is None else ingest_jobs.c.owner == row.owner
+    )
+    taken = conn.execute(
+        update(ingest_jobs)
+        .where(ingest_jobs.c.id == job_id, previous)
+        .values(
+            owner=owner,
+            lease_until=now + LEASE,
+            attempts=ingest_jobs.c.attempts + 1,
+            updated_at=now,
+        )
+    ).rowcount
+    return get(conn, job_id) if taken == 1 else None
+
+
+def advance(conn: Connection, job_id: int, state: JobState, now: datetime, **values: Any) -> None:
+    """Record that a job reached ``state`` (with e.g. sha256, media_id, outcome)."""
+    finished = state.finished
+    conn.execute(
+        update(ingest_jobs)
+        .where(ingest_jobs.c.id == job_id)
+        .values(
+            state=state.value,
+            updated_at=now,
+            lease_until=None if finished else now + LEASE,
+            owner=None if finished else ingest_jobs.c.owner,
+            **{k: (v.value if isinstance(v, Outcome) else v) for k, v in values.items()},
+        )
+    )
+
+
+def fail(conn: Connection, job_id: int, error: str, now: datetime) -> None:
+    """A system error: keep the job where it stands and let the next run retry it."""
+    conn.execute(
+        update(ingest_jobs)
+        .where(ingest_jobs.c.id == job_id)
+        .values(last_error=error, owner=None, lease_until=None, updated_at=now)
+    )
+
+
+def unfinished(conn: Connection, station_id: str | None = None) -> list[Job]:
+    """Jobs not yet done: what a crash or a system error left behind."""
+    query = select(ingest_jobs).where(
+        ingest_jobs.c.state.notin_([JobState.DONE.value, JobState.HELD.value])
+    )
+    if station_id is not None:
+        query = query.where(ingest_jobs.c.station_id == station_id)
+    return [_job(r) for r in conn.execute(query.order_by(ingest_jobs.c.id))]
+
+
+def held(conn: Connection, station_id: str) -> list[Job]:
+    query = select(ingest_jobs).where(
+        ingest_jobs.c.state == JobState.HELD.value, ingest_jobs.c.station_id == station_id
+    )
+    return [_job(r) for r in conn.execute(query.order_by(ingest_jobs.c.id))]
+
+
+__all__ = ["Job", "advance", "claim", "fail", "find_or_create", "get", "new_owner"]
+
+
+def reopen(conn: Connection, job_id: int, now: datetime) -> None:
+    """The same file version appeared on the dock again after it was released: take it anew
+    (it becomes a sighting of the archived item), rather than skipping it unseen."""
+    conn.execute(
+        update(ingest_jobs)
+        .where(ingest_jobs.c.id == job_id)
+        .values(
+            state=JobState.PENDING.value,
+            outcome=None,
+            owner=None,
+            lease_until=None,
+            last_error=None,
+            updated_at=now,
+        )
+    )

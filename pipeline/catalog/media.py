@@ -1,0 +1,220 @@
+"""Media items, their sightings, and quarantine entries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from pipeline.catalog.schema import media, quarantine, sightings
+from pipeline.errors import NotFound
+from pipeline.models import (
+    MediaItem,
+    MediaKind,
+    MediaStatus,
+    ProbeResult,
+    QuarantineEntry,
+    SourceFile,
+)
+
+_PROBE_COLUMNS = (
+    "container",
+    "duration_s",
+    "video_codec",
+    "audio_codec",
+    "width",
+    "height",
+    "frame_rate",
+    "encoded_at",
+    "recorded_at",
+    "make",
+    "model",
+    "serial",
+    "latitude",
+    "longitude",
+)
+
+
+def insert(
+    conn: Connection,
+    *,
+    sha256: str,
+    size: int,
+    source: SourceFile,
+    probe: ProbeResult,
+    status: MediaStatus,
+    now: datetime,
+    quarantine_reason: str | None = None,
+) -> int:
+    values: dict[str, Any] = {c: getattr(probe, c) for c in _PROBE_COLUMNS}
+    result = conn.execute(
+        media.insert().values(
+            sha256=sha256,
+            size=size,
+            kind=probe.kind.value,
+            status=status.value,
+            original_name=source.path.name,
+            station_id=source.station_id,
+            source_path=str(source.path),
+            ingested_at=now,
+            extra=dict(probe.extra),
+            quarantine_reason=quarantine_reason,
+            **values,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _item(row: Any) -> MediaItem:
+    probe = ProbeResult(
+        kind=MediaKind(row.kind),
+        extra=dict(row.extra or {}),
+        **{c: getattr(row, c) for c in _PROBE_COLUMNS},
+    )
+    return MediaItem(
+        id=row.id,
+        sha256=row.sha256,
+        size=row.size,
+        kind=MediaKind(row.kind),
+        status=MediaStatus(row.status),
+        original_name=row.original_name,
+        station_id=row.station_id,
+        source_path=row.source_path,
+        ingested_at=row.ingested_at,
+        probe=probe,
+        proxy_key=row.proxy_key,
+        thumbnail_key=row.thumbnail_key,
+        quarantine_reason=row.quarantine_reason,
+    )
+
+
+def by_sha256(conn: Connection, sha256: str) -> MediaItem | None:
+    row = conn.execute(select(media).where(media.c.sha256 == sha256)).one_or_none()
+    return None if row is None else _item(row)
+
+
+def get(conn: Connection, key: str | int) -> MediaItem:
+    """A media item by id, or by SHA-256 (a unique prefix of at least 6 hex digits)."""
+    text = str(key).strip().lower()
+    if text.isdigit() and len(text) < 6:
+        row = conn.execute(select(media).where(media.c.id == int(text))).one_or_none()
+    else:
+        if len(text) < 6 or any(c not in "0123456789abcdef" for c in text):
+            raise NotFound("media item", str(key))
+        rows = conn.execute(select(media).where(media.c.sha256.startswith(text)).limit(2)).all()
+        if len(rows) > 1:
+            raise NotFound("media item (prefix is ambiguous)", str(key))
+        row = rows[0] if rows else None
+        if row is None and text.isdigit():
+            row = conn.execute(select(media).where(media.c.id == int(text))).one_or_none()
+    if row is None:
+        raise NotFound("media item", str(key))
+    return _item(row)
+
+
+def listing(
+    conn: Connection, *, status: MediaStatus | None = None, limit: int = 100
+) -> list[MediaItem]:
+    query = select(media).order_by(media.c.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(media.c.status == status.value)
+    return [_item(r) for r in conn.execute(query)]
+
+
+def count(conn: Connection, status: MediaStatus | None = None) -> int:
+    query = select(func.count()).select_from(media)
+    if status is not None:
+        query = query.where(media.c.status == status.value)
+    return int(conn.execute(query).scalar_one())
+
+
+def set_derived(
+    conn: Connection, media_id: int, proxy_key: str | None, thumb_key: str | None
+) -> None:
+    conn.execute(
+        update(media)
+        .where(media.c.id == media_id)
+        .values(proxy_key=proxy_key, thumbnail_key=thumb_key)
+    )
+
+
+def set_quarantined(conn: Connection, media_id: int, reason: str) -> None:
+    conn.execute(
+        update(media)
+        .where(media.c.id == media_id)
+        .values(status=MediaStatus.QUARANTINED.value, quarantine_reason=reason)
+    )
+
+
+def add_sighting(
+    conn: Connection, media_id: int, source: SourceFile, job_id: int, now: datetime
+) -> None:
+    """Record that a dock offered these bytes; one row per job, so a resumed job adds none."""
+    exists = conn.execute(select(sightings.c.id).where(sightings.c.job_id == job_id)).first()
+    if exists is None:
+        conn.execute(
+            sightings.insert().values(
+                media_id=media_id,
+                station_id=source.station_id,
+                source_path=str(source.path),
+                job_id=job_id,
+                seen_at=now,
+            )
+        )
+
+
+def sighting_count(conn: Connection, media_id: int) -> int:
+    query = select(func.count()).select_from(sightings).where(sightings.c.media_id == media_id)
+    return int(conn.execute(query).scalar_one())
+
+
+def add_quarantine(
+    conn: Connection,
+    *,
+    source: SourceFile,
+    code: str,
+    reason: str,
+    now: datetime,
+    job_id: int,
+    sha256: str | None = None,
+    media_id: int | None = None,
+) -> int:
+    result = conn.execute(
+        quarantine.insert().values(
+            station_id=source.station_id,
+            source_path=str(source.path),
+            code=code,
+            reason=reason,
+            sha256=sha256,
+            media_id=media_id,
+            job_id=job_id,
+            created_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def quarantine_entries(
+    conn: Connection, *, include_resolved: bool = False
+) -> list[QuarantineEntry]:
+    query = select(quarantine).order_by(quarantine.c.id)
+    if not include_resolved:
+        query = query.where(quarantine.c.resolved_at.is_(None))
+    return [
+        QuarantineEntry(
+            id=r.id,
+            station_id=r.station_id,
+            source_path=r.source_path,
+            code=r.code,
+            reason=r.reason,
+            created_at=r.created_at,
+            sha256=r.sha256,
+            media_id=r.media_id,
+        )
+        for r in conn.execute(query)
+    ]

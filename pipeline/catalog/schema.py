@@ -1,0 +1,171 @@
+"""Tables of the catalog. Alembic migrations in ``migrations/`` create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC without a zone (portable), returns timezone-aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime given to the catalog: {value!r}")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+stations = Table(
+    "stations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("root", Text, nullable=False),
+    Column("location", String(200), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("original_name", Text, nullable=False),
+    Column("station_id", String(64), ForeignKey("stations.id"), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    Column("container", String(64)),
+    Column("duration_s", Float),
+    Column("video_codec", String(64)),
+    Column("audio_codec", String(64)),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("frame_rate", Float),
+    Column("encoded_at", UTCDateTime),
+    Column("recorded_at", UTCDateTime),
+    Column("make", String(200)),
+    Column("model", String(200)),
+    Column("serial", String(200)),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("extra", JSON, nullable=False, default=dict),
+    Column("proxy_key", Text),
+    Column("thumbnail_key", Text),
+    Column("quarantine_reason", Text),
+    Index("ix_media_recorded_at", "recorded_at"),
+    Index("ix_media_status", "status"),
+)
+
+# Every time a dock offered bytes we already had (or had for the first time).
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("media_id", Integer, ForeignKey("media.id"), nullable=False, index=True),
+    Column("station_id", String(64), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("job_id", Integer, ForeignKey("ingest_jobs.id"), nullable=False, unique=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+# Durable ingest jobs: one per (file, size, mtime) seen on a dock. A crash leaves the job at
+# its last recorded step; the next run reclaims it once its owner is gone.
+ingest_jobs = Table(
+    "ingest_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("station_id", String(64), ForeignKey("stations.id"), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("sha256", String(64)),
+    Column("media_id", Integer, ForeignKey("media.id")),
+    Column("outcome", String(16)),
+    Column("owner", String(200)),
+    Column("lease_until", UTCDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("station_id", "source_path", "size", "mtime_ns", name="uq_ingest_jobs_file"),
+    Index("ix_ingest_jobs_state", "state"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("station_id", String(64), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("sha256", String(64)),
+    Column("media_id", Integer, ForeignKey("media.id")),
+    Column("job_id", Integer, ForeignKey("ingest_jobs.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+)
+
+# Append-only, hash-chained custody log. The head row serialises writers on every database:
+# a writer locks it (SELECT ... FOR UPDATE / SQLite's write lock), so the chain never forks.
+custody_events = Table(
+    "custody_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("media_id", Integer, index=True),
+    Column("station_id", String(64)),
+    Column("subject", Text, nullable=False, default=""),
+    Column("details", JSON, nullable=False, default=dict),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+custody_head = Table(
+    "custody_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

@@ -1,0 +1,128 @@
+"""One exception tree for the whole project.
+
+Every error names the file, device, station or case it concerns. Errors of ffmpeg, MediaInfo,
+SQLAlchemy and the filesystem are translated into these at the adapter's edge, so callers (the
+CLI, the flows) catch ``EvidenceError`` and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EvidenceError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    #: Stable machine-readable code, used in quarantine entries and ``--json`` output.
+    code = "error"
+
+
+class ConfigError(EvidenceError):
+    """Settings or a config file are invalid."""
+
+    code = "config"
+
+
+class CatalogError(EvidenceError):
+    """The catalog database could not be opened, migrated or written."""
+
+    code = "catalog"
+
+
+class NotFound(EvidenceError):
+    """A media item, station, job or quarantine entry does not exist."""
+
+    code = "not-found"
+
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(f"{what} not found: {key}")
+        self.what = what
+        self.key = key
+
+
+class StationError(EvidenceError):
+    """A station is unknown, duplicated, or its dump folder is unusable."""
+
+    code = "station"
+
+    def __init__(self, station_id: str, message: str) -> None:
+        super().__init__(f"station {station_id}: {message}")
+        self.station_id = station_id
+
+
+class StorageError(EvidenceError):
+    """The archive store could not write, read or find an object."""
+
+    code = "storage"
+
+
+class SourceError(EvidenceError):
+    """A source file on a dock could not be read, or vanished while being ingested."""
+
+    code = "source-unreadable"
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class SourceChanged(SourceError):
+    """A source changed size or mtime while it was read: the dock is still writing it."""
+
+    code = "source-changed"
+
+
+class IntegrityError(EvidenceError):
+    """Bytes are not what they should be."""
+
+    code = "integrity"
+
+
+class ChecksumMismatch(IntegrityError):
+    """A stored copy re-read from the store does not hash to the source's digest."""
+
+    code = "checksum-mismatch"
+
+    def __init__(self, path: Path | str, algorithm: str, expected: str, found: str) -> None:
+        super().__init__(
+            f"{path}: {algorithm} mismatch: expected {expected}, stored copy has {found}"
+        )
+        self.path = path
+        self.algorithm = algorithm
+        self.expected = expected
+        self.found = found
+
+
+class MediaError(EvidenceError):
+    """A media file cannot be understood or converted."""
+
+    code = "media"
+
+    def __init__(self, path: Path | str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.reason = message
+
+
+class UnreadableMedia(MediaError):
+    """MediaInfo finds no audio, video, image or known document in the file."""
+
+    code = "unreadable-media"
+
+
+class TranscodeError(MediaError):
+    """ffmpeg failed, timed out, or produced no output for a proxy or thumbnail."""
+
+    code = "transcode-failed"
+
+
+class FfmpegNotFound(EvidenceError):
+    """No ffmpeg binary: neither the configured path nor the imageio-ffmpeg one."""
+
+    code = "ffmpeg-missing"
+
+
+class PrefectUnavailable(EvidenceError):
+    """The Prefect server could not be reached or started."""
+
+    code = "prefect-unavailable"

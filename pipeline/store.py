@@ -1,0 +1,153 @@
+"""The archive store: where originals and their derived files live.
+
+One interface, several back ends (local filesystem now; S3 with Object Lock later). Originals
+are content-addressed by SHA-256 and immutable; proxies and thumbnails are derived objects kept
+apart, under the original's digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from pipeline.errors import ChecksumMismatch, StorageError
+from pipeline.hashing import ALGORITHM, copy_and_hash, hash_file
+from pipeline.models import Digest
+from pipeline.settings import Settings
+
+
+class ArchiveStore(Protocol):
+    """What the pipeline needs of a store."""
+
+    def put_original(self, source: Path) -> Digest:
+        """Copy and hash ``source`` in one pass, make it durable, re-read it, and only then
+        publish it under its digest. Idempotent: bytes already stored are verified, not
+        written again. Raises ChecksumMismatch (nothing published) or StorageError."""
+        ...
+
+    def verify_original(self, sha256: str) -> Digest:
+        """Re-read a stored original; raise ChecksumMismatch unless it hashes to ``sha256``."""
+        ...
+
+    def has_original(self, sha256: str) -> bool: ...
+
+    @contextlib.contextmanager
+    def original_file(self, sha256: str) -> Iterator[Path]:
+        """A local path to read the original from (probe, ffmpeg), for the block's duration."""
+        ...
+
+    def put_derived(self, sha256: str, name: str, source: Path) -> str:
+        """Store a derived file (proxy, thumbnail) of an original; returns its key."""
+        ...
+
+    def derived_path(self, key: str) -> Path:
+        """A local path of a derived object, for playing or exporting it."""
+        ...
+
+
+class LocalStore:
+    """Archive on a local filesystem.
+
+    Layout under ``root``: ``originals/ab/cd/<sha256>`` (read-only files), ``derived/<sha256>/``
+    (proxy, thumbnail), ``tmp/`` (writes in progress; never read as archived).
+    """
+
+    def __init__(self, root: Path, block_size: int = 4 << 20) -> None:
+        self.root = root
+        self.block_size = block_size
+        self.tmp = root / "tmp"
+        for folder in (root / "originals", root / "derived", self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def original_path(self, sha256: str) -> Path:
+        return self.root / "originals" / sha256[:2] / sha256[2:4] / sha256
+
+    def put_original(self, source: Path) -> Digest:
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            digest = self._write(source, tmp)
+            final = self.original_path(digest.sha256)
+            if final.exists():
+                # Same bytes archived before: keep the stored copy, prove it is still intact.
+                tmp.unlink()
+                return self.verify_original(digest.sha256)
+            self._verify(tmp, digest, subject=source)
+            self._publish(tmp, final)
+            return digest
+        except OSError as exc:
+            raise StorageError(f"cannot store {source} in {self.root}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _write(self, source: Path, tmp: Path) -> Digest:
+        with tmp.open("xb", buffering=0) as out:
+            digest = copy_and_hash(source, out, self.block_size)
+            out.flush()
+            os.fsync(out.fileno())
+        return digest
+
+    def _verify(self, path: Path, expected: Digest, *, subject: Path | str) -> Digest:
+        found = hash_file(path, self.block_size, from_disk=True)
+        if found.sha256 != expected.sha256:
+            raise ChecksumMismatch(subject, ALGORITHM, expected.sha256, found.sha256)
+        return found
+
+    def _publish(self, tmp: Path, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+
+    def verify_original(self, sha256: str) -> Digest:
+        path = self.original_path(sha256)
+        if not path.exists():
+            raise StorageError(f"original {sha256} is missing from {self.root}")
+        return self._verify(path, Digest(sha256, -1), subject=path)
+
+    def has_original(self, sha256: str) -> bool:
+        return self.original_path(sha256).exists()
+
+    @contextlib.contextmanager
+    def original_file(self, sha256: str) -> Iterator[Path]:
+        path = self.original_path(sha256)
+        if not path.exists():
+            raise StorageError(f"original {sha256} is missing from {self.root}")
+        yield path
+
+    def put_derived(self, sha256: str, name: str, source: Path) -> str:
+        key = f"derived/{sha256}/{name}"
+        target = self.root / key
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{name}.{uuid.uuid4().hex}.part")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StorageError(f"cannot store {key} in {self.root}: {exc}") from exc
+        return key
+
+    def derived_path(self, key: str) -> Path:
+        path = self.root / key
+        if not path.exists():
+            raise StorageError(f"derived object {key} is missing from {self.root}")
+        return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable: the directory entry must reach the disk too."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_store(settings: Settings) -> ArchiveStore:
+    """The store the settings name (the local archive folder for now)."""
+    return LocalStore(settings.archive_dir, settings.ingest.block_size)

@@ -1,0 +1,244 @@
+"""Derived files made with ffmpeg: browser proxies, thumbnails, and a decode check.
+
+Command lines are built with ffmpeg-python (``get_args()``) and run by :func:`run_ffmpeg`, the
+one place that starts ffmpeg: it enforces the timeout, reports progress and turns every failure
+into a TranscodeError naming the file. Derived files are written under a temporary name beside
+their target and renamed on success, so a half-written proxy never appears under its real name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC
+from pathlib import Path
+
+import ffmpeg
+import imageio_ffmpeg
+
+from pipeline.errors import FfmpegNotFound, TranscodeError
+from pipeline.models import MediaKind, ProbeResult
+from pipeline.settings import TranscodeSettings
+
+# Every run: never read the terminal, overwrite the (temporary) output, machine-readable
+# progress on stdout, and only real errors on stderr, so its tail is a usable reason.
+_GLOBAL_FLAGS = ("-nostdin", "-y", "-progress", "pipe:1", "-loglevel", "error")
+_STDERR_TAIL_LINES = 12
+_REASON_CHARS = 1000  # a quarantine reason is read by a person, not parsed
+# ffmpeg prefixes messages with "[h264 @ 0x55d0c3a4b2c0]": the address means nothing to a reader.
+_ADDRESS = re.compile(r" @ 0x[0-9a-f]+")
+
+_PROXY_SUFFIX = {MediaKind.VIDEO: ".mp4", MediaKind.AUDIO: ".m4a"}
+_THUMBNAIL_SEEK = 0.1  # fraction of a video's duration: past a black first frame or a slate
+
+
+def find_ffmpeg(configured: str) -> str:
+    """The ffmpeg binary: ``configured`` (a path or a name on PATH) if set, else the static
+    build shipped by imageio-ffmpeg."""
+    if configured:
+        found = shutil.which(configured)
+        if found is None:
+            raise FfmpegNotFound(f"configured ffmpeg not found or not executable: {configured}")
+        return found
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:
+        raise FfmpegNotFound(f"no ffmpeg configured and imageio-ffmpeg has none: {exc}") from exc
+
+
+def proxy_suffix(kind: MediaKind) -> str | None:
+    """The file suffix of a kind's browser proxy, or None if it gets no proxy."""
+    return _PROXY_SUFFIX.get(kind)
+
+
+def wants_thumbnail(kind: MediaKind) -> bool:
+    return kind in (MediaKind.VIDEO, MediaKind.PHOTO)
+
+
+def metadata_options(tags: Mapping[str, str]) -> dict[str, str]:
+    """Output options setting global tags. ffmpeg-python 0.2.0 takes options as keyword
+    arguments and so cannot repeat ``-metadata``; distinct specifiers (``-metadata:g:0``,
+    ``-metadata:g:1``) all mean the global tags to ffmpeg."""
+    return {f"metadata:g:{i}": f"{key}={value}" for i, (key, value) in enumerate(tags.items())}
+
+
+def make_proxy(
+    src: Path,
+    dst: Path,
+    probe: ProbeResult,
+    settings: TranscodeSettings,
+    on_progress: Callable[[float], None] | None = None,
+) -> None:
+    """A browser-playable proxy: H.264 + AAC in MP4 for video, AAC in MP4 (``.m4a``) for audio.
+
+    Video is scaled down to at most ``settings.max_height`` lines (never up), keeping the aspect
+    ratio with even dimensions as yuv420p requires. The moov box goes first (``+faststart``) so
+    a browser can start playing before the whole file has arrived. The original's recording
+    time is written as the proxy's creation_time: a transcode would otherwise stamp it anew.
+    """
+    if proxy_suffix(probe.kind) is None:
+        raise ValueError(f"{probe.kind} media gets no proxy")
+    source = ffmpeg.input(str(src))
+    audio_options = {"acodec": "aac", "audio_bitrate": settings.audio_bitrate}
+    options: dict[str, str | int] = {"format": "mp4", "movflags": "+faststart", **audio_options}
+    stamp = probe.recorded_at or probe.encoded_at
+    if stamp is not None:
+        when = stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        options.update(metadata_options({"creation_time": when}))
+    has_audio = probe.kind is MediaKind.AUDIO or probe.audio_codec is not None
+    streams = [source["a:0"]] if has_audio else []
+    if probe.kind is MediaKind.VIDEO:
+        height = f"trunc(min(ih,{settings.max_height})/2)*2"
+        streams.insert(0, source["v:0"].filter("scale", w=-2, h=height))
+        options.update(
+            vcodec="libx264", pix_fmt="yuv420p", crf=settings.crf, preset=settings.preset
+        )
+    exe = find_ffmpeg(settings.ffmpeg)
+    with _replacing(dst) as tmp:
+        args = ffmpeg.output(*streams, str(tmp), **options).get_args()
+        run_ffmpeg(
+            [exe, *args],
+            timeout_s=settings.timeout_s,
+            on_progress=on_progress,
+            duration_s=probe.duration_s,
+            subject=src,
+        )
+
+
+def make_thumbnail(src: Path, dst: Path, probe: ProbeResult, settings: TranscodeSettings) -> None:
+    """A JPEG ``settings.thumbnail_width`` wide: a video's frame ~10% in, or the photo itself."""
+    if not wants_thumbnail(probe.kind):
+        raise ValueError(f"{probe.kind} media gets no thumbnail")
+    seek = None
+    if probe.kind is MediaKind.VIDEO and probe.duration_s:
+        seek = probe.duration_s * _THUMBNAIL_SEEK
+    source = ffmpeg.input(str(src), ss=f"{seek:.3f}") if seek else ffmpeg.input(str(src))
+    picture = source["v:0"].filter("scale", w=settings.thumbnail_width, h=-2)
+    # One picture to a plain file name, not a numbered image sequence: hence -update 1.
+    options = {"format": "image2", "vcodec": "mjpeg", "frames:v": 1, "q:v": 3, "update": 1}
+    exe = find_ffmpeg(settings.ffmpeg)
+    with _replacing(dst) as tmp:
+        args = picture.output(str(tmp), **options).get_args()
+        run_ffmpeg([exe, *args], timeout_s=settings.timeout_s, subject=src)
+
+
+def check_decodes(path: Path, settings: TranscodeSettings) -> None:
+    """Decode the whole file to the null muxer; raise TranscodeError at the first error.
+
+    ``-xerror`` makes ffmpeg stop with a failure status on a corrupt packet or frame, which it
+    otherwise logs and conceals. It is a global option, so it goes right after the binary
+    (ffmpeg-python would append its global_args after the output, where ffmpeg ignores them).
+    """
+    exe = find_ffmpeg(settings.ffmpeg)
+    args = ffmpeg.input(str(path)).output("-", format="null").get_args()
+    run_ffmpeg([exe, "-xerror", *args], timeout_s=settings.timeout_s, subject=path)
+
+
+def run_ffmpeg(
+    args: list[str],
+    *,
+    timeout_s: float,
+    on_progress: Callable[[float], None] | None = None,
+    duration_s: float | None = None,
+    subject: Path,
+) -> None:
+    """Run one ffmpeg command and raise TranscodeError(subject, reason) unless it succeeds.
+
+    ``args[0]`` is the binary (from :func:`find_ffmpeg`), the rest are its arguments as
+    ``get_args()`` builds them; as always with ffmpeg the last one is the output. The run fails
+    when ffmpeg exits non-zero, outlives ``timeout_s`` (it is killed), or leaves its output
+    file empty. ``on_progress`` gets increasing fractions of ``duration_s`` done, and 1.0 once
+    the run has succeeded.
+    """
+    command = [args[0], *_GLOBAL_FLAGS, *args[1:]]
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+    except OSError as exc:
+        raise FfmpegNotFound(f"cannot start ffmpeg {args[0]}: {exc.strerror}") from exc
+    assert process.stdout is not None and process.stderr is not None
+    stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+    drain = threading.Thread(target=stderr_tail.extend, args=(process.stderr,), daemon=True)
+    timed_out = threading.Event()
+
+    def kill_on_timeout() -> None:
+        timed_out.set()
+        process.kill()
+
+    timer = threading.Timer(timeout_s, kill_on_timeout)
+    drain.start()
+    timer.start()
+    try:
+        reported = _follow_progress(process.stdout, on_progress, duration_s)
+        returncode = process.wait()
+    finally:
+        timer.cancel()
+        if process.poll() is None:  # on_progress raised: do not leave ffmpeg running
+            process.kill()
+            process.wait()
+        drain.join()
+        process.stdout.close()
+        process.stderr.close()
+
+    tail = _ADDRESS.sub("", "; ".join(line.strip() for line in stderr_tail if line.strip()))
+    if len(tail) > _REASON_CHARS:
+        tail = "…" + tail[-_REASON_CHARS:]
+    if returncode != 0:
+        if timed_out.is_set():
+            reason = f"ffmpeg did not finish within {timeout_s:g} s and was stopped"
+        else:
+            reason = f"ffmpeg failed (exit status {returncode})"
+        raise TranscodeError(subject, f"{reason}: {tail}" if tail else reason)
+    output = Path(args[-1])
+    if output.is_file() and output.stat().st_size == 0:
+        detail = f": {tail}" if tail else ""
+        raise TranscodeError(subject, f"ffmpeg wrote an empty output{detail}")
+    if on_progress is not None and reported < 1.0:
+        on_progress(1.0)
+
+
+def _follow_progress(
+    lines: Iterable[str], on_progress: Callable[[float], None] | None, duration_s: float | None
+) -> float:
+    """Read ``-progress`` key=value lines to the end; report each new fraction done.
+    Returns the last fraction reported."""
+    reported = 0.0
+    for line in lines:  # read even with no callback, or ffmpeg blocks on a full pipe
+        key, _, value = line.strip().partition("=")
+        if on_progress is None or not duration_s or key != "out_time_us" or not value.isdigit():
+            continue  # "N/A" or negative before the first frame
+        fraction = min(int(value) / 1e6 / duration_s, 1.0)
+        if fraction > reported:
+            reported = fraction
+            on_progress(fraction)
+    return reported
+
+
+@contextmanager
+def _replacing(dst: Path) -> Iterator[Path]:
+    """A fresh temporary path beside ``dst`` that becomes ``dst`` if the block succeeds and is
+    removed if it fails. A unique name lets two workers derive the same file safely."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.replace(dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

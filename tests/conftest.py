@@ -1,0 +1,170 @@
+"""Shared fixtures: real temporary folders, real SQLite/PostgreSQL catalogs, real media made
+by ffmpeg, and a Prefect test server for the flow tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Prefect reads its settings when first imported: isolate it before any test imports it.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="evidence-tests-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("PREFECT_API_URL", None)
+for _var in [v for v in os.environ if v.startswith("EVIDENCE_")]:
+    del os.environ[_var]
+
+import pytest  # noqa: E402
+import sqlalchemy  # noqa: E402
+
+from devices.stations import add_station  # noqa: E402
+from interfaces import synth  # noqa: E402
+from pipeline.catalog import Catalog, open_catalog  # noqa: E402
+from pipeline.catalog.jobs import new_owner  # noqa: E402
+from pipeline.ingest import IngestContext  # noqa: E402
+from pipeline.models import Station  # noqa: E402
+from pipeline.settings import Settings, load_settings  # noqa: E402
+from pipeline.store import LocalStore  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get(
+    "EVIDENCE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+RECORDED = datetime(2026, 5, 5, 8, 30, 0, tzinfo=UTC)
+
+
+def make_settings(home: Path, **overrides: object) -> Settings:
+    """Test settings: no stability wait (files are complete when written), small blocks."""
+    values: dict[str, object] = {
+        "home": home,
+        "watch": {"stable_s": 0.0, "sweep_interval_s": 3600, "batch_window_s": 0.1},
+        "transcode": {"max_height": 144, "timeout_s": 60},
+        "ingest": {"workers": 2, "block_size": 256 << 10},
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    home = tmp_path / "home"
+    monkeypatch.setenv("EVIDENCE_HOME", str(home))
+    return make_settings(home)
+
+
+@pytest.fixture
+def catalog(settings: Settings) -> Iterator[Catalog]:
+    cat = open_catalog(settings.catalog_url)
+    yield cat
+    cat.dispose()
+
+
+@pytest.fixture
+def dock(tmp_path: Path) -> Path:
+    root = tmp_path / "dock"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def station(catalog: Catalog, dock: Path) -> Station:
+    return add_station(catalog, "DOCK-01", dock, "tester", name="采集站 1")
+
+
+@pytest.fixture
+def ctx(catalog: Catalog, settings: Settings) -> IngestContext:
+    return IngestContext(
+        catalog=catalog,
+        store=LocalStore(settings.archive_dir, settings.ingest.block_size),
+        settings=settings,
+        owner=new_owner(),
+    )
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny real media, made once per session by ffmpeg; copy them, never modify them."""
+    d = tmp_path_factory.mktemp("clips")
+    return {
+        "video": synth.make_video(
+            d / "video.mp4", seconds=1.0, creation_time=RECORDED, make="ZFJLY", model="DSJ-A9"
+        ),
+        "video2": synth.make_video(d / "video2.mp4", seconds=1.0, width=160, height=120),
+        "audio": synth.make_audio(d / "audio.m4a", seconds=1.0, creation_time=RECORDED),
+        "photo": synth.make_photo(d / "photo.jpg"),
+        "pdf": synth.make_pdf(d / "record.pdf", "on-site record"),
+        "truncated": synth.make_truncated_mp4(d / "truncated.mp4"),
+        "header_only": synth.make_header_only_mp4(d / "header.mp4"),
+        "empty": synth.make_empty(d / "empty.mp4"),
+    }
+
+
+def put(clip: Path, dock: Path, relative: str) -> Path:
+    """Drop a copy of a clip on a dock, as a docking station would."""
+    target = dock / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(clip, target)
+    return target
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+
+
+def _pg_required() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get("EVIDENCE_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The admin URL of a reachable PostgreSQL; on CI its absence is a failure, not a skip."""
+    engine = sqlalchemy.create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.OperationalError as exc:
+        if _pg_required():
+            pytest.fail(f"PostgreSQL is required here but unreachable at {PG_ADMIN_URL}: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}")
+    finally:
+        engine.dispose()
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"evidence_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield pg_server.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+# ---------------------------------------------------------------------------------- Prefect
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """One Prefect test server for the session (it takes ~15 s to start); its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = PREFECT_API_URL.value()
+        assert url, "prefect_test_harness gave no API URL"
+        yield str(url)

@@ -1,0 +1,119 @@
+"""The catalog on SQLite and PostgreSQL: migrations, durable jobs, the custody chain."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text, update
+
+from pipeline import custody
+from pipeline.catalog import jobs as jobs_db
+from pipeline.catalog import open_catalog
+from pipeline.catalog.schema import custody_events, ingest_jobs, stations
+from pipeline.models import EventKind, JobState, SourceFile
+
+NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+
+
+def _station(conn, station_id: str = "S1") -> None:  # type: ignore[no-untyped-def]
+    conn.execute(
+        stations.insert().values(id=station_id, name="", root="/dock", location="", created_at=NOW)
+    )
+
+
+def test_migrations_create_the_schema_and_are_idempotent(any_catalog_url: str) -> None:
+    cat = open_catalog(any_catalog_url)
+    tables = set(inspect(cat.engine).get_table_names())
+    assert {"media", "ingest_jobs", "custody_events", "quarantine", "sightings"} <= tables
+    cat.dispose()
+    again = open_catalog(any_catalog_url)  # second open: nothing to do, nothing breaks
+    with again.begin() as conn:
+        assert conn.execute(text("select seq, hash from custody_head")).one() == (0, "0" * 64)
+    again.dispose()
+
+
+def test_datetimes_round_trip_as_utc(any_catalog_url: str) -> None:
+    cat = open_catalog(any_catalog_url)
+    with cat.begin() as conn:
+        ev = custody.append(conn, EventKind.STATION_ADDED, "t", now=NOW.astimezone())
+    with cat.begin() as conn:
+        (stored,) = custody.events(conn)
+    assert stored.at == NOW and stored.at.tzinfo is UTC and stored.hash == ev.hash
+    cat.dispose()
+
+
+def test_custody_chain_links_and_detects_an_edited_row(any_catalog_url: str) -> None:
+    cat = open_catalog(any_catalog_url)
+    with cat.begin() as conn:
+        for i in range(5):
+            custody.append(conn, EventKind.VERIFIED, "t", subject=f"f{i}", details={"n": i})
+    with cat.begin() as conn:
+        assert custody.broken_links(conn) == []
+        conn.execute(
+            update(custody_events).where(custody_events.c.seq == 3).values(details={"n": 99})
+        )
+        problems = custody.broken_links(conn)
+    assert problems == ["seq 3: content does not match its hash"]
+    cat.dispose()
+
+
+def test_parallel_writers_never_fork_the_chain(any_catalog_url: str) -> None:
+    cat = open_catalog(any_catalog_url)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(15):
+                with cat.begin() as conn:
+                    custody.append(conn, EventKind.VERIFIED, f"w{n}", details={"i": i})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with cat.begin() as conn:
+        seqs = [e.seq for e in custody.events(conn)]
+        assert seqs == list(range(1, 61))
+        assert custody.broken_links(conn) == []
+    cat.dispose()
+
+
+def test_job_claims_exclude_a_live_owner_and_pass_on_from_a_dead_one(any_catalog_url: str) -> None:
+    cat = open_catalog(any_catalog_url)
+    src = SourceFile("S1", Path("/dock/a.mp4"), 10, 123)
+    with cat.begin() as conn:
+        _station(conn)
+        job = jobs_db.find_or_create(conn, src, NOW)
+        assert jobs_db.find_or_create(conn, src, NOW).id == job.id, "one job per file version"
+        mine = jobs_db.new_owner()
+        assert jobs_db.claim(conn, job.id, mine, NOW) is not None
+        assert jobs_db.claim(conn, job.id, jobs_db.new_owner(), NOW) is None, "held by a live owner"
+        # An owner whose process is gone (pid 2**22 + 1 is above Linux's pid_max) loses it.
+        dead = mine.rsplit(":", 2)[0] + f":{2**22 + 1}:dead"
+        conn.execute(update(ingest_jobs).where(ingest_jobs.c.id == job.id).values(owner=dead))
+        taken = jobs_db.claim(conn, job.id, mine, NOW)
+        assert taken is not None and taken.attempts == 2
+        # A live owner whose lease ran out loses it too.
+        assert (
+            jobs_db.claim(conn, job.id, jobs_db.new_owner(), NOW + timedelta(hours=1)) is not None
+        )
+        jobs_db.advance(conn, job.id, JobState.DONE, NOW)
+        assert jobs_db.claim(conn, job.id, mine, NOW) is None, "a finished job is never claimed"
+    cat.dispose()
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////proc/no-such-dir/catalog.db", "postgresql+psycopg://nobody@127.0.0.1:1/x"]
+)
+def test_unreachable_catalog_is_a_catalog_error(url: str) -> None:
+    from pipeline.errors import CatalogError
+
+    with pytest.raises(CatalogError):
+        open_catalog(url)
