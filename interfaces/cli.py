@@ -51,10 +51,12 @@ def _global(
 ) -> None:
     if home is not None:
         os.environ["EVIDENCE_HOME"] = str(home)
+    # Each file's outcome is printed as a line of its own; logs repeat it only when asked.
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
 
 
 def _settings() -> Settings:

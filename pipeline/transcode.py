@@ -31,9 +31,9 @@ from pipeline.settings import TranscodeSettings
 # progress on stdout, and only real errors on stderr, so its tail is a usable reason.
 _GLOBAL_FLAGS = ("-nostdin", "-y", "-progress", "pipe:1", "-loglevel", "error")
 _STDERR_TAIL_LINES = 12
-_REASON_CHARS = 1000  # a quarantine reason is read by a person, not parsed
-# ffmpeg prefixes messages with "[h264 @ 0x55d0c3a4b2c0]": the address means nothing to a reader.
-_ADDRESS = re.compile(r" @ 0x[0-9a-f]+")
+_REASON_CHARS = 300  # a quarantine reason is read by a person, not parsed
+# ffmpeg prefixes messages with "[h264 @ 0x55d0c3a4b2c0]" or "[in#0]": noise to a reader.
+_ADDRESS = re.compile(r"^\[[^\]]*\]\s*|\s@ 0x[0-9a-f]+")
 
 _PROXY_SUFFIX = {MediaKind.VIDEO: ".mp4", MediaKind.AUDIO: ".m4a"}
 _THUMBNAIL_SEEK = 0.1  # fraction of a video's duration: past a black first frame or a slate
@@ -194,9 +194,7 @@ def run_ffmpeg(
         process.stdout.close()
         process.stderr.close()
 
-    tail = _ADDRESS.sub("", "; ".join(line.strip() for line in stderr_tail if line.strip()))
-    if len(tail) > _REASON_CHARS:
-        tail = "…" + tail[-_REASON_CHARS:]
+    tail = _summarize(stderr_tail, command)
     if returncode != 0:
         if timed_out.is_set():
             reason = f"ffmpeg did not finish within {timeout_s:g} s and was stopped"
@@ -209,6 +207,19 @@ def run_ffmpeg(
         raise TranscodeError(subject, f"ffmpeg wrote an empty output{detail}")
     if on_progress is not None and reported < 1.0:
         on_progress(1.0)
+
+
+def _summarize(stderr_lines: Iterable[str], command: list[str]) -> str:
+    """The gist of ffmpeg's complaint for a quarantine reason a person reads: its first
+    distinct lines, without the archive's file paths (they say nothing about the media)."""
+    paths = [a for a in command if "/" in a]
+    kept: list[str] = []
+    for raw in stderr_lines:
+        line = _ADDRESS.sub("", raw).strip().rstrip(".")
+        if line and line not in kept and not any(p in line for p in paths):
+            kept.append(line)
+    text = "; ".join(kept[:2])
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
 
 
 def _follow_progress(

@@ -16,7 +16,10 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="evidence-tests-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
-for _var in [v for v in os.environ if v.startswith("EVIDENCE_")]:
+# The user's own settings must not leak into the tests (EVIDENCE_TEST_* steer the tests).
+for _var in [
+    v for v in os.environ if v.startswith("EVIDENCE_") and not v.startswith("EVIDENCE_TEST_")
+]:
     del os.environ[_var]
 
 import pytest  # noqa: E402
@@ -116,7 +119,7 @@ def put(clip: Path, dock: Path, relative: str) -> Path:
 
 
 def _pg_required() -> bool:
-    return os.environ.get("CI") == "true" or os.environ.get("EVIDENCE_REQUIRE_POSTGRES") == "1"
+    return os.environ.get("CI") == "true" or os.environ.get("EVIDENCE_TEST_REQUIRE_POSTGRES") == "1"
 
 
 @pytest.fixture(scope="session")
