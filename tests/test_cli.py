@@ -89,7 +89,7 @@ def test_ingest_then_list_show_and_quarantine(
     shown = json.loads(cli("media", "show", archived["sha256"][:10], "--json").stdout)
     assert shown["item"]["original_name"] == video.name
     assert Path(shown["paths"]["proxy"]).is_file()
-    assert [e["kind"] for e in shown["custody"]][0] == "ingested"
+    assert shown["custody"][0]["kind"] == "ingested"
     entries = json.loads(cli("quarantine", "list", "--json").stdout)
     assert [Path(e["source_path"]).name for e in entries] == ["cut.mp4"] and entries[0]["reason"]
 
