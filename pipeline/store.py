@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import stat
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,9 @@ from pipeline.errors import ChecksumMismatch, StorageError
 from pipeline.hashing import ALGORITHM, copy_and_hash, hash_file
 from pipeline.models import Digest
 from pipeline.settings import Settings
+
+#: A temporary older than this cannot belong to a copy still running (6 h ≈ 5 TB at 250 MB/s).
+STALE_TEMPORARY_S = 6 * 3600
 
 
 class ArchiveStore(Protocol):
@@ -64,6 +68,16 @@ class LocalStore:
         self.tmp = root / "tmp"
         for folder in (root / "originals", root / "derived", self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """A process killed mid-copy leaves its ``tmp/*.part``; it was never published, so it
+        is garbage. Only old ones go: a younger one may be another sweep's copy in progress."""
+        cutoff = time.time() - STALE_TEMPORARY_S
+        for part in self.tmp.glob("*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
 
     def original_path(self, sha256: str) -> Path:
         return self.root / "originals" / sha256[:2] / sha256[2:4] / sha256

@@ -111,3 +111,19 @@ def test_derived_objects_are_kept_apart_from_originals(tmp_path: Path) -> None:
     assert key == f"derived/{'ab' * 32}/proxy.mp4"
     assert store.derived_path(key).read_bytes() == b"proxy"
     assert not (tmp_path / "archive/originals" / "ab").exists()
+
+
+def test_stale_temporaries_of_a_killed_copy_are_removed_young_ones_kept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from pipeline.store import STALE_TEMPORARY_S
+
+    store = LocalStore(tmp_path / "archive")
+    stale, young = store.tmp / "a.part", store.tmp / "b.part"
+    stale.write_bytes(b"half")
+    young.write_bytes(b"half")
+    old = time.time() - STALE_TEMPORARY_S - 60
+    os.utime(stale, (old, old))
+    LocalStore(tmp_path / "archive")
+    assert not stale.exists() and young.exists()
