@@ -14,11 +14,12 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from interfaces import output
-from pipeline.catalog import Catalog, open_catalog
+from interfaces import common, output
+from interfaces.commands import COMMAND_MODULES
+from interfaces.common import ActorOpt, JsonOpt
 from pipeline.errors import EvidenceError
 from pipeline.models import FileReport, MediaStatus, SweepReport
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
 
 app = typer.Typer(
     help="Evidence ingestion and archiving for enforcement recording devices (执法全过程记录).",
@@ -36,7 +37,9 @@ app.add_typer(media_app, name="media")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(server_app, name="server")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+# Command groups of later capabilities live in their own modules and register here.
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 @app.callback()
@@ -59,12 +62,8 @@ def _global(
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
 
 
-def _settings() -> Settings:
-    return load_settings()
-
-
-def _catalog(settings: Settings) -> Catalog:
-    return open_catalog(settings.catalog_url)
+_settings = common.settings
+_catalog = common.catalog
 
 
 # ---------------------------------------------------------------------------------- init
@@ -97,7 +96,7 @@ def stations_add(
     root: Annotated[Path, typer.Option("--root", help="The station's dump folder.")],
     name: Annotated[str, typer.Option(help="A readable name.")] = "",
     location: Annotated[str, typer.Option(help="Where the station stands.")] = "",
-    actor: Annotated[str | None, typer.Option("--as", help="Who registers it.")] = None,
+    actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Register a docking station and its dump folder.

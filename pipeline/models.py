@@ -70,13 +70,25 @@ class EventKind(enum.StrEnum):
     """The closed set of custody events. Every side effect on evidence emits one."""
 
     INGESTED = "ingested"
-    VERIFIED = "verified"
+    VERIFIED = "verified"  # a stored copy re-read and its hash matched
     SIGHTED = "sighted"  # the same bytes seen again on a dock
     PROXY_MADE = "proxy_made"
     THUMBNAIL_MADE = "thumbnail_made"
     QUARANTINED = "quarantined"
+    QUARANTINE_RELEASED = "quarantine_released"  # a person let a quarantined file through
     RELEASED = "released"  # the source left the dock
     STATION_ADDED = "station_added"
+    REGISTRY_CHANGED = "registry_changed"  # device, officer or assignment added or changed
+    ALERT = "alert"  # something a person must look at (unknown device, clock drift, …)
+    LINKED = "linked"
+    UNLINKED = "unlinked"
+    DESCRIBED = "described"  # written description (文字说明) set
+    TAGGED = "tagged"
+    VIEWED = "viewed"  # access supervision (调阅监督): who looked, and why
+    EXPORTED = "exported"
+    SEALED = "sealed"  # a case file archived
+    FIXITY_CHECKED = "fixity_checked"
+    FIXITY_FAILED = "fixity_failed"
 
 
 @dataclass(frozen=True)
