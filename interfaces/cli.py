@@ -37,10 +37,6 @@ app.add_typer(media_app, name="media")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(server_app, name="server")
 
-# Command groups of later capabilities live in their own modules and register here.
-for _module in COMMAND_MODULES:
-    _module.register(app)
-
 
 @app.callback()
 def _global(
@@ -371,6 +367,14 @@ def main() -> None:
     except EvidenceError as exc:
         output.err_console.print(f"[bold red]error[/] ({exc.code}): {exc}")
         sys.exit(2)
+
+
+# Command groups of later capabilities live in their own modules and register here, on the
+# root app or on one of its groups.
+_GROUPS = {"stations": stations_app, "media": media_app, "quarantine": quarantine_app,
+           "server": server_app}  # fmt: skip
+for _module in COMMAND_MODULES:
+    _module.register(app, _GROUPS)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Command groups of the `evidence` CLI, one module per capability.
 
-Each module has ``register(app: typer.Typer) -> None`` that adds its commands or sub-apps.
+Each module has ``register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None`` that
+adds its commands to the root app, or to an existing group (``groups["media"]`` …). List the
+module in COMMAND_MODULES below.
 """
 
 from __future__ import annotations
