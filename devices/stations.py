@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
+from devices.registry import Change
 from pipeline import custody
 from pipeline.catalog import Catalog
 from pipeline.catalog.schema import stations
@@ -25,38 +26,48 @@ def _station(row: Any) -> Station:
 def add_station(
     catalog: Catalog, station_id: str, root: Path, actor: str, *, name: str = "", location: str = ""
 ) -> Station:
-    """Register a station. Its dump folder must exist and must not overlap another's."""
-    if not _ID.match(station_id):
-        raise StationError(station_id, "id must be 1-64 letters, digits, '.', '_' or '-'")
-    root = root.expanduser().resolve()
-    if not root.is_dir():
-        raise StationError(station_id, f"dump folder {root} does not exist or is not a folder")
+    """Register a new station. Its dump folder must exist and must not overlap another's."""
     with catalog.begin() as conn:
         if conn.execute(select(stations.c.id).where(stations.c.id == station_id)).first():
             raise StationError(station_id, "already registered")
-        for other in list_stations_in(conn):
-            if root == other.root or root in other.root.parents or other.root in root.parents:
-                raise StationError(
-                    station_id, f"dump folder {root} overlaps station {other.id} ({other.root})"
-                )
-        conn.execute(
-            stations.insert().values(
-                id=station_id,
-                root=str(root),
-                name=name,
-                location=location,
-                created_at=datetime.now(UTC),
+        save_station(conn, Station(station_id, root, name, location), actor)
+    return Station(station_id, root.expanduser().resolve(), name, location)
+
+
+def save_station(conn: Connection, station: Station, actor: str) -> Change:
+    """Add or update a station (imports); unchanged when identical."""
+    if not _ID.match(station.id):
+        raise StationError(station.id, "id must be 1-64 letters, digits, '.', '_' or '-'")
+    root = station.root.expanduser().resolve()
+    if not root.is_dir():
+        raise StationError(station.id, f"dump folder {root} does not exist or is not a folder")
+    for other in list_stations_in(conn):
+        if other.id != station.id and (
+            root == other.root or root in other.root.parents or other.root in root.parents
+        ):
+            raise StationError(
+                station.id, f"dump folder {root} overlaps station {other.id} ({other.root})"
             )
+    wanted = Station(station.id, root, station.name, station.location)
+    row = conn.execute(select(stations).where(stations.c.id == station.id)).one_or_none()
+    if row is not None and _station(row) == wanted:
+        return Change("station", station.id, "unchanged")
+    values = {"root": str(root), "name": station.name, "location": station.location}
+    if row is None:
+        conn.execute(
+            stations.insert().values(id=station.id, created_at=datetime.now(UTC), **values)
         )
-        custody.append(
-            conn,
-            EventKind.STATION_ADDED,
-            actor,
-            station_id=station_id,
-            subject=str(root),
-            details={"name": name, "location": location},
-        )
-    return Station(station_id, root, name, location)
+    else:
+        conn.execute(update(stations).where(stations.c.id == station.id).values(**values))
+    custody.append(
+        conn,
+        EventKind.STATION_ADDED if row is None else EventKind.REGISTRY_CHANGED,
+        actor,
+        station_id=station.id,
+        subject=str(root),
+        details={"entity": "station", "name": station.name, "location": station.location},
+    )
+    return Change("station", station.id, "added" if row is None else "changed")
 
 
 def list_stations_in(conn: Connection) -> list[Station]:

@@ -67,15 +67,19 @@ _catalog = common.catalog
 
 @app.command()
 def init(json_out: JsonOpt = False) -> None:
-    """Create the data directory and the catalog.
+    """Create the data directory, the catalog, and the instance's signing key.
 
     Example: evidence --home /srv/evidence init
     """
+    from pipeline.keys import create_instance_key
+
     settings = _settings()
     for folder in (settings.home, settings.archive_dir, settings.log_dir, settings.prefect_home):
         folder.mkdir(parents=True, exist_ok=True)
     _catalog(settings).dispose()
-    info = {"home": settings.home, "catalog": settings.catalog_url, "archive": settings.archive_dir}
+    signing = create_instance_key(settings.home)  # signs custody checkpoints; kept if it exists
+    info = {"home": settings.home, "catalog": settings.catalog_url, "archive": settings.archive_dir,
+            "key_id": signing.key_id, "key": signing.path}  # fmt: skip
     if json_out:
         output.print_json(info)
     else:
@@ -365,7 +369,9 @@ def main() -> None:
     try:
         app()
     except EvidenceError as exc:
-        output.err_console.print(f"[bold red]error[/] ({exc.code}): {exc}")
+        # Unwrapped and without markup: the message names files and may hold brackets.
+        output.err_console.print(f"[bold red]error[/] ({exc.code}): ", end="")
+        output.err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from rich.table import Table
 
+from devices import health
 from interfaces import output, synth
+from interfaces.commands.registry import print_health
 from pipeline.catalog import Catalog
 from pipeline.models import MediaStatus, Outcome, SweepReport
 from pipeline.settings import Settings
@@ -76,6 +78,13 @@ def _dumps(docks: Path) -> dict[str, Path]:
     # The first recorder docked again at the second station: the same bytes, seen twice.
     again = add(d2 / "BWC-0017" / v1.name, t)
     again.write_bytes(v1.read_bytes())
+    # A recorder nobody registered: its dump is quarantined until someone does.
+    stray = add(
+        d2 / "BWC0099" / "BWC0099_1088_20261127150000_0001.mp4", t + timedelta(hours=5, minutes=30)
+    )
+    synth.make_video(
+        stray, seconds=1.0, width=640, height=360, creation_time=t + timedelta(hours=5, minutes=30)
+    )
 
     for path, when in files:
         os.utime(path, (when.timestamp(), when.timestamp()))
@@ -101,7 +110,8 @@ def run_demo(home: Path | None) -> int:
     console.print("synthesizing recorder dumps with ffmpeg …")
     docks = _dumps(home / "docks")
     for station_id, root in docks.items():
-        add_station(catalog, station_id, root, "demo", name=f"采集站 {station_id}")
+        add_station(catalog, station_id, root, "A001", name=f"采集站 {station_id}")
+    _import_registry(home, catalog, settings)
     for path in sorted(p for root in docks.values() for p in root.rglob("*") if p.is_file()):
         console.print(f"  {path.relative_to(home / 'docks')}  ({path.stat().st_size:,} bytes)")
 
@@ -124,6 +134,7 @@ def run_demo(home: Path | None) -> int:
         if server.started:
             stop_server(settings)
 
+    _register_the_stray(settings)
     ok = _check(settings, catalog, docks, reports)
     with catalog.begin() as conn:
         archived = media_db.count(conn, MediaStatus.ARCHIVED)
@@ -136,7 +147,70 @@ def run_demo(home: Path | None) -> int:
         f"{time.monotonic() - started:.0f} s in all"
     )
     console.print(f"look around: evidence --home {home} media list")
+    console.print(f"             evidence --home {home} devices health")
     return 0 if ok else 1
+
+
+DEMO_REGISTRY = """\
+officers:
+  - {id: "1023", name: 张伟, cert_no: "62010023001", department: 市场监管执法大队}
+  - {id: "1088", name: 李娜, cert_no: "62010023017", department: 城市管理执法大队}
+  - {id: A001, name: 王芳, cert_no: "62010029001", department: 法制审核科,
+     roles: [legal-reviewer, archivist]}
+devices:
+  - {serial: BWC0017, kind: body-worn, vendor: ZFJLY, model: DSJ-A9}
+  - {serial: BWC0022, kind: body-worn, vendor: ZFJLY, model: DSJ-V7}
+  - {serial: REC0031, kind: audio-recorder, vendor: ZFJLY, model: R-10}
+assignments:
+  - {device: BWC0017, officer: "1023", from: 2026-11-27T08:00:00}
+  - {device: REC0031, officer: "1023", from: 2026-11-27T08:00:00}
+  - {device: BWC0022, officer: "1088", from: 2026-11-27T08:00:00, to: 2026-11-27T12:00:00}
+  - {device: BWC0022, officer: "1023", from: 2026-11-27T12:00:00}
+"""
+
+
+def _import_registry(home: Path, catalog: Catalog, settings: Settings) -> None:
+    """The registry as an agency would load it: a YAML file through the importer."""
+    from zoneinfo import ZoneInfo
+
+    from devices import registry_io
+
+    path = home / "registry.yaml"
+    path.write_text(DEMO_REGISTRY, encoding="utf-8")
+    changes = registry_io.apply(
+        catalog, registry_io.read_file(path, ZoneInfo(settings.devices.timezone)), path, "A001"
+    )
+    output.console.print(
+        f"registry imported from {path.name}: {len(changes)} records (3 officers, "
+        "3 devices, 4 assignments); recorder BWC0099 is deliberately missing"
+    )
+
+
+def _register_the_stray(settings: Settings) -> None:
+    """An archivist registers the unknown recorder and releases its quarantined dump."""
+    from devices import registry
+    from pipeline.catalog import media as media_db
+    from pipeline.ingest import open_context
+    from pipeline.models import Device, DeviceKind
+    from pipeline.quarantine import release
+
+    console = output.console
+    console.rule("unknown recorder BWC0099: register, then release from quarantine")
+    ctx = open_context(settings)
+    with ctx.catalog.begin() as conn:
+        held = media_db.quarantine_entries(conn, device_serial="BWC0099")
+        registry.save_device(conn, Device("BWC0099", DeviceKind.BODY_WORN, vendor="ZFJLY"), "A001")
+        registry.save_assignment(conn, "BWC0099", "1088", SHIFT_START, None, "A001")
+    console.print(
+        f"  {len(held)} file(s) of BWC0099 in quarantine; registered BWC0099, assigned to 1088"
+    )
+    for entry in held:
+        item = release(ctx, entry.id, "A001")
+        console.print(
+            f"  [green]released[/] quarantine {entry.id} by A001: media {item.id} "
+            f"{item.status.value}, officer {item.officer_id}, proxy {bool(item.proxy_key)}"
+        )
+    ctx.catalog.dispose()
 
 
 def _check(
@@ -182,6 +256,7 @@ def _check(
         )
     console.print(table)
     console.print(output.quarantine_table(entries))
+    print_health(health.report(catalog, settings.devices, datetime.now(UTC)))
     console.print("[bold]docks after ingest[/] (released sources are under .ingested/):")
     for station_id, root in docks.items():
         left = [p for p in root.rglob("*") if p.is_file() and ".ingested" not in p.parts]

@@ -1,26 +1,30 @@
 """The custody log: append-only and hash-chained.
 
 Each event's hash covers its content and the previous event's hash, so editing, deleting or
-reordering any row breaks every hash after it. Writers serialise on the ``custody_head`` row,
-which also makes the append part of the caller's transaction: an event exists exactly when
-the change it records was committed.
+reordering any row breaks the chain (the encoding is in ``pipeline.bag_verifier``, the file an
+export ships, so the agency and a court recompute hashes with the same code). Writers
+serialise on the ``custody_head`` row (SELECT … FOR UPDATE on PostgreSQL, the write lock SQLite
+takes at BEGIN IMMEDIATE), which also makes the append part of the caller's transaction: an
+event exists exactly when the change it records was committed, and the chain never forks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Select, select, update
 
+from pipeline import bag_verifier as rules
+from pipeline.catalog import Catalog
 from pipeline.catalog.schema import custody_events, custody_head
+from pipeline.errors import CatalogError
 from pipeline.models import EventKind
 
-GENESIS = "0" * 64
+GENESIS = rules.GENESIS
 
 
 @dataclass(frozen=True)
@@ -36,32 +40,29 @@ class CustodyEvent:
     prev_hash: str
     hash: str
 
+    def record(self) -> dict[str, Any]:
+        """The event as hashed and as exported: plain JSON values, ``at`` canonical."""
+        return {
+            "seq": self.seq,
+            "at": canonical_time(self.at),
+            "actor": self.actor,
+            "kind": self.kind.value,
+            "media_id": self.media_id,
+            "station_id": self.station_id,
+            "subject": self.subject,
+            "details": dict(self.details),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
-def event_hash(
-    seq: int,
-    at: datetime,
-    actor: str,
-    kind: str,
-    media_id: int | None,
-    station_id: str | None,
-    subject: str,
-    details: Mapping[str, Any],
-    prev_hash: str,
-) -> str:
-    """SHA-256 over a canonical JSON encoding (sorted keys, no spaces, UTF-8)."""
-    body = {
-        "seq": seq,
-        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": actor,
-        "kind": kind,
-        "media_id": media_id,
-        "station_id": station_id,
-        "subject": subject,
-        "details": details,
-        "prev_hash": prev_hash,
-    }
-    encoded = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+class Head(NamedTuple):
+    seq: int
+    hash: str
+
+
+def canonical_time(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def append(
@@ -76,15 +77,24 @@ def append(
     now: datetime | None = None,
 ) -> CustodyEvent:
     """Append one event inside the caller's transaction."""
-    at = now or datetime.now(UTC)
-    body = dict(details or {})
-    head = conn.execute(
-        select(custody_head.c.seq, custody_head.c.hash)
-        .where(custody_head.c.id == 1)
-        .with_for_update()
-    ).one()
+    # Hash exactly what the JSON column gives back (tuples become lists, keys strings),
+    # so a hash recomputed from the stored row always matches.
+    body = json.loads(json.dumps(dict(details or {}), ensure_ascii=False, allow_nan=False))
+    head = lock_head(conn)
+    at = now or datetime.now(UTC)  # taken under the lock: times follow the sequence
     seq = head.seq + 1
-    digest = event_hash(seq, at, actor, kind.value, media_id, station_id, subject, body, head.hash)
+    record = {
+        "seq": seq,
+        "at": canonical_time(at),
+        "actor": actor,
+        "kind": kind.value,
+        "media_id": media_id,
+        "station_id": station_id,
+        "subject": subject,
+        "details": body,
+        "prev_hash": head.hash,
+    }
+    digest = rules.event_hash(record)
     conn.execute(
         custody_events.insert().values(
             seq=seq,
@@ -105,47 +115,89 @@ def append(
     )
 
 
-def events(conn: Connection, *, media_id: int | None = None) -> Iterator[CustodyEvent]:
-    """Events in sequence order, optionally those of one media item."""
-    query = select(custody_events).order_by(custody_events.c.seq)
+def lock_head(conn: Connection) -> Head:
+    """The head, locked until the transaction ends: no event can be appended meanwhile."""
+    head = locked_head_or_none(conn)
+    if head is None:
+        raise CatalogError("the custody log has no head row: run `evidence verify`")
+    return head
+
+
+def locked_head_or_none(conn: Connection) -> Head | None:
+    """Like :func:`lock_head`, for readers that must report a deleted head, not fail on it."""
+    row = conn.execute(
+        select(custody_head.c.seq, custody_head.c.hash)
+        .where(custody_head.c.id == 1)
+        .with_for_update()
+    ).one_or_none()
+    return None if row is None else Head(int(row.seq), str(row.hash))
+
+
+def _event(row: Any) -> CustodyEvent:
+    return CustodyEvent(
+        row.seq,
+        row.at,
+        row.actor,
+        EventKind(row.kind),
+        row.media_id,
+        row.station_id,
+        row.subject,
+        row.details,
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def events(
+    conn: Connection,
+    *,
+    media_id: int | None = None,
+    after: int = 0,
+    through: int | None = None,
+    limit: int | None = None,
+) -> Iterator[CustodyEvent]:
+    """Events in sequence order: all, one media item's, or those in (after, through]."""
+    query = select(custody_events).where(custody_events.c.seq > after)
+    if through is not None:
+        query = query.where(custody_events.c.seq <= through)
     if media_id is not None:
         query = query.where(custody_events.c.media_id == media_id)
-    for row in conn.execute(query):
-        yield CustodyEvent(
-            row.seq,
-            row.at,
-            row.actor,
-            EventKind(row.kind),
-            row.media_id,
-            row.station_id,
-            row.subject,
-            row.details,
-            row.prev_hash,
-            row.hash,
-        )
+    for row in conn.execute(query.order_by(custody_events.c.seq).limit(limit)):
+        yield _event(row)
+
+
+def query(conn: Connection, statement: Select[Any]) -> list[CustodyEvent]:
+    """Events a caller selected (audit filters) from ``select(custody_events)``."""
+    return [_event(row) for row in conn.execute(statement)]
+
+
+class Scan:
+    """The whole log, read in short transactions so writers are never held up for long.
+
+    The last chunk is read with the head locked, so ``head`` and the end of the log are one
+    consistent moment even while others append."""
+
+    def __init__(self, catalog: Catalog, chunk: int = 5000) -> None:
+        self.catalog = catalog
+        self.chunk = chunk
+        self.head: Head | None = None
+
+    def __iter__(self) -> Iterator[CustodyEvent]:
+        last = 0
+        while True:
+            with self.catalog.begin() as conn:
+                batch = list(events(conn, after=last, limit=self.chunk))
+                final = len(batch) < self.chunk
+                if final:
+                    self.head = locked_head_or_none(conn)
+                    batch += events(conn, after=batch[-1].seq if batch else last)
+            yield from batch
+            if final:
+                return
+            last = batch[-1].seq
 
 
 def broken_links(conn: Connection) -> list[str]:
     """Recompute the chain; describe every event whose link or hash does not hold."""
-    problems: list[str] = []
-    prev, expected_seq = GENESIS, 1
-    for ev in events(conn):
-        if ev.seq != expected_seq:
-            problems.append(f"seq {ev.seq}: expected sequence {expected_seq}")
-        if ev.prev_hash != prev:
-            problems.append(f"seq {ev.seq}: previous hash does not match the event before")
-        recomputed = event_hash(
-            ev.seq,
-            ev.at,
-            ev.actor,
-            ev.kind.value,
-            ev.media_id,
-            ev.station_id,
-            ev.subject,
-            ev.details,
-            ev.prev_hash,
-        )
-        if recomputed != ev.hash:
-            problems.append(f"seq {ev.seq}: content does not match its hash")
-        prev, expected_seq = ev.hash, ev.seq + 1
-    return problems
+    result = rules.check_chain(e.record() for e in events(conn))
+    return [f"{p.subject}: {p.message}" for p in result.problems]

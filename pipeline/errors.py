@@ -116,6 +116,41 @@ class TranscodeError(MediaError):
     code = "transcode-failed"
 
 
+class DeviceError(EvidenceError):
+    """A recorder is not one the registry lets record: unknown, lost or retired."""
+
+    code = "device"
+
+    def __init__(self, serial: str | None, message: str) -> None:
+        super().__init__(message)
+        self.serial = serial
+        self.reason = message
+
+
+class UnknownDevice(DeviceError):
+    code = "unknown-device"
+
+
+class DeviceLost(DeviceError):
+    code = "device-lost"
+
+
+class DeviceRetired(DeviceError):
+    code = "device-retired"
+
+
+class RegistryError(EvidenceError):
+    """A registry change or import is refused: names the record (and file and line)."""
+
+    code = "registry"
+
+
+class QuarantineError(EvidenceError):
+    """A quarantine entry cannot be released (already released, or about the file itself)."""
+
+    code = "quarantine"
+
+
 class FfmpegNotFound(EvidenceError):
     """No ffmpeg binary: neither the configured path nor the imageio-ffmpeg one."""
 
@@ -126,3 +161,60 @@ class PrefectUnavailable(EvidenceError):
     """The Prefect server could not be reached or started."""
 
     code = "prefect-unavailable"
+
+
+class ObjectLocked(StorageError):
+    """The archive server refused to change a locked object (Object Lock retention or legal
+    hold): deleting it, shortening its retention, replacing it."""
+
+    code = "object-locked"
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+# ------------------------------------------------------------------------ chain of custody
+
+
+class InstanceKeyError(EvidenceError):
+    """The instance's signing key is missing, unreadable, or readable by others."""
+
+    code = "instance-key"
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class CustodyBroken(IntegrityError):
+    """The custody log since the last signed checkpoint does not hold together: nothing is
+    signed or exported on top of it until a person has looked (``evidence verify``)."""
+
+    code = "custody-broken"
+
+
+class AccessRefused(EvidenceError):
+    """Viewing or exporting evidence without an actor or a reason (access supervision)."""
+
+    code = "access-refused"
+
+    def __init__(self, subject: str, message: str) -> None:
+        super().__init__(f"{subject}: {message}")
+        self.subject = subject
+
+
+class ExportError(EvidenceError):
+    """An export cannot be written where it was asked to go."""
+
+    code = "export"
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class NotAvailable(EvidenceError):
+    """A capability the command names is not built yet (e.g. cases, before issue 4)."""
+
+    code = "not-available"

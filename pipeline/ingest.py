@@ -11,29 +11,32 @@ store is content-addressed, a media item is keyed by SHA-256, a sighting by its 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection
 
-from pipeline import custody, probe, transcode
+from pipeline import custody, probe
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
+from pipeline.derive import Derived, make_derivatives
 from pipeline.errors import (
     CatalogError,
     ChecksumMismatch,
+    DeviceError,
     EvidenceError,
     MediaError,
     SourceChanged,
     SourceError,
 )
+from pipeline.identify import device_verdict, identify
 from pipeline.models import (
     EventKind,
     FileReport,
+    Identification,
     JobState,
     MediaKind,
     MediaStatus,
@@ -96,7 +99,7 @@ def ingest_job(ctx: IngestContext, station: Station, job_id: int) -> FileReport:
                 return outcome
             job = _reload(ctx, job_id)
         if job.state is JobState.STORED:
-            _catalogue(ctx, job, source)
+            _catalogue(ctx, station, job, source)
             job = _reload(ctx, job_id)
         if job.state is JobState.CATALOGUED:
             _derive(ctx, job)
@@ -170,23 +173,35 @@ def _hold(
     return FileReport(str(source.path), Outcome.QUARANTINED, reason=reason)
 
 
-def _catalogue(ctx: IngestContext, job: jobs_db.Job, source: SourceFile) -> None:
-    """Probe the stored original and record the media item, or a sighting of a known one."""
+def _catalogue(ctx: IngestContext, station: Station, job: jobs_db.Job, source: SourceFile) -> None:
+    """Probe the stored original, identify its device and officer, and record the media
+    item — or a sighting of a known one."""
     assert job.sha256 is not None
     with ctx.catalog.begin() as conn:
         known = media_db.by_sha256(conn, job.sha256)
     if known is not None:
         _sight(ctx, job, source, known.id)
         return
-    quarantine: MediaError | None = None
+    problem: MediaError | DeviceError | None = None
     with ctx.store.original_file(job.sha256) as original:
         try:
             probed = probe.probe(original)
         except MediaError as exc:
-            quarantine = exc
+            problem = exc
             probed = ProbeResult(kind=MediaKind.OTHER)
+    ident = None
+    if probed.kind is not MediaKind.DOCUMENT:
+        # Text records (笔录) are scanned or written, not recorded: no device to tie them to.
+        # An unreadable file is still tied to its device (path and name), for health reports.
+        with ctx.catalog.begin() as conn:
+            ident, device = identify(
+                conn, ctx.settings.devices, station.root, source, probed, ctx.clock()
+            )
+        verdict, flags = device_verdict(ident, device, ctx.settings.devices.unknown)
+        ident = replace(ident, flags=(*ident.flags, *flags))
+        problem = problem or verdict
     try:
-        _insert_item(ctx, job, source, probed, quarantine)
+        _insert_item(ctx, job, source, probed, ident, problem)
     except CatalogError as exc:
         # Two sweeps stored the same bytes at once and the other inserted first (the unique
         # SHA-256 refused ours): this file is a sighting of that item.
@@ -221,10 +236,10 @@ def _insert_item(
     job: jobs_db.Job,
     source: SourceFile,
     probed: ProbeResult,
-    quarantine: MediaError | None,
+    ident: Identification | None,
+    problem: MediaError | DeviceError | None,
 ) -> None:
     assert job.sha256 is not None
-    status = MediaStatus.QUARANTINED if quarantine else MediaStatus.ARCHIVED
     now = ctx.clock()
     with ctx.catalog.begin() as conn:
         media_id = media_db.insert(
@@ -233,9 +248,9 @@ def _insert_item(
             size=job.size,
             source=source,
             probe=probed,
-            status=status,
+            ident=ident,
+            status=MediaStatus.ARCHIVED,
             now=now,
-            quarantine_reason=quarantine.reason if quarantine else None,
         )
         media_db.add_sighting(conn, media_id, source, job.id, now)
         custody.append(
@@ -250,32 +265,49 @@ def _insert_item(
                 "size": job.size,
                 "kind": probed.kind.value,
                 "original_name": source.path.name,
+                "device": ident.device_serial if ident else None,
+                "officer": ident.officer_id if ident else None,
+                "flags": [f.code for f in ident.flags] if ident else [],
                 "job": job.id,
             },
             now=now,
         )
-        if quarantine is not None:
-            _record_quarantine(ctx, conn, media_id, job, source, quarantine, now)
-        state = JobState.DERIVED if quarantine else JobState.CATALOGUED
-        outcome = Outcome.QUARANTINED if quarantine else Outcome.ARCHIVED
+        if problem is not None:
+            record_quarantine(ctx, conn, media_id, job, source, problem.code, problem.reason, now)
+            if isinstance(problem, DeviceError):
+                # An upload from an unregistered, lost or retired recorder is a red flag.
+                custody.append(
+                    conn,
+                    EventKind.ALERT,
+                    ctx.actor,
+                    media_id=media_id,
+                    station_id=source.station_id,
+                    subject=problem.serial or str(source.path),
+                    details={"code": problem.code, "reason": problem.reason},
+                    now=now,
+                )
+        state = JobState.DERIVED if problem else JobState.CATALOGUED
+        outcome = Outcome.QUARANTINED if problem else Outcome.ARCHIVED
         jobs_db.advance(conn, job.id, state, now, media_id=media_id, outcome=outcome)
 
 
-def _record_quarantine(
+def record_quarantine(
     ctx: IngestContext,
     conn: Connection,
     media_id: int,
     job: jobs_db.Job,
     source: SourceFile,
-    error: MediaError,
+    code: str,
+    reason: str,
     now: datetime,
 ) -> None:
-    media_db.set_quarantined(conn, media_id, error.reason)
+    """Quarantine a stored item: its bytes stay archived; a person sees the reason."""
+    media_db.set_quarantined(conn, media_id, reason)
     entry = media_db.add_quarantine(
         conn,
         source=source,
-        code=error.code,
-        reason=error.reason,
+        code=code,
+        reason=reason,
         now=now,
         job_id=job.id,
         sha256=job.sha256,
@@ -288,56 +320,55 @@ def _record_quarantine(
         media_id=media_id,
         station_id=source.station_id,
         subject=str(source.path),
-        details={"code": error.code, "reason": error.reason, "quarantine": entry},
+        details={"code": code, "reason": reason, "quarantine": entry},
         now=now,
     )
-    log.warning("quarantined %s: %s", source.path, error.reason)
+    log.warning("quarantined %s: %s", source.path, reason)
 
 
 def _derive(ctx: IngestContext, job: jobs_db.Job) -> None:
-    """Browser proxy and thumbnail. A file ffmpeg cannot decode is quarantined (its original
-    stays archived bit for bit); a missing ffmpeg is a system error and decides nothing."""
-    assert job.sha256 is not None and job.media_id is not None
+    """Proxy and thumbnail; an original ffmpeg cannot decode is quarantined."""
+    assert job.media_id is not None
     with ctx.catalog.begin() as conn:
         item = media_db.get(conn, job.media_id)
-    proxy_key = thumb_key = None
-    failure: MediaError | None = None
-    work = ctx.settings.home / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work) as tmp, ctx.store.original_file(job.sha256) as src:
-        try:
-            suffix = transcode.proxy_suffix(item.kind)
-            if suffix is not None:
-                proxy = Path(tmp) / f"proxy{suffix}"
-                transcode.make_proxy(src, proxy, item.probe, ctx.settings.transcode)
-                proxy_key = ctx.store.put_derived(job.sha256, proxy.name, proxy)
-            if transcode.wants_thumbnail(item.kind):
-                thumb = Path(tmp) / "thumbnail.jpg"
-                transcode.make_thumbnail(src, thumb, item.probe, ctx.settings.transcode)
-                thumb_key = ctx.store.put_derived(job.sha256, thumb.name, thumb)
-        except MediaError as exc:
-            failure = exc
-    now = ctx.clock()
+    derived = make_derivatives(ctx.store, ctx.settings, item)
     source = SourceFile(job.station_id, Path(job.source_path), job.size, job.mtime_ns)
+    now = ctx.clock()
     with ctx.catalog.begin() as conn:
-        media_db.set_derived(conn, job.media_id, proxy_key, thumb_key)
-        for key, kind in ((proxy_key, EventKind.PROXY_MADE), (thumb_key, EventKind.THUMBNAIL_MADE)):
-            if key is not None:
-                custody.append(
-                    conn,
-                    kind,
-                    ctx.actor,
-                    media_id=job.media_id,
-                    station_id=job.station_id,
-                    subject=key,
-                    details={"key": key},
-                    now=now,
-                )
+        record_derivatives(ctx, conn, item.id, job.station_id, derived, now)
         outcome = Outcome.ARCHIVED
-        if failure is not None:
-            _record_quarantine(ctx, conn, job.media_id, job, source, failure, now)
+        if derived.failure is not None:
+            failure = derived.failure
+            record_quarantine(ctx, conn, item.id, job, source, failure.code, failure.reason, now)
             outcome = Outcome.QUARANTINED
         jobs_db.advance(conn, job.id, JobState.DERIVED, now, outcome=outcome)
+
+
+def record_derivatives(
+    ctx: IngestContext,
+    conn: Connection,
+    media_id: int,
+    station_id: str,
+    derived: Derived,
+    now: datetime,
+) -> None:
+    media_db.set_derived(conn, media_id, derived.proxy_key, derived.thumbnail_key)
+    made = (
+        (derived.proxy_key, EventKind.PROXY_MADE),
+        (derived.thumbnail_key, EventKind.THUMBNAIL_MADE),
+    )
+    for key, kind in made:
+        if key is not None:
+            custody.append(
+                conn,
+                kind,
+                ctx.actor,
+                media_id=media_id,
+                station_id=station_id,
+                subject=key,
+                details={"key": key},
+                now=now,
+            )
 
 
 def release_target(station: Station, source: Path) -> Path:

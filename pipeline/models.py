@@ -158,6 +158,13 @@ class MediaItem:
     proxy_key: str | None = None
     thumbnail_key: str | None = None
     quarantine_reason: str | None = None
+    device_serial: str | None = None
+    officer_id: str | None = None
+    recorded_start: datetime | None = None  # on the true clock (device offset corrected)
+    recorded_end: datetime | None = None
+    time_source: str | None = None  # IdSource value
+    id_sources: dict[str, str] = field(default_factory=dict)  # IdSource value -> serial
+    flags: tuple[Flag, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,9 @@ class QuarantineEntry:
     created_at: datetime
     sha256: str | None = None  # None when no verified copy exists (the source stays on the dock)
     media_id: int | None = None
+    job_id: int | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,3 +211,107 @@ class SweepReport:
     def ok(self) -> bool:
         """True unless a system error left a file undecided (waiting files come next sweep)."""
         return all(f.outcome is not Outcome.FAILED for f in self.files)
+
+
+# ------------------------------------------------------------------------- device registry
+
+
+class DeviceKind(enum.StrEnum):
+    BODY_WORN = "body-worn"  # 执法记录仪
+    FIXED_CAMERA = "fixed-camera"  # 固定摄像机
+    AUDIO_RECORDER = "audio-recorder"  # 录音笔
+    OTHER = "other"  # 其他
+
+    @property
+    def label_zh(self) -> str:
+        return _DEVICE_KIND_ZH[self]
+
+
+_DEVICE_KIND_ZH = {
+    DeviceKind.BODY_WORN: "执法记录仪",
+    DeviceKind.FIXED_CAMERA: "固定摄像机",
+    DeviceKind.AUDIO_RECORDER: "录音笔",
+    DeviceKind.OTHER: "其他",
+}
+
+
+class DeviceStatus(enum.StrEnum):
+    ACTIVE = "active"  # 在用
+    REPAIR = "repair"  # 维修
+    LOST = "lost"  # 遗失
+    RETIRED = "retired"  # 报废
+
+    @property
+    def label_zh(self) -> str:
+        return {"active": "在用", "repair": "维修", "lost": "遗失", "retired": "报废"}[self.value]
+
+
+class Role(enum.StrEnum):
+    ENFORCEMENT = "enforcement"  # 执法人员
+    LEGAL_REVIEWER = "legal-reviewer"  # 法制审核
+    ARCHIVIST = "archivist"  # 档案管理
+    OPERATOR = "operator"  # 运维
+
+
+@dataclass(frozen=True)
+class Device:
+    """A registered recorder. ``clock_offset_s`` is how far its clock runs ahead of true
+    time (negative: behind); recorded times are corrected by subtracting it."""
+
+    serial: str
+    kind: DeviceKind
+    status: DeviceStatus = DeviceStatus.ACTIVE
+    vendor: str = ""
+    model: str = ""
+    clock_offset_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Officer:
+    id: str  # officer number, as recorders and file names carry it
+    name: str
+    cert_no: str  # enforcement certificate number 执法证号
+    department: str = ""
+    roles: tuple[Role, ...] = (Role.ENFORCEMENT,)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Officer ``officer_id`` held device ``device_serial`` from ``start`` until ``end``
+    (None: still holds it). Intervals are half-open: [start, end)."""
+
+    id: int
+    device_serial: str
+    officer_id: str
+    start: datetime
+    end: datetime | None = None
+
+
+class IdSource(enum.StrEnum):
+    """Where a device serial or a recorded time was read from."""
+
+    LAYOUT = "layout"  # <station root>/<device serial>/…
+    FILENAME = "filename"  # a configured file-name pattern
+    METADATA = "metadata"  # tags embedded in the file
+    MTIME = "mtime"  # the file's modification time (times only)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Something about a media item a person should review; never silently resolved."""
+
+    code: str  # stable: device-disagreement, clock-drift, unattributed, spans-assignments, …
+    message: str
+
+
+@dataclass(frozen=True)
+class Identification:
+    """Which device made a file, when, and who held the device then."""
+
+    device_serial: str | None
+    serials: dict[str, str]  # IdSource value -> serial it gave
+    recorded_start: datetime | None
+    recorded_end: datetime | None
+    time_source: IdSource | None
+    officer_id: str | None
+    flags: tuple[Flag, ...] = ()

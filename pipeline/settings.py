@@ -8,11 +8,12 @@ environment variables with nested keys joined by ``__`` (``EVIDENCE_INGEST__RELE
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -64,6 +65,94 @@ class PrefectSettings(BaseModel):
     port: int = Field(4200, ge=1, le=65535, description="port of the local server")
 
 
+class FilenamePattern(BaseModel):
+    """A recorder file-name convention. Named groups: ``device`` (serial), optionally
+    ``officer`` (officer number) and ``ts`` (recording start, read with ``time_format``
+    in the devices' time zone)."""
+
+    name: str
+    regex: str
+    time_format: str = "%Y%m%d%H%M%S"
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        if "device" not in compiled.groupindex:
+            raise ValueError("needs a named group (?P<device>…)")
+        return value
+
+
+class DevicesSettings(BaseModel):
+    unknown: Literal["quarantine", "accept"] = Field(
+        "quarantine", description="files from unregistered devices: quarantine or accept"
+    )
+    precedence: list[Literal["metadata", "filename", "layout"]] = Field(
+        default=["metadata", "filename", "layout"],
+        description="which serial wins when sources disagree (the disagreement is flagged)",
+    )
+    timezone: str = Field("Asia/Shanghai", description="zone of recorder clocks and file names")
+    drift_tolerance_s: float = Field(
+        300.0, ge=0, description="recorded end vs the dock's file time beyond this: clock drift"
+    )
+    not_docked_days: int = Field(3, ge=1, description="health: device not docked in this long")
+    drift_repeat: int = Field(2, ge=1, description="health: this many drifted files = repeated")
+    filename_patterns: list[FilenamePattern] = Field(default_factory=list)
+
+
+class S3Settings(BaseModel):
+    """An S3-compatible archive with Object Lock (WORM): AWS, SeaweedFS, MinIO, Ceph…"""
+
+    endpoint_url: str = Field("", description="S3 endpoint URL; empty means AWS for the region")
+    region: str = Field("us-east-1", description="region the requests are signed for")
+    bucket: str = Field("evidence-archive", min_length=3, max_length=63)
+    access_key: str = Field("", description="access key id; empty means boto3's own lookup")
+    secret_key: SecretStr = Field(SecretStr(""), description="secret access key")
+    addressing_style: Literal["path", "virtual", "auto"] = Field(
+        "path", description="bucket in the URL path (most self-hosted servers) or host name"
+    )
+    single_put_max: int = Field(
+        64 << 20, ge=0, le=5 << 30, description="bytes up to which an original is one PUT"
+    )
+    part_size: int = Field(
+        16 << 20, ge=5 << 20, le=5 << 30, description="multipart part size, bytes (S3: >= 5 MiB)"
+    )
+    upload_workers: int = Field(4, ge=1, le=32, description="parts of one file sent at once")
+    retention_mode: Literal["COMPLIANCE", "GOVERNANCE"] = Field(
+        "COMPLIANCE", description="Object Lock mode of originals"
+    )
+    retention_days: int = Field(
+        184, ge=1, le=36500, description="default retain-until of an original, days from ingest"
+    )
+    reread: bool = Field(True, description="after an upload, download and hash the object again")
+
+
+class StoreSettings(BaseModel):
+    kind: Literal["local", "s3"] = Field(
+        "local", description="archive back end: a folder in EVIDENCE_HOME, or an S3 bucket"
+    )
+    s3: S3Settings = S3Settings()
+
+
+class CustodySettings(BaseModel):
+    """Chain of custody: signed checkpoints and scheduled fixity checks."""
+
+    checkpoint_every_events: int = Field(
+        1000, ge=1, le=1_000_000, description="sign a checkpoint at every N-th custody event"
+    )
+    checkpoint_every_minutes: float = Field(
+        15.0, gt=0, le=1440, description="and sign the head at least this often while it moves"
+    )
+    fixity_sample: int = Field(100, ge=1, description="originals the daily sample re-hashes")
+    fixity_sample_cron: str = Field("30 2 * * *", description="when the sample runs (cron)")
+    fixity_full_cron: str = Field("0 3 1 * *", description="when the full pass runs (cron)")
+    fixity_timezone: str = Field("Asia/Shanghai", description="zone of the two cron schedules")
+    fixity_workers: int = Field(2, ge=1, le=64, description="originals re-hashed at once")
+
+
 class Settings(BaseSettings):
     """All settings of one instance. Build with :func:`load_settings`."""
 
@@ -78,6 +167,9 @@ class Settings(BaseSettings):
     transcode: TranscodeSettings = TranscodeSettings()
     watch: WatchSettings = WatchSettings()
     prefect: PrefectSettings = PrefectSettings()
+    devices: DevicesSettings = DevicesSettings()
+    store: StoreSettings = StoreSettings()
+    custody: CustodySettings = CustodySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -101,6 +193,11 @@ class Settings(BaseSettings):
     @property
     def archive_dir(self) -> Path:
         return self.home / "archive"
+
+    @property
+    def s3_work_dir(self) -> Path:
+        """Local room of the S3 store: staging copies, downloaded originals, derived cache."""
+        return self.home / "s3"
 
     @property
     def prefect_home(self) -> Path:

@@ -1,8 +1,8 @@
 """The archive store: where originals and their derived files live.
 
-One interface, several back ends (local filesystem now; S3 with Object Lock later). Originals
-are content-addressed by SHA-256 and immutable; proxies and thumbnails are derived objects kept
-apart, under the original's digest.
+One interface, two back ends: the local filesystem here, S3 with Object Lock in
+pipeline.s3store. Originals are content-addressed by SHA-256 and immutable; proxies and
+thumbnails are derived objects kept apart, under the original's digest.
 """
 
 from __future__ import annotations
@@ -163,5 +163,10 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def open_store(settings: Settings) -> ArchiveStore:
-    """The store the settings name (the local archive folder for now)."""
+    """The store the settings name: the local archive folder, or an S3 bucket."""
+    if settings.store.kind == "s3":
+        # Imported here: pipeline.s3store imports this module, and only S3 set-ups need boto3.
+        from pipeline.s3store import open_s3_store
+
+        return open_s3_store(settings)
     return LocalStore(settings.archive_dir, settings.ingest.block_size)

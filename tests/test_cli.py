@@ -22,8 +22,13 @@ EVIDENCE = [sys.executable, "-m", "interfaces.cli"]
 def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDENCE_", "PREFECT_API"))}
-    env.update({"EVIDENCE_HOME": str(home), "EVIDENCE_WATCH__STABLE_S": "0",
-                "EVIDENCE_TRANSCODE__MAX_HEIGHT": "144"})  # fmt: skip
+    env.update(
+        {
+            "EVIDENCE_HOME": str(home),
+            "EVIDENCE_WATCH__STABLE_S": "0",
+            "EVIDENCE_TRANSCODE__MAX_HEIGHT": "144",
+        }
+    )
 
     def run(
         *args: str, extra_env: dict[str, str] | None = None
@@ -75,6 +80,12 @@ def test_ingest_then_list_show_and_quarantine(
     video = put(clips["video"], dock, "BWC-0017/BWC0017_1023_20260505083000_0001.mp4")
     put(clips["truncated"], dock, "BWC-0017/cut.mp4")
     assert cli("stations", "add", "D1", "--root", str(dock)).returncode == 0
+    for args in (
+        ["officers", "add", "1023", "--name", "张伟", "--cert", "62010023001", "--as", "A001"],
+        ["devices", "add", "BWC-0017", "--kind", "body-worn", "--model", "DSJ-A9", "--as", "A001"],
+        ["devices", "assign", "BWC-0017", "1023", "--from", "2026-05-01T08:00", "--as", "A001"],
+    ):
+        assert cli(*args).returncode == 0, args
 
     result = cli(
         "ingest", "--station", "D1", "--json", extra_env={"EVIDENCE_PREFECT__API_URL": prefect_api}
@@ -88,6 +99,7 @@ def test_ingest_then_list_show_and_quarantine(
     archived = next(m for m in listed if m["status"] == "archived")
     shown = json.loads(cli("media", "show", archived["sha256"][:10], "--json").stdout)
     assert shown["item"]["original_name"] == video.name
+    assert (shown["item"]["device_serial"], shown["item"]["officer_id"]) == ("BWC-0017", "1023")
     assert Path(shown["paths"]["proxy"]).is_file()
     assert shown["custody"][0]["kind"] == "ingested"
     entries = json.loads(cli("quarantine", "list", "--json").stdout)
@@ -103,3 +115,57 @@ def test_ingest_then_list_show_and_quarantine(
 def test_server_status_says_not_running(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("server", "status")
     assert result.returncode == 1 and "not running" in result.stdout
+
+
+def test_registry_import_export_health_and_quarantine_release(
+    cli,
+    prefect_api: str,
+    tmp_path: Path,
+    clips: dict[str, Path],  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.conftest import REPO
+
+    dock = tmp_path / "DOCK-01"
+    dock.mkdir()
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text(
+        (REPO / "config/registry.example.yaml")
+        .read_text(encoding="utf-8")
+        .replace("/srv/docks/DOCK-01", str(dock)),
+        encoding="utf-8",
+    )
+    first = cli("devices", "import", str(registry_file), "--as", "A001", "--json")
+    assert first.returncode == 0, first.stderr
+    assert {c["action"] for c in json.loads(first.stdout)} == {"added"}
+    again = json.loads(cli("devices", "import", str(registry_file), "--json").stdout)
+    assert {c["action"] for c in again} == {"unchanged"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("serial,kind\nX1,toaster\n", encoding="utf-8")
+    refused = cli("devices", "import", str(bad))
+    assert refused.returncode == 2 and f"{bad}:2: devices: 'toaster'" in refused.stderr
+
+    put(clips["video2"], dock, "BWC0099/BWC0099_1023_20260505083000_0001.mp4")
+    ingest = cli(
+        "ingest",
+        "--station",
+        "DOCK-01",
+        "--json",
+        extra_env={"EVIDENCE_PREFECT__API_URL": prefect_api},
+    )
+    assert [f["reason"] for f in json.loads(ingest.stdout)["files"]] == [
+        "device BWC0099 is not registered"
+    ]
+    health = json.loads(cli("devices", "health", "--json").stdout)
+    assert health["stations"][0]["unregistered_serials"] == ["BWC0099"]
+    assert {d["serial"] for d in health["devices"]} == {"BWC0017", "BWC0022", "REC0031"}
+
+    kept = cli("quarantine", "release", "--device", "BWC0099", "--as", "A001", "--json")
+    assert kept.returncode == 1 and "not registered" in json.loads(kept.stdout)[0]["error"]
+    assert cli("devices", "add", "BWC0099", "--as", "A001").returncode == 0
+    released = cli("quarantine", "release", "--device", "BWC0099", "--as", "A001", "--json")
+    assert released.returncode == 0, released.stdout
+    assert json.loads(released.stdout)[0]["status"] == "archived"
+
+    exported = cli("devices", "export", "--format", "csv", "--out", str(tmp_path / "csv"))
+    assert exported.returncode == 0
+    assert "BWC0099,body-worn" in (tmp_path / "csv/devices.csv").read_text(encoding="utf-8")

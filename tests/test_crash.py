@@ -55,6 +55,7 @@ def _env(home: Path, api: str) -> dict[str, str]:
             "EVIDENCE_WATCH__STABLE_S": "0",
             "EVIDENCE_INGEST__WORKERS": "1",
             "EVIDENCE_TRANSCODE__MAX_HEIGHT": "144",
+            "EVIDENCE_DEVICES__UNKNOWN": "accept",
         }
     )
     return env

@@ -17,6 +17,7 @@ def flow_env(prefect_api: str, settings: Settings, monkeypatch: pytest.MonkeyPat
     # The flow reads its settings from the environment, as a worker on another host would.
     monkeypatch.setenv("EVIDENCE_WATCH__STABLE_S", "0")
     monkeypatch.setenv("EVIDENCE_TRANSCODE__MAX_HEIGHT", "144")
+    monkeypatch.setenv("EVIDENCE_DEVICES__UNKNOWN", "accept")
     return settings
 
 

@@ -39,6 +39,7 @@ def test_watch_ingests_what_lands_and_stops_on_ctrl_c(
         "EVIDENCE_HOME": str(home), "EVIDENCE_PREFECT__API_URL": prefect_api,
         "EVIDENCE_WATCH__STABLE_S": "0.3", "EVIDENCE_WATCH__BATCH_WINDOW_S": "0.2",
         "EVIDENCE_TRANSCODE__MAX_HEIGHT": "144",
+        "EVIDENCE_DEVICES__UNKNOWN": "accept",
     })  # fmt: skip
     # Already on the dock before the watcher starts: the start-up sweep must take it.
     shutil.copyfile(clips["photo"], dock / "BWC-0017" / "before.jpg")

@@ -9,4 +9,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-COMMAND_MODULES: list[ModuleType] = []
+from interfaces.commands import access, custody, registry
+
+COMMAND_MODULES: list[ModuleType] = [registry, custody, access]

@@ -10,6 +10,8 @@ from sqlalchemy import Connection, func, select, update
 from pipeline.catalog.schema import media, quarantine, sightings
 from pipeline.errors import NotFound
 from pipeline.models import (
+    Flag,
+    Identification,
     MediaItem,
     MediaKind,
     MediaStatus,
@@ -43,11 +45,12 @@ def insert(
     size: int,
     source: SourceFile,
     probe: ProbeResult,
+    ident: Identification | None,
     status: MediaStatus,
     now: datetime,
-    quarantine_reason: str | None = None,
 ) -> int:
     values: dict[str, Any] = {c: getattr(probe, c) for c in _PROBE_COLUMNS}
+    values.update(_ident_values(ident))
     result = conn.execute(
         media.insert().values(
             sha256=sha256,
@@ -59,13 +62,38 @@ def insert(
             source_path=str(source.path),
             ingested_at=now,
             extra=dict(probe.extra),
-            quarantine_reason=quarantine_reason,
             **values,
         )
     )
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def _ident_values(ident: Identification | None) -> dict[str, Any]:
+    if ident is None:
+        return {"id_sources": {}, "flags": []}
+    return {
+        "device_serial": ident.device_serial,
+        "officer_id": ident.officer_id,
+        "recorded_start": ident.recorded_start,
+        "recorded_end": ident.recorded_end,
+        "time_source": ident.time_source.value if ident.time_source else None,
+        "id_sources": dict(ident.serials),
+        "flags": [{"code": f.code, "message": f.message} for f in ident.flags],
+    }
+
+
+def set_identification(conn: Connection, media_id: int, ident: Identification) -> None:
+    conn.execute(update(media).where(media.c.id == media_id).values(**_ident_values(ident)))
+
+
+def set_archived(conn: Connection, media_id: int) -> None:
+    conn.execute(
+        update(media)
+        .where(media.c.id == media_id)
+        .values(status=MediaStatus.ARCHIVED.value, quarantine_reason=None)
+    )
 
 
 def _item(row: Any) -> MediaItem:
@@ -88,6 +116,13 @@ def _item(row: Any) -> MediaItem:
         proxy_key=row.proxy_key,
         thumbnail_key=row.thumbnail_key,
         quarantine_reason=row.quarantine_reason,
+        device_serial=row.device_serial,
+        officer_id=row.officer_id,
+        recorded_start=row.recorded_start,
+        recorded_end=row.recorded_end,
+        time_source=row.time_source,
+        id_sources=dict(row.id_sources or {}),
+        flags=tuple(Flag(f["code"], f["message"]) for f in row.flags or []),
     )
 
 
@@ -199,22 +234,45 @@ def add_quarantine(
     return int(key[0])
 
 
+def _entry(r: Any) -> QuarantineEntry:
+    return QuarantineEntry(
+        id=r.id,
+        station_id=r.station_id,
+        source_path=r.source_path,
+        code=r.code,
+        reason=r.reason,
+        created_at=r.created_at,
+        sha256=r.sha256,
+        media_id=r.media_id,
+        job_id=r.job_id,
+        resolved_at=r.resolved_at,
+        resolved_by=r.resolved_by,
+    )
+
+
 def quarantine_entries(
-    conn: Connection, *, include_resolved: bool = False
+    conn: Connection, *, include_resolved: bool = False, device_serial: str | None = None
 ) -> list[QuarantineEntry]:
     query = select(quarantine).order_by(quarantine.c.id)
     if not include_resolved:
         query = query.where(quarantine.c.resolved_at.is_(None))
-    return [
-        QuarantineEntry(
-            id=r.id,
-            station_id=r.station_id,
-            source_path=r.source_path,
-            code=r.code,
-            reason=r.reason,
-            created_at=r.created_at,
-            sha256=r.sha256,
-            media_id=r.media_id,
+    if device_serial is not None:
+        query = query.join(media, media.c.id == quarantine.c.media_id).where(
+            media.c.device_serial == device_serial
         )
-        for r in conn.execute(query)
-    ]
+    return [_entry(r) for r in conn.execute(query)]
+
+
+def quarantine_entry(conn: Connection, entry_id: int) -> QuarantineEntry:
+    r = conn.execute(select(quarantine).where(quarantine.c.id == entry_id)).one_or_none()
+    if r is None:
+        raise NotFound("quarantine entry", str(entry_id))
+    return _entry(r)
+
+
+def resolve_quarantine(conn: Connection, entry_id: int, actor: str, now: datetime) -> None:
+    conn.execute(
+        update(quarantine)
+        .where(quarantine.c.id == entry_id)
+        .values(resolved_at=now, resolved_by=actor)
+    )

@@ -90,8 +90,18 @@ media = Table(
     Column("proxy_key", Text),
     Column("thumbnail_key", Text),
     Column("quarantine_reason", Text),
+    # Identification and attribution (migration 0003): which device, when, who held it.
+    Column("device_serial", String(64)),
+    Column("officer_id", String(64)),
+    Column("recorded_start", UTCDateTime),
+    Column("recorded_end", UTCDateTime),
+    Column("time_source", String(16)),
+    Column("id_sources", JSON, nullable=False, default=dict),
+    Column("flags", JSON, nullable=False, default=list),
     Index("ix_media_recorded_at", "recorded_at"),
     Index("ix_media_status", "status"),
+    Index("ix_media_device_recorded", "device_serial", "recorded_start"),
+    Index("ix_media_officer_recorded", "officer_id", "recorded_start"),
 )
 
 # Every time a dock offered bytes we already had (or had for the first time).
@@ -143,6 +153,42 @@ quarantine = Table(
     Column("job_id", Integer, ForeignKey("ingest_jobs.id")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),
+    Column("resolved_by", String(200)),
+)
+
+# Device registry (migration 0003). Assignments are history: ended, never deleted.
+officers = Table(
+    "officers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("cert_no", String(64), nullable=False, unique=True),
+    Column("department", String(200), nullable=False, default=""),
+    Column("roles", JSON, nullable=False, default=list),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("serial", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("vendor", String(200), nullable=False, default=""),
+    Column("model", String(200), nullable=False, default=""),
+    Column("clock_offset_s", Float, nullable=False, default=0.0),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device_serial", String(64), ForeignKey("devices.serial"), nullable=False),
+    Column("officer_id", String(64), ForeignKey("officers.id"), nullable=False),
+    Column("start", UTCDateTime, nullable=False),
+    Column("end", UTCDateTime),
+    Index("ix_assignments_device_start", "device_serial", "start"),
 )
 
 # Append-only, hash-chained custody log. The head row serialises writers on every database:
@@ -169,3 +215,18 @@ custody_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# Signed checkpoints of the custody chain (migration 0002): the head (seq, hash) at a moment,
+# signed with the instance's Ed25519 key. A log rewritten or cut short no longer matches them.
+custody_checkpoints = Table(
+    "custody_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+# `evidence audit --actor` (migration 0002).
+Index("ix_custody_events_actor", custody_events.c.actor, custody_events.c.seq)

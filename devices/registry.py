@@ -1,0 +1,189 @@
+"""Changes to the device registry: devices, officers and who held which device when.
+
+Every change is a custody event with its actor. Assignment history is kept (an assignment is
+ended, never deleted), and one device is never held by two officers at once: an overlapping
+assignment is refused, since attribution must never have two answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from pipeline import custody
+from pipeline.catalog import Catalog
+from pipeline.catalog import registry as rows
+from pipeline.errors import NotFound, RegistryError
+from pipeline.models import Assignment, Device, DeviceStatus, EventKind, Officer
+
+
+@dataclass(frozen=True)
+class Change:
+    entity: str  # device, officer, assignment, station
+    key: str
+    action: str  # added, changed, unchanged
+
+
+def _event(conn: Connection, actor: str, change: Change, details: dict[str, Any]) -> None:
+    custody.append(
+        conn,
+        EventKind.REGISTRY_CHANGED,
+        actor,
+        subject=f"{change.entity}:{change.key}",
+        details={"entity": change.entity, "action": change.action, **details},
+    )
+
+
+def _jsonable(record: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in asdict(record).items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = [str(v) for v in value]
+        elif hasattr(value, "value"):
+            value = value.value
+        out[key] = value
+    return out
+
+
+def save_device(conn: Connection, device: Device, actor: str) -> Change:
+    """Add or update a device; unchanged when identical (re-imports change nothing)."""
+    if not device.serial.strip():
+        raise RegistryError("a device needs a serial")
+    before = rows.device(conn, device.serial)
+    if before == device:
+        return Change("device", device.serial, "unchanged")
+    rows.save_device(conn, device, datetime.now(UTC))
+    change = Change("device", device.serial, "added" if before is None else "changed")
+    details = {"after": _jsonable(device)}
+    if before is not None:
+        details["before"] = _jsonable(before)
+    _event(conn, actor, change, details)
+    return change
+
+
+def save_officer(conn: Connection, officer: Officer, actor: str) -> Change:
+    if not officer.id.strip() or not officer.cert_no.strip():
+        raise RegistryError(f"officer {officer.id!r}: needs an id and a certificate number")
+    holder = rows.officer_by_cert(conn, officer.cert_no)
+    if holder is not None and holder.id != officer.id:
+        raise RegistryError(
+            f"officer {officer.id}: certificate number {officer.cert_no} "
+            f"belongs to officer {holder.id}"
+        )
+    before = rows.officer(conn, officer.id)
+    if before == officer:
+        return Change("officer", officer.id, "unchanged")
+    rows.save_officer(conn, officer, datetime.now(UTC))
+    change = Change("officer", officer.id, "added" if before is None else "changed")
+    details = {"after": _jsonable(officer)}
+    if before is not None:
+        details["before"] = _jsonable(before)
+    _event(conn, actor, change, details)
+    return change
+
+
+def save_assignment(
+    conn: Connection,
+    serial: str,
+    officer_id: str,
+    start: datetime,
+    end: datetime | None,
+    actor: str,
+) -> Change:
+    """Record that ``officer_id`` held ``serial`` over [start, end). The same assignment again
+    is unchanged; a different end for the same start updates it; any other overlap with the
+    device's assignments is refused."""
+    if rows.device(conn, serial) is None:
+        raise NotFound("device", serial)
+    if rows.officer(conn, officer_id) is None:
+        raise NotFound("officer", officer_id)
+    if end is not None and end <= start:
+        raise RegistryError(f"assignment of {serial} to {officer_id}: ends before it starts")
+    key = f"{serial}@{start.isoformat()}"
+    clashes = rows.overlapping(conn, serial, start, end)
+    same = [a for a in clashes if a.officer_id == officer_id and a.start == start]
+    others = [a for a in clashes if a not in same]
+    if others:
+        a = others[0]
+        until = a.end.isoformat() if a.end else "open"
+        raise RegistryError(
+            f"device {serial} is already assigned to officer {a.officer_id} "
+            f"from {a.start.isoformat()} to {until}: assignments of one device cannot overlap"
+        )
+    if same:
+        if same[0].end == end:
+            return Change("assignment", key, "unchanged")
+        rows.set_assignment_end(conn, same[0].id, end)
+        change = Change("assignment", key, "changed")
+    else:
+        rows.add_assignment(conn, serial, officer_id, start, end)
+        change = Change("assignment", key, "added")
+    details = {
+        "device": serial,
+        "officer": officer_id,
+        "from": start.isoformat(),
+        "to": end.isoformat() if end else None,
+    }
+    _event(conn, actor, change, details)
+    return change
+
+
+def end_assignment(conn: Connection, serial: str, at: datetime, actor: str) -> Assignment:
+    """End the device's open assignment at ``at`` (the officer handed the device back)."""
+    current = rows.open_assignment(conn, serial)
+    if current is None:
+        raise RegistryError(f"device {serial} is not assigned to anyone")
+    if at <= current.start:
+        raise RegistryError(
+            f"device {serial}: cannot end the assignment at {at.isoformat()}, "
+            f"before it began ({current.start.isoformat()})"
+        )
+    rows.set_assignment_end(conn, current.id, at)
+    change = Change("assignment", f"{serial}@{current.start.isoformat()}", "changed")
+    _event(
+        conn,
+        actor,
+        change,
+        {
+            "device": serial,
+            "officer": current.officer_id,
+            "from": current.start.isoformat(),
+            "to": at.isoformat(),
+        },
+    )
+    return Assignment(current.id, serial, current.officer_id, current.start, at)
+
+
+def set_status(
+    catalog: Catalog, serial: str, status: DeviceStatus, actor: str, reason: str = ""
+) -> Change:
+    with catalog.begin() as conn:
+        device = rows.device(conn, serial)
+        if device is None:
+            raise NotFound("device", serial)
+        change = save_device(
+            conn,
+            Device(
+                device.serial,
+                device.kind,
+                status,
+                device.vendor,
+                device.model,
+                device.clock_offset_s,
+            ),
+            actor,
+        )
+        if change.action != "unchanged" and status in (DeviceStatus.LOST, DeviceStatus.RETIRED):
+            custody.append(
+                conn,
+                EventKind.ALERT,
+                actor,
+                subject=serial,
+                details={"code": f"device-{status.value}", "reason": reason},
+            )
+    return change

@@ -1,0 +1,304 @@
+"""Bulk import and export of the registry: YAML (the whole registry) and CSV (one table a file).
+
+Files are validated as a whole before anything changes: every problem is collected with its
+file and line, then reported together; re-importing the same file changes nothing.
+``config/registry.example.yaml`` shows the format.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from devices import registry
+from devices.stations import list_stations_in, save_station
+from pipeline.catalog import Catalog
+from pipeline.catalog import registry as rows
+from pipeline.errors import EvidenceError, RegistryError
+from pipeline.models import Device, DeviceKind, DeviceStatus, Officer, Role, Station
+
+SECTIONS = ("stations", "officers", "devices", "assignments")
+CSV_COLUMNS = {
+    "stations": ("id", "name", "root", "location"),
+    "officers": ("id", "name", "cert_no", "department", "roles"),
+    "devices": ("serial", "kind", "vendor", "model", "status", "clock_offset_s"),
+    "assignments": ("device", "officer", "from", "to"),
+}
+_REQUIRED = {
+    "stations": ("id", "root"),
+    "officers": ("id", "name", "cert_no"),
+    "devices": ("serial", "kind"),
+    "assignments": ("device", "officer", "from"),
+}
+
+
+@dataclass(frozen=True)
+class AssignmentRecord:
+    device: str
+    officer: str
+    start: datetime
+    end: datetime | None
+
+
+@dataclass
+class RegistryFile:
+    """What one file says, validated; ``lines`` remembers where each record came from."""
+
+    stations: list[Station] = field(default_factory=list)
+    officers: list[Officer] = field(default_factory=list)
+    devices: list[Device] = field(default_factory=list)
+    assignments: list[AssignmentRecord] = field(default_factory=list)
+    lines: dict[int, int] = field(default_factory=dict)  # id(record) -> line
+
+    def add(self, section: str, record: Any, line: int) -> None:
+        getattr(self, section).append(record)
+        self.lines[id(record)] = line
+
+
+# --------------------------------------------------------------------------------- reading
+
+
+def read_file(path: Path, tz: ZoneInfo) -> RegistryFile:
+    """Parse and validate a YAML or CSV registry file; RegistryError lists every problem."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets write a BOM
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{path}: cannot read: {exc}") from exc
+    if path.suffix.lower() in (".yaml", ".yml"):
+        raw = _yaml_records(path, text)
+    elif path.suffix.lower() == ".csv":
+        raw = _csv_records(path, text)
+    else:
+        raise RegistryError(f"{path}: give a .yaml, .yml or .csv file")
+    result, problems = RegistryFile(), []
+    for section, line, data in raw:
+        try:
+            result.add(section, _record(section, data, tz), line)
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{path}:{line}: {section}: {exc}")
+    if problems:
+        raise RegistryError(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(problems))
+    return result
+
+
+def _yaml_records(path: Path, text: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return
+        if not isinstance(root, yaml.MappingNode):
+            raise RegistryError(f"{path}:{root.start_mark.line + 1}: expected sections {SECTIONS}")
+        for key_node, section_node in root.value:
+            section = loader.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if section not in SECTIONS:
+                raise RegistryError(f"{path}:{line}: unknown section {section!r}; use {SECTIONS}")
+            if not isinstance(section_node, yaml.SequenceNode):
+                raise RegistryError(f"{path}:{line}: {section} must be a list")
+            for item in section_node.value:
+                item_line = item.start_mark.line + 1
+                if not isinstance(item, yaml.MappingNode):
+                    raise RegistryError(
+                        f"{path}:{item_line}: each {section} entry must be a mapping"
+                    )
+                yield section, item_line, loader.construct_mapping(item, deep=True)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RegistryError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    finally:
+        loader.dispose()
+
+
+def _csv_records(path: Path, text: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = tuple(h.strip() for h in reader.fieldnames or ())
+    section = next((s for s, cols in _REQUIRED.items() if set(cols) <= set(header)), None)
+    if section is None:
+        raise RegistryError(
+            f"{path}:1: header {', '.join(header) or '(empty)'} matches no table; expected e.g. "
+            + "; ".join(f"{s}: {','.join(c)}" for s, c in CSV_COLUMNS.items())
+        )
+    for data in reader:
+        if None in data:
+            raise RegistryError(f"{path}:{reader.line_num}: more cells than header columns")
+        yield (
+            section,
+            reader.line_num,
+            {k.strip(): v for k, v in data.items() if v not in ("", None)},
+        )
+
+
+def _text(data: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"{key} must be text, not {type(value).__name__}")
+    return str(value).strip()
+
+
+def _time(value: Any, key: str, tz: ZoneInfo) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{key} {value!r} is not a date-time like 2026-05-01T08:00") from None
+    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+
+
+def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
+    missing = [k for k in _REQUIRED[section] if data.get(k) in (None, "")]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    unknown = set(data) - set(CSV_COLUMNS[section])
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
+    if section == "stations":
+        return Station(
+            _text(data, "id"),
+            Path(_text(data, "root")),
+            _text(data, "name"),
+            _text(data, "location"),
+        )
+    if section == "officers":
+        roles = data.get("roles") or [Role.ENFORCEMENT.value]
+        if isinstance(roles, str):
+            roles = [r for r in roles.replace(";", ",").split(",") if r.strip()]
+        return Officer(
+            _text(data, "id"),
+            _text(data, "name"),
+            _text(data, "cert_no"),
+            _text(data, "department"),
+            tuple(Role(r.strip()) for r in roles),
+        )
+    if section == "devices":
+        return Device(
+            _text(data, "serial"),
+            DeviceKind(_text(data, "kind")),
+            DeviceStatus(_text(data, "status", "active")),
+            _text(data, "vendor"),
+            _text(data, "model"),
+            float(data.get("clock_offset_s") or 0.0),
+        )
+    end = data.get("to")
+    return AssignmentRecord(
+        _text(data, "device"),
+        _text(data, "officer"),
+        _time(data["from"], "from", tz),
+        None if end in (None, "") else _time(end, "to", tz),
+    )
+
+
+# --------------------------------------------------------------------------------- applying
+
+
+def apply(
+    catalog: Catalog, parsed: RegistryFile, source: Path, actor: str
+) -> list[registry.Change]:
+    """Apply a validated file in one transaction: all of it, or (on a refusal) none of it."""
+    changes: list[registry.Change] = []
+    with catalog.begin() as conn:
+        for section in SECTIONS:
+            for record in getattr(parsed, section):
+                try:
+                    changes.append(_apply_one(conn, section, record, actor))
+                except EvidenceError as exc:
+                    line = parsed.lines[id(record)]
+                    raise RegistryError(f"{source}:{line}: {section}: {exc}") from exc
+    return changes
+
+
+def _apply_one(conn: Any, section: str, record: Any, actor: str) -> registry.Change:
+    if section == "stations":
+        return save_station(conn, record, actor)
+    if section == "officers":
+        return registry.save_officer(conn, record, actor)
+    if section == "devices":
+        return registry.save_device(conn, record, actor)
+    return registry.save_assignment(
+        conn, record.device, record.officer, record.start, record.end, actor
+    )
+
+
+# --------------------------------------------------------------------------------- writing
+
+
+def export_tables(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
+    """The whole registry as plain tables (the import format)."""
+    with catalog.begin() as conn:
+        stations = list_stations_in(conn)
+        officers, devices_, held = (
+            rows.all_officers(conn),
+            rows.all_devices(conn),
+            rows.all_assignments(conn),
+        )
+    return {
+        "stations": [
+            {"id": s.id, "name": s.name, "root": str(s.root), "location": s.location}
+            for s in stations
+        ],
+        "officers": [
+            {
+                "id": o.id,
+                "name": o.name,
+                "cert_no": o.cert_no,
+                "department": o.department,
+                "roles": [r.value for r in o.roles],
+            }
+            for o in officers
+        ],
+        "devices": [
+            {
+                "serial": d.serial,
+                "kind": d.kind.value,
+                "vendor": d.vendor,
+                "model": d.model,
+                "status": d.status.value,
+                "clock_offset_s": d.clock_offset_s,
+            }
+            for d in devices_
+        ],
+        "assignments": [
+            {
+                "device": a.device_serial,
+                "officer": a.officer_id,
+                "from": a.start.isoformat(),
+                "to": a.end.isoformat() if a.end else None,
+            }
+            for a in held
+        ],
+    }
+
+
+def to_yaml(tables: dict[str, list[dict[str, Any]]]) -> str:
+    return yaml.safe_dump(tables, allow_unicode=True, sort_keys=False)
+
+
+def write_csv(tables: dict[str, list[dict[str, Any]]], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for section, records in tables.items():
+        path = folder / f"{section}.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS[section])
+            writer.writeheader()
+            for r in records:
+                writer.writerow(
+                    {k: (";".join(v) if isinstance(v, list) else v) for k, v in r.items()}
+                )
+        written.append(path)
+    return written

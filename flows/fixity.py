@@ -1,0 +1,140 @@
+"""The ``fixity-check`` and ``custody-checkpoint`` flows, and serving them on schedules.
+
+``fixity-check`` re-hashes stored originals (a random sample, or all of them), recomputes the
+custody chain and its signed checkpoints, records a fixity event per original, and signs the
+checkpoints due. A run that finds a problem ends Failed, so operators see it in the UI; the
+table artifact lists every problem with its code.
+
+``evidence fixity serve`` serves three deployments from one process: the daily sample and the
+monthly full pass (``custody.fixity_*_cron`` in ``custody.fixity_timezone``), and the
+checkpoint signer every ``custody.checkpoint_every_minutes``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow, serve, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.schedules import Cron, Interval
+
+from pipeline import checkpoints, verify
+from pipeline.bag_verifier import Problem
+from pipeline.catalog import Catalog, open_catalog
+from pipeline.errors import ConfigError, IntegrityError
+from pipeline.settings import Settings, load_settings
+from pipeline.store import ArchiveStore, open_store
+
+
+class FixityProblems(IntegrityError):
+    """A fixity run found problems (they are recorded as custody events and listed)."""
+
+    code = "fixity-problems"
+
+
+@task(name="select-originals", cache_policy=NO_CACHE)
+def select_task(catalog: Catalog, sample: int | None) -> list[verify.Original]:
+    return verify.select_originals(catalog, sample=sample)
+
+
+@task(name="check-originals", cache_policy=NO_CACHE)
+def originals_task(
+    store: ArchiveStore, originals: list[verify.Original], workers: int
+) -> list[verify.OriginalCheck]:
+    return verify.check_originals(store, originals, workers)
+
+
+@task(name="check-custody-log", cache_policy=NO_CACHE)
+def log_task(catalog: Catalog, settings: Settings) -> verify.LogCheck:
+    return verify.check_log(catalog, settings.home)
+
+
+@task(name="record-fixity", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def record_task(
+    catalog: Catalog,
+    checks: list[verify.OriginalCheck],
+    log: verify.LogCheck,
+    actor: str,
+    run: str,
+) -> list[Problem]:
+    return verify.record(catalog, checks, log.problems, actor=actor, run=run)
+
+
+@task(name="sign-checkpoints", cache_policy=NO_CACHE)
+def sign_task(catalog: Catalog, settings: Settings) -> int:
+    return len(checkpoints.checkpointer(settings).sign_due(catalog))
+
+
+@flow(name="fixity-check")
+def fixity_check(sample: int | None = None) -> verify.VerifyReport:
+    """Re-hash ``sample`` random originals (None: every one) and check the custody log."""
+    started = time.monotonic()
+    settings = load_settings()
+    catalog = open_catalog(settings.catalog_url)
+    try:
+        run = verify.new_run_id()
+        originals = select_task(catalog, sample)
+        checks = originals_task(open_store(settings), originals, settings.custody.fixity_workers)
+        log = log_task(catalog, settings)
+        failed = record_task(catalog, checks, log, settings.actor, run)
+        report = verify.summarize(checks, log, failed, time.monotonic() - started, run)
+        if not log.problems:  # never sign on top of a broken chain
+            sign_task(catalog, settings)
+    finally:
+        catalog.dispose()
+    create_table_artifact(
+        key="fixity-check",
+        table=[p._asdict() for p in report.problems] or [{"code": "OK", "message": "clean"}],
+        description=(
+            f"{report.originals} originals re-hashed, {report.events} custody events "
+            f"recomputed, {report.checkpoints} checkpoints checked: "
+            f"{len(report.problems)} problems (run {run})"
+        ),
+    )
+    if not report.ok:
+        codes = sorted({p.code for p in report.problems})
+        raise FixityProblems(f"{len(report.problems)} problems: {', '.join(codes)}")
+    return report
+
+
+@flow(name="custody-checkpoint")
+def custody_checkpoint() -> int:
+    """Sign the custody checkpoints that are due; how many were signed."""
+    settings = load_settings()
+    catalog = open_catalog(settings.catalog_url)
+    try:
+        return sign_task(catalog, settings)
+    finally:
+        catalog.dispose()
+
+
+def deployments(settings: Settings) -> list[Any]:
+    """The served deployments, with the configured schedules."""
+    c = settings.custody
+    try:
+        return [
+            fixity_check.to_deployment(
+                name="daily-sample",
+                schedule=Cron(c.fixity_sample_cron, timezone=c.fixity_timezone),
+                parameters={"sample": c.fixity_sample},
+            ),
+            fixity_check.to_deployment(
+                name="monthly-full",
+                schedule=Cron(c.fixity_full_cron, timezone=c.fixity_timezone),
+                parameters={"sample": None},
+            ),
+            custody_checkpoint.to_deployment(
+                name="checkpoints",
+                schedule=Interval(timedelta(minutes=c.checkpoint_every_minutes)),
+            ),
+        ]
+    except ValueError as exc:
+        raise ConfigError(f"invalid custody schedule: {exc}") from exc
+
+
+def serve_fixity(settings: Settings) -> None:
+    """Serve the schedules until interrupted (the process runs the flow runs itself)."""
+    serve(*deployments(settings), print_starting_message=False)

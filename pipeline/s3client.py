@@ -1,0 +1,76 @@
+"""The boto3 client of the S3 store, and the one place where botocore errors become ours.
+
+boto3 ships no type hints, so the client is typed ``Any``; botocore exceptions are caught in
+the S3 modules and re-raised as StorageError (or a narrower error of pipeline.errors).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import StorageError
+from pipeline.settings import S3Settings
+
+#: A boto3 S3 client.
+S3Client = Any
+
+
+def make_client(s3: S3Settings, connections: int = 10) -> S3Client:
+    """A client for the configured endpoint; ``connections`` = requests in flight at once."""
+    config = Config(
+        s3={"addressing_style": s3.addressing_style},
+        # boto3 >= 1.36 adds a CRC32 to every upload, sent as an aws-chunked trailer that
+        # several S3-compatible servers reject. Our uploads carry their SHA-256 explicitly, so
+        # a checksum only where an API demands one (Object Lock calls) loses nothing.
+        request_checksum_calculation="when_required",
+        # Downloads are hashed by the store itself, in full.
+        response_checksum_validation="when_required",
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=10,
+        read_timeout=120,
+        max_pool_connections=max(10, connections),
+    )
+    secret = s3.secret_key.get_secret_value()
+    # A session of its own: boto3's default session is not safe to share between threads.
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=s3.endpoint_url or None,
+        region_name=s3.region,
+        aws_access_key_id=s3.access_key or None,
+        aws_secret_access_key=secret or None,
+        config=config,
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    """The S3 error code (``AccessDenied``, ``BadDigest``; ``404`` for a HEAD)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def describe(exc: BotoCoreError | ClientError) -> str:
+    """One line for people: the S3 code and message, never a botocore traceback."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', '?')}: {error.get('Message') or 'no message'}"
+    return str(exc)
+
+
+@contextlib.contextmanager
+def s3_errors(what: str) -> Iterator[None]:
+    """Raise botocore errors of the block as ``StorageError("<what>: <code>: <message>")``."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageError(f"{what}: {describe(exc)}") from exc
+
+
+def b64(raw: bytes) -> str:
+    """S3 checksums travel base64-encoded."""
+    return base64.b64encode(raw).decode("ascii")
