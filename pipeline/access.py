@@ -68,7 +68,11 @@ def open_media(
     staged: Path | None = None
     if view is View.PROXY:
         if item.proxy_key is None:
-            raise NotFound(f"proxy of media {item.id} ({item.status.value})", item.sha256[:12])
+            raise NotFound(
+                "proxy",
+                f"media {item.id} ({item.kind.value}, {item.status.value}) has none; "
+                "open --view original or --view metadata",
+            )
         path = store.derived_path(item.proxy_key)
     elif view is View.ORIGINAL:
         if download_to is None:

@@ -288,6 +288,11 @@ def _readme(export: dict[str, Any]) -> str:
     )
     keys = "\n".join(f"  {k}" for k in export["key_ids"])
     seg = export["segment"]
+    start = (
+        "starts at the chain's first event"
+        if seg["anchor"]["seq"] == 0
+        else f"starts right after the signed checkpoint at seq {seg['anchor']['seq']}"
+    )
     return f"""EVIDENCE EXPORT {export["export_id"]}
 
 Exported {export["created_at"]} by {export["exported_by"]}.
@@ -296,9 +301,9 @@ Reason: {export["reason"]}
 Items (originals bit for bit, as archived):
 {rows}
 
-The custody events of these items are in data/custody/events.jsonl; they sit in the chain
+The custody events of these items are in data/custody/events.jsonl. They sit in the chain
 segment data/custody/chain.jsonl (seq {seg["anchor"]["seq"] + 1} to {seg["last_seq"]}),
-which starts after and ends on checkpoints signed with the agency's Ed25519 key:
+which {start} and ends on a checkpoint signed with the agency's Ed25519 key:
 {keys}
 Events about other media appear in the segment as links only (their content withheld).
 

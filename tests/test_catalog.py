@@ -117,3 +117,17 @@ def test_unreachable_catalog_is_a_catalog_error(url: str) -> None:
 
     with pytest.raises(CatalogError):
         open_catalog(url)
+
+
+def test_migrations_build_exactly_the_schema_the_code_declares(any_catalog_url: str) -> None:
+    """A column added to schema.py without a migration (or the reverse) fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from pipeline.catalog.schema import metadata
+
+    cat = open_catalog(any_catalog_url)
+    with cat.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    cat.dispose()
+    assert diff == []

@@ -28,6 +28,10 @@ ReasonOpt = Annotated[
 ]
 
 
+#: Characters of an event's details a table row shows.
+DETAILS_WIDTH = 100
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     groups["media"].command("open")(media_open)
     app.command("audit")(audit)
@@ -117,6 +121,8 @@ def events_table(events: list[CustodyEvent]) -> Table:
         details = dict(e.details)
         reason = details.pop("reason", None)
         summary = json.dumps(details, ensure_ascii=False, sort_keys=True) if details else ""
+        if len(summary) > DETAILS_WIDTH:  # the whole of it is in --json
+            summary = summary[: DETAILS_WIDTH - 1] + "…"
         table.add_row(
             str(e.seq),
             f"{e.at:%Y-%m-%d %H:%M:%S}",
