@@ -8,10 +8,9 @@ file and line, then reported together; re-importing the same file changes nothin
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +23,7 @@ from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
 from pipeline.errors import EvidenceError, RegistryError
 from pipeline.models import Device, DeviceKind, DeviceStatus, Officer, Role, Station
+from pipeline.tabular import read_records, text_value, time_value
 
 SECTIONS = ("stations", "officers", "devices", "assignments")
 CSV_COLUMNS = {
@@ -68,18 +68,8 @@ class RegistryFile:
 
 def read_file(path: Path, tz: ZoneInfo) -> RegistryFile:
     """Parse and validate a YAML or CSV registry file; RegistryError lists every problem."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # spreadsheets write a BOM
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{path}: cannot read: {exc}") from exc
-    if path.suffix.lower() in (".yaml", ".yml"):
-        raw = _yaml_records(path, text)
-    elif path.suffix.lower() == ".csv":
-        raw = _csv_records(path, text)
-    else:
-        raise RegistryError(f"{path}: give a .yaml, .yml or .csv file")
     result, problems = RegistryFile(), []
-    for section, line, data in raw:
+    for section, line, data in read_records(path, _REQUIRED, RegistryError):
         try:
             result.add(section, _record(section, data, tz), line)
         except (ValueError, KeyError, TypeError) as exc:
@@ -87,77 +77,6 @@ def read_file(path: Path, tz: ZoneInfo) -> RegistryFile:
     if problems:
         raise RegistryError(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(problems))
     return result
-
-
-def _yaml_records(path: Path, text: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return
-        if not isinstance(root, yaml.MappingNode):
-            raise RegistryError(f"{path}:{root.start_mark.line + 1}: expected sections {SECTIONS}")
-        for key_node, section_node in root.value:
-            section = loader.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if section not in SECTIONS:
-                raise RegistryError(f"{path}:{line}: unknown section {section!r}; use {SECTIONS}")
-            if not isinstance(section_node, yaml.SequenceNode):
-                raise RegistryError(f"{path}:{line}: {section} must be a list")
-            for item in section_node.value:
-                item_line = item.start_mark.line + 1
-                if not isinstance(item, yaml.MappingNode):
-                    raise RegistryError(
-                        f"{path}:{item_line}: each {section} entry must be a mapping"
-                    )
-                yield section, item_line, loader.construct_mapping(item, deep=True)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RegistryError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    finally:
-        loader.dispose()
-
-
-def _csv_records(path: Path, text: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = tuple(h.strip() for h in reader.fieldnames or ())
-    section = next((s for s, cols in _REQUIRED.items() if set(cols) <= set(header)), None)
-    if section is None:
-        raise RegistryError(
-            f"{path}:1: header {', '.join(header) or '(empty)'} matches no table; expected e.g. "
-            + "; ".join(f"{s}: {','.join(c)}" for s, c in CSV_COLUMNS.items())
-        )
-    for data in reader:
-        if None in data:
-            raise RegistryError(f"{path}:{reader.line_num}: more cells than header columns")
-        yield (
-            section,
-            reader.line_num,
-            {k.strip(): v for k, v in data.items() if v not in ("", None)},
-        )
-
-
-def _text(data: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = data.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str | int | float):
-        raise ValueError(f"{key} must be text, not {type(value).__name__}")
-    return str(value).strip()
-
-
-def _time(value: Any, key: str, tz: ZoneInfo) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            raise ValueError(f"{key} {value!r} is not a date-time like 2026-05-01T08:00") from None
-    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
 
 def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
@@ -169,37 +88,37 @@ def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
         raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
     if section == "stations":
         return Station(
-            _text(data, "id"),
-            Path(_text(data, "root")),
-            _text(data, "name"),
-            _text(data, "location"),
+            text_value(data, "id"),
+            Path(text_value(data, "root")),
+            text_value(data, "name"),
+            text_value(data, "location"),
         )
     if section == "officers":
         roles = data.get("roles") or [Role.ENFORCEMENT.value]
         if isinstance(roles, str):
             roles = [r for r in roles.replace(";", ",").split(",") if r.strip()]
         return Officer(
-            _text(data, "id"),
-            _text(data, "name"),
-            _text(data, "cert_no"),
-            _text(data, "department"),
+            text_value(data, "id"),
+            text_value(data, "name"),
+            text_value(data, "cert_no"),
+            text_value(data, "department"),
             tuple(Role(r.strip()) for r in roles),
         )
     if section == "devices":
         return Device(
-            _text(data, "serial"),
-            DeviceKind(_text(data, "kind")),
-            DeviceStatus(_text(data, "status", "active")),
-            _text(data, "vendor"),
-            _text(data, "model"),
+            text_value(data, "serial"),
+            DeviceKind(text_value(data, "kind")),
+            DeviceStatus(text_value(data, "status", "active")),
+            text_value(data, "vendor"),
+            text_value(data, "model"),
             float(data.get("clock_offset_s") or 0.0),
         )
     end = data.get("to")
     return AssignmentRecord(
-        _text(data, "device"),
-        _text(data, "officer"),
-        _time(data["from"], "from", tz),
-        None if end in (None, "") else _time(end, "to", tz),
+        text_value(data, "device"),
+        text_value(data, "officer"),
+        time_value(data["from"], "from", tz),
+        None if end in (None, "") else time_value(end, "to", tz),
     )
 
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.models import FileReport, MediaItem, Outcome, QuarantineEntry, Station, SweepReport
+from pipeline.models import (
+    FileReport,
+    MediaItem,
+    Outcome,
+    QuarantineEntry,
+    Station,
+    SweepReport,
+    plain,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,20 +39,7 @@ OUTCOME_ZH = {
 }
 
 
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    return value
+to_jsonable = plain
 
 
 def print_json(value: Any) -> None:

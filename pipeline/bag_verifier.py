@@ -231,14 +231,15 @@ def check_checkpoints(
     chain: ChainResult,
 ) -> list[Problem]:
     """Each checkpoint must be signed by a trusted key and must name the hash the chain has
-    at its position; one beyond the chain's end proves the log was cut short."""
+    at its position; one beyond the chain's end proves the log was cut short. A checkpoint
+    whose signature fails proves nothing about the log, so only that is reported."""
     problems: list[Problem] = []
     for cp in checkpoints:
         seq, where = int(cp["seq"]), f"checkpoint {cp['seq']}"
         bad_signature = signature_problem(cp, keys)
         if bad_signature is not None:
             problems.append(bad_signature)
-        if seq > chain.last_seq:
+        elif seq > chain.last_seq:
             problems.append(
                 Problem(
                     "E-CHAIN-TRUNCATED",

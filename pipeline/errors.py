@@ -145,6 +145,16 @@ class RegistryError(EvidenceError):
     code = "registry"
 
 
+class CaseError(EvidenceError):
+    """A case change is refused; names the case."""
+
+    code = "case"
+
+    def __init__(self, number: str | None, message: str) -> None:
+        super().__init__(f"case {number}: {message}" if number else message)
+        self.number = number
+
+
 class QuarantineError(EvidenceError):
     """A quarantine entry cannot be released (already released, or about the file itself)."""
 

@@ -27,7 +27,7 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +116,7 @@ def export_bag(
     case: str | None = None,
     with_proxies: bool = False,
     block_size: int = 4 << 20,
+    extra_files: Mapping[str, bytes] | None = None,
     now: datetime | None = None,
 ) -> ExportResult:
     """Write the bag of the given media items (ids or SHA-256 prefixes) to ``out``."""
@@ -168,6 +169,8 @@ def export_bag(
             "key_ids": key_ids,
         }
         payload.write("custody/export.json", _json(export))
+        for relative, data in (extra_files or {}).items():  # e.g. a sealed case's case.json
+            payload.write(relative, data)
         _write_tags(staging, payload, export, now)
         staging.rename(out)  # POSIX rename replaces an empty folder
     except OSError as exc:

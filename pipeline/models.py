@@ -5,10 +5,12 @@ Every other module speaks in these terms; the catalog stores them, the CLI print
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 
 class MediaKind(enum.StrEnum):
@@ -80,9 +82,10 @@ class EventKind(enum.StrEnum):
     STATION_ADDED = "station_added"
     REGISTRY_CHANGED = "registry_changed"  # device, officer or assignment added or changed
     ALERT = "alert"  # something a person must look at (unknown device, clock drift, …)
+    CASE_CHANGED = "case_changed"  # a case created, edited or concluded
     LINKED = "linked"
     UNLINKED = "unlinked"
-    DESCRIBED = "described"  # written description (文字说明) set
+    DESCRIBED = "described"  # written description (文字说明) or text-record fields set
     TAGGED = "tagged"
     VIEWED = "viewed"  # access supervision (调阅监督): who looked, and why
     EXPORTED = "exported"
@@ -165,6 +168,10 @@ class MediaItem:
     time_source: str | None = None  # IdSource value
     id_sources: dict[str, str] = field(default_factory=dict)  # IdSource value -> serial
     flags: tuple[Flag, ...] = ()
+    description: str | None = None  # written description 文字说明
+    described_by: str | None = None
+    record_type: str | None = None  # RecordType value, for text records
+    signature: str | None = None  # Signature value, for text records
 
 
 @dataclass(frozen=True)
@@ -315,3 +322,107 @@ class Identification:
     time_source: IdSource | None
     officer_id: str | None
     flags: tuple[Flag, ...] = ()
+
+
+# ------------------------------------------------------------------------------------ cases
+
+
+class CaseStatus(enum.StrEnum):
+    OPEN = "open"  # 办理中
+    CONCLUDED = "concluded"  # 已办结: the enforcement act has ended, the 15-day clock runs
+    ARCHIVED = "archived"  # 已归档: the case file is sealed
+
+    @property
+    def label_zh(self) -> str:
+        return {"open": "办理中", "concluded": "已办结", "archived": "已归档"}[self.value]
+
+
+class RecordType(enum.StrEnum):
+    """Text records (笔录) the rule names."""
+
+    ON_SITE = "on-site"  # 现场笔录
+    INTERROGATION = "interrogation"  # 询问笔录
+    HEARING = "hearing"  # 听证笔录
+    PROPERTY_LIST = "property-list"  # 财物清单
+    OTHER = "other"  # 其他文书
+
+    @property
+    def label_zh(self) -> str:
+        return _RECORD_ZH[self]
+
+
+_RECORD_ZH = {
+    RecordType.ON_SITE: "现场笔录",
+    RecordType.INTERROGATION: "询问笔录",
+    RecordType.HEARING: "听证笔录",
+    RecordType.PROPERTY_LIST: "财物清单",
+    RecordType.OTHER: "其他文书",
+}
+
+
+class Signature(enum.StrEnum):
+    """Whether the party signed a text record, or the refusal was noted on it."""
+
+    SIGNED = "signed"  # 当事人已签字
+    REFUSAL_NOTED = "refusal-noted"  # 拒绝签字已注明
+    MISSING = "missing"  # 未签字且未注明
+
+
+@dataclass(frozen=True)
+class Category:
+    """An enforcement category from config/categories.toml."""
+
+    id: str
+    name_zh: str
+    name_en: str
+    mandatory_av: bool  # whole-process A/V recording required (查封扣押, 强制拆除 …)
+    retention: str  # retention class id
+
+
+@dataclass(frozen=True)
+class Case:
+    number: str
+    title: str
+    category: str
+    department: str
+    status: CaseStatus
+    officers: tuple[str, ...]
+    action_start: datetime | None = None
+    action_end: datetime | None = None
+    due: date | None = None  # action end + 15 days, by the configured counting
+    due_provisional: bool = False  # the working-day calendar did not know a year
+    archived_at: datetime | None = None
+    archived_on: date | None = None  # local date of sealing
+    archive_key: str | None = None
+
+
+class LinkMethod(enum.StrEnum):
+    RULE = "rule"  # matched by the linking rule (officer + time overlap, or case number)
+    MANUAL = "manual"  # a person linked it, with a reason
+
+
+@dataclass(frozen=True)
+class Link:
+    case_number: str
+    media_id: int
+    method: LinkMethod
+    rule: str  # which rule matched, or the person's reason
+    actor: str
+    created_at: datetime
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON-ready data: dataclasses as dicts, enums as values, times as ISO text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    return value

@@ -218,7 +218,10 @@ class S3Store:
         ever probed or transcoded as evidence."""
         key = original_key(sha256)
         version = self._require(key)
-        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=".original")
+        try:
+            fd, name = tempfile.mkstemp(dir=self.tmp, suffix=".original")
+        except OSError as exc:
+            raise StorageError(f"cannot download {self._at(key)} into {self.tmp}: {exc}") from exc
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:

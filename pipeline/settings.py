@@ -153,6 +153,26 @@ class CustodySettings(BaseModel):
     fixity_workers: int = Field(2, ge=1, le=64, description="originals re-hashed at once")
 
 
+class CasesSettings(BaseModel):
+    categories_file: str = Field("", description="categories TOML; empty: config/categories.toml")
+    deadline_days: int = Field(15, ge=1, le=365, description="days after the act ends to file")
+    deadline_mode: Literal["calendar", "working"] = Field(
+        "calendar", description="count calendar days, or working days (Chinese holiday calendar)"
+    )
+    holidays_file: str = Field(
+        "", description="official holiday schedules (TOML); empty: EVIDENCE_HOME/holidays.toml"
+    )
+    due_soon_days: int = Field(3, ge=0, description="'due soon' this many days before the deadline")
+    link_margin_min: float = Field(
+        30.0, ge=0, description="auto-link: recordings this close to the action window count"
+    )
+    coverage_gap_s: float = Field(
+        60.0, ge=0, description="mandatory categories: uncovered stretches longer than this"
+    )
+    auto_seal: bool = Field(False, description="compliance sweep seals complete concluded cases")
+    compliance_cron: str = Field("0 6 * * *", description="schedule of the compliance sweep")
+
+
 class Settings(BaseSettings):
     """All settings of one instance. Build with :func:`load_settings`."""
 
@@ -168,6 +188,7 @@ class Settings(BaseSettings):
     watch: WatchSettings = WatchSettings()
     prefect: PrefectSettings = PrefectSettings()
     devices: DevicesSettings = DevicesSettings()
+    cases: CasesSettings = CasesSettings()
     store: StoreSettings = StoreSettings()
     custody: CustodySettings = CustodySettings()
 

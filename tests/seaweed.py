@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -113,6 +114,9 @@ def running_seaweed(workdir: Path, timeout_s: float = 20.0) -> Iterator[Seaweed]
         "-ip.bind=127.0.0.1",
         *(f"-{name}={port}" for name, port in ports.items()),
         f"-s3.config={identities}",
+        # Unix sockets in the work folder, not left behind in /tmp.
+        f"-filer.localSocket={workdir / 'filer.sock'}",
+        f"-s3.localSocket={workdir / 's3.sock'}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         "-webdav=false",
@@ -122,7 +126,13 @@ def running_seaweed(workdir: Path, timeout_s: float = 20.0) -> Iterator[Seaweed]
     ]
     log = workdir / "weed.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+        process = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env={**os.environ, "TMPDIR": str(workdir)},
+        )
     server = Seaweed(f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key, log)
     try:
         _wait_until_ready(server, process, timeout_s)
@@ -134,6 +144,9 @@ def running_seaweed(workdir: Path, timeout_s: float = 20.0) -> Iterator[Seaweed]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        # These two sockets ignore TMPDIR and have no flag of their own.
+        for name in (f"admin-grpc-{ports['admin.port.grpc']}", f"s3-grpc-{ports['s3.port.grpc']}"):
+            Path(f"/tmp/seaweedfs-{name}.sock").unlink(missing_ok=True)
 
 
 def _wait_until_ready(server: Seaweed, process: subprocess.Popen[bytes], timeout_s: float) -> None:

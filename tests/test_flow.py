@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ def test_one_flow_run_ingests_a_whole_sweep(
     put(clips["audio"], dock, "REC-1/b.m4a")
     put(clips["truncated"], dock, "BWC-1/cut.mp4")
 
+    started = datetime.now(UTC)
     report = run_ingest(flow_env, station.id)
 
     assert sorted(f.outcome.value for f in report.files) == ["archived", "archived", "quarantined"]
@@ -45,8 +47,13 @@ def test_one_flow_run_ingests_a_whole_sweep(
     assert ingest_station.name == "ingest-station"
 
     with get_client(sync_client=True) as client:
+        # The test server is shared by the session: count only this test's runs.
         runs = client.read_flow_runs()
-        ours = [r for r in runs if r.parameters.get("station_id") == station.id]
+        ours = [
+            r
+            for r in runs
+            if r.parameters.get("station_id") == station.id and r.created and r.created >= started
+        ]
         assert len(ours) == 1, "one flow run per sweep, not one per file"
         assert ours[0].state is not None and ours[0].state.is_completed()
         tasks = client.read_task_runs()

@@ -48,6 +48,12 @@ def s3_settings(home: Path, server: Seaweed, **s3: object) -> Settings:
     return make_settings(home, store={"kind": "s3", "s3": values})
 
 
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user config file (read from EVIDENCE_HOME) may leak into these settings."""
+    monkeypatch.setenv("EVIDENCE_HOME", str(tmp_path / "home"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, seaweed: Seaweed) -> Settings:
     return s3_settings(tmp_path / "home", seaweed)
@@ -87,10 +93,12 @@ def _code(caught: pytest.ExceptionInfo[ClientError]) -> str:
 
 
 def test_open_store_picks_s3_and_creates_the_bucket_with_object_lock(
-    settings: Settings, seaweed: Seaweed
+    settings: Settings, seaweed: Seaweed, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = open_store(settings)
+    with caplog.at_level(logging.WARNING):
+        store = open_store(settings)
     assert isinstance(store, S3Store)
+    assert caplog.records == [], "the self-test found the lock enforced"
     lock = seaweed.client.get_object_lock_configuration(Bucket=settings.store.s3.bucket)
     assert lock["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
     assert seaweed.secret_key not in repr(settings), "the secret never shows in a repr"
@@ -108,7 +116,7 @@ def test_small_original_is_one_put_checked_by_the_server_and_locked(
     key = original_key(digest.sha256)
     assert key == f"originals/{digest.sha256[:2]}/{digest.sha256[2:4]}/{digest.sha256}"
     head = seaweed.client.head_object(Bucket=store.bucket, Key=key, ChecksumMode="ENABLED")
-    assert head["ChecksumSHA256"] == Staged(digest, (), 0).checksum, "a single PUT: full SHA-256"
+    assert head["ChecksumSHA256"] == b64(bytes.fromhex(digest.sha256)), "one PUT: full SHA-256"
     assert head["Metadata"]["sha256"] == digest.sha256
     status = store.lock_status(digest.sha256)
     assert status.mode == "COMPLIANCE" and not status.legal_hold
@@ -154,6 +162,28 @@ def test_the_same_bytes_twice_are_one_object_not_uploaded_again(
     assert store.put_original(a) == store.put_original(b)
     versions = _versions(seaweed.client, store.bucket, original_key(_sha(a)))
     assert len(versions) == 1
+
+
+def test_reread_downloads_the_object_again_only_when_configured(
+    settings: Settings, client: S3Client, tmp_path: Path
+) -> None:
+    gets: list[int] = []
+
+    def count_get(**_: Any) -> None:
+        gets.append(1)
+
+    ensure_bucket(client, settings.store.s3.bucket, settings.store.s3.region)
+    client.meta.events.register("before-call.s3.GetObject", count_get)
+    try:
+        for reread, size in ((True, 1000), (False, 1000), (True, 11 * MIB), (False, 11 * MIB)):
+            s3 = settings.store.s3.model_copy(update={"reread": reread})
+            store = S3Store(client, s3, settings.s3_work_dir)
+            gets.clear()
+            store.put_original(_file(tmp_path / "clip.mp4", size))
+            # Off, the server's checksum (full or composite) of the object is the proof.
+            assert len(gets) == (1 if reread else 0), (reread, size)
+    finally:
+        client.meta.events.unregister("before-call.s3.GetObject", count_get)
 
 
 def test_an_empty_file_is_stored(store: S3Store, tmp_path: Path) -> None:
@@ -320,7 +350,8 @@ def test_derived_objects_are_apart_unlocked_and_cached_locally(
 
     local = store.derived_path(key)
     assert local.read_bytes() == proxy.read_bytes()
-    assert store.derived_path(key) == local
+    inode = local.stat().st_ino
+    assert store.derived_path(key) == local and local.stat().st_ino == inode, "cached"
     # A proxy made again (on any host) replaces the cached copy.
     remade = _file(tmp_path / "remade.mp4", 1000)
     store.put_derived("ab" * 32, "proxy.mp4", remade)

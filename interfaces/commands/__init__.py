@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from interfaces.commands import access, custody, registry
+from interfaces.commands import access, cases, custody, registry
 
-COMMAND_MODULES: list[ModuleType] = [registry, custody, access]
+COMMAND_MODULES: list[ModuleType] = [registry, custody, access, cases]

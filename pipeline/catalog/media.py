@@ -123,6 +123,10 @@ def _item(row: Any) -> MediaItem:
         time_source=row.time_source,
         id_sources=dict(row.id_sources or {}),
         flags=tuple(Flag(f["code"], f["message"]) for f in row.flags or []),
+        description=row.description,
+        described_by=row.described_by,
+        record_type=row.record_type,
+        signature=row.signature,
     )
 
 
@@ -275,4 +279,20 @@ def resolve_quarantine(conn: Connection, entry_id: int, actor: str, now: datetim
         update(quarantine)
         .where(quarantine.c.id == entry_id)
         .values(resolved_at=now, resolved_by=actor)
+    )
+
+
+def set_description(conn: Connection, media_id: int, text: str, actor: str, now: datetime) -> None:
+    conn.execute(
+        update(media)
+        .where(media.c.id == media_id)
+        .values(description=text, described_at=now, described_by=actor)
+    )
+
+
+def set_record(conn: Connection, media_id: int, record_type: str, signature: str) -> None:
+    conn.execute(
+        update(media)
+        .where(media.c.id == media_id)
+        .values(record_type=record_type, signature=signature)
     )

@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -98,6 +100,13 @@ media = Table(
     Column("time_source", String(16)),
     Column("id_sources", JSON, nullable=False, default=dict),
     Column("flags", JSON, nullable=False, default=list),
+    # Case file fields (migration 0004): the written description (文字说明) of a recording,
+    # and for text records (笔录) their type and whether the party signed.
+    Column("description", Text),
+    Column("described_at", UTCDateTime),
+    Column("described_by", String(200)),
+    Column("record_type", String(32)),
+    Column("signature", String(32)),
     Index("ix_media_recorded_at", "recorded_at"),
     Index("ix_media_status", "status"),
     Index("ix_media_device_recorded", "device_serial", "recorded_start"),
@@ -189,6 +198,49 @@ assignments = Table(
     Column("start", UTCDateTime, nullable=False),
     Column("end", UTCDateTime),
     Index("ix_assignments_device_start", "device_serial", "start"),
+)
+
+# Cases (案件/案卷) and their links to media (migration 0004). Links are history: an unlinked
+# record keeps its row with who removed it and why.
+cases = Table(
+    "cases",
+    metadata,
+    Column("number", String(64), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("department", String(200), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("action_start", UTCDateTime),
+    Column("action_end", UTCDateTime),
+    Column("due", Date),
+    Column("due_provisional", Boolean, nullable=False, default=False),
+    Column("archived_at", UTCDateTime),
+    Column("archived_on", Date),  # local date of sealing, compared with the due date
+    Column("archive_key", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_cases_status_due", "status", "due"),
+)
+
+case_officers = Table(
+    "case_officers",
+    metadata,
+    Column("case_number", String(64), ForeignKey("cases.number"), primary_key=True),
+    Column("officer_id", String(64), ForeignKey("officers.id"), primary_key=True),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_number", String(64), ForeignKey("cases.number"), nullable=False, index=True),
+    Column("media_id", Integer, ForeignKey("media.id"), nullable=False, index=True),
+    Column("method", String(16), nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),
+    Column("removed_by", String(200)),
+    Column("removed_reason", Text),
 )
 
 # Append-only, hash-chained custody log. The head row serialises writers on every database:

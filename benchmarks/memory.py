@@ -1,0 +1,103 @@
+"""6. Memory: peak RSS of an ingest sweep of one large file, for growing file sizes.
+
+Each sweep runs in a child process of its own (``python -m benchmarks.memory``), which reports
+its own peak resident set size (ru_maxrss) when the sweep is done: the figure is the whole
+process (interpreter, SQLAlchemy, MediaInfo and the copy buffers), and it must not grow with
+the file. The file is random bytes, so it ends quarantined as unreadable media, but only
+after its bytes were copied, hashed, fsynced, re-read and verified like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.report import Figure, Result, Target
+from benchmarks.workbench import MiB, add_dock, make_home, scratch, write_random
+
+NUMBER, NAME = 6, "memory: peak RSS of a sweep"
+STATION = "BENCH-01"
+REPO = Path(__file__).resolve().parent.parent
+
+#: "Does not grow": less than one copy block more for a 16× larger file. The blocks in flight
+#: are fixed in number, so any real growth would be per byte and far above this.
+GROWTH_LIMIT_MIB = 4.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    file_bytes: tuple[int, ...]
+
+
+FULL = Sizes(file_bytes=(256 * MiB, 1024 * MiB, 4096 * MiB))
+QUICK = Sizes(file_bytes=(16 * MiB, 48 * MiB))
+
+
+def run(work: Path, quick: bool) -> Result:
+    sizes = QUICK if quick else FULL
+    peaks: dict[int, float] = {}
+    with scratch(work / "memory") as root:
+        for size in sizes.file_bytes:
+            with scratch(root / str(size)) as case:
+                settings = make_home(case / "home")
+                station = add_dock(settings, case / "dock", STATION)
+                write_random(station.root / "BWC-01" / "large.mp4", size)
+                peaks[size] = _sweep_in_child()
+    smallest, largest = min(peaks), max(peaks)
+    figures = [
+        Figure(f"memory.peak.{size // MiB}MiB", f"peak RSS, {_size(size)} file", peak, "MiB")
+        for size, peak in peaks.items()
+    ]
+    figures.append(
+        Figure(
+            "memory.growth",
+            f"growth from {_size(smallest)} to {_size(largest)}",
+            peaks[largest] - peaks[smallest],
+            "MiB",
+            Target("<=", GROWTH_LIMIT_MIB),
+        )
+    )
+    notes = ("one child process per sweep; RSS is the whole process's ru_maxrss",)
+    return Result(NUMBER, NAME, tuple(figures), notes, samples={"peak MiB": peaks})
+
+
+def _sweep_in_child() -> float:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory"],
+        cwd=REPO,
+        env=os.environ.copy(),  # EVIDENCE_HOME: the home make_home just set up
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(json.loads(done.stdout.splitlines()[-1])["peak_mib"])
+
+
+def _size(size: int) -> str:
+    return f"{size // 1024 // MiB} GiB" if size >= 1024 * MiB else f"{size // MiB} MiB"
+
+
+def _child() -> None:
+    """One sweep of the bench station of $EVIDENCE_HOME; prints its peak RSS as JSON."""
+    from devices.stations import get_station
+    from devices.sweep import sweep_station
+    from pipeline.ingest import open_context
+    from pipeline.models import Outcome
+    from pipeline.settings import load_settings
+
+    ctx = open_context(load_settings())
+    report = sweep_station(ctx, get_station(ctx.catalog, STATION))
+    ctx.catalog.dispose()
+    if [f.outcome for f in report.files] != [Outcome.QUARANTINED]:
+        raise SystemExit(f"expected one quarantined file, got {report.files}")
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"peak_mib": peak_kib / 1024}))
+
+
+if __name__ == "__main__":
+    _child()

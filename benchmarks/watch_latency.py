@@ -1,0 +1,175 @@
+"""5. Watcher latency: from a file closed on the dock to its media row in the catalog.
+
+The real StationWatcher watches a real dump folder; files are written into it one after
+another at a steady pace, as a docking station copies them. A poller reads the catalog
+(read-only, so it never takes the writers' lock) and notes when each file's media row
+appears. That is "catalogued": the proxy and thumbnail are made after it and are not counted.
+
+Three ways:
+- flow, default settings: ``evidence watch`` as shipped, each batch one flow run, with the
+  default watch.stable_s (2 s of unchanged size and mtime) and batch_window_s (1 s);
+- flow, no waits: the same with stable_s = batch_window_s = 0: what our code adds;
+- direct, no waits: each batch a plain sweep_station call in the watcher's process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from benchmarks.report import Figure, Result, Target
+from benchmarks.workbench import add_dock, make_home, percentile, scratch, unique_copy
+from devices.sweep import sweep_station
+from devices.watcher import StationWatcher
+from interfaces import synth
+from pipeline.ingest import open_context
+from pipeline.models import Station
+from pipeline.settings import Settings
+
+NUMBER, NAME = 5, "watcher latency: closed → catalogued"
+
+_POLL_S = 0.02
+_DRAIN_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    files: int
+    interval_s: float  # between one file's close and the next one's start
+
+
+FULL = Sizes(files=100, interval_s=0.3)
+QUICK = Sizes(files=3, interval_s=0.1)
+
+NO_WAITS: dict[str, dict[str, object]] = {"watch": {"stable_s": 0.0, "batch_window_s": 0.0}}
+DEFAULT_WAITS: dict[str, dict[str, object]] = {"watch": {"stable_s": 2.0, "batch_window_s": 1.0}}
+OnBatch = Callable[[str, list[Path] | None], None]
+
+
+def run(work: Path, quick: bool) -> Result:
+    sizes = QUICK if quick else FULL
+    ways: list[tuple[str, str, dict[str, dict[str, object]]]] = [
+        ("flow_default", "flow, default waits (2 s stable + 1 s batch)", DEFAULT_WAITS),
+        ("flow_no_waits", "flow, no waits", NO_WAITS),
+        ("direct_no_waits", "direct sweep, no waits", NO_WAITS),
+    ]
+    latencies: dict[str, list[float]] = {}
+    with scratch(work / "watch") as root:
+        clip = synth.make_video(root / "clip.mp4", seconds=1.0)
+        # Distinct bytes per file, made beforehand: each lands on the dock in one write.
+        staged = [unique_copy(clip, root / "staged" / f"{i}.mp4", i) for i in range(sizes.files)]
+        for key, _, config in ways:
+            settings = make_home(root / key, config)
+            station = add_dock(settings, root / f"{key}-dock")
+            with _ingest(key, settings, station) as on_batch:
+                latencies[key] = _measure(settings, station, on_batch, staged, sizes)
+    figures: list[Figure] = []
+    for key, label, _ in ways:
+        # The target is the product as shipped: `evidence watch` with its default settings.
+        target = Target("<=", 2.0) if key == "flow_default" else None
+        figures += [
+            Figure(f"watch.{key}.p50", f"{label}: p50", percentile(latencies[key], 50), "s"),
+            Figure(f"watch.{key}.p95", f"{label}: p95", percentile(latencies[key], 95), "s", target),
+        ]
+    notes = (
+        f"{sizes.files} 1 s 320x240 clips per way, one every {sizes.interval_s:g} s, proxies on; "
+        "the target applies to the product as shipped (first row pair)",
+    )
+    return Result(NUMBER, NAME, tuple(figures), notes, samples={"seconds": latencies})
+
+
+@contextmanager
+def _ingest(key: str, settings: Settings, station: Station) -> Iterator[OnBatch]:
+    """What the watcher calls with each batch: a flow run, as `evidence watch` does, or a
+    plain sweep with a context opened once, as a long-running process would."""
+    if key.startswith("flow"):
+        from flows.ingest import run_ingest  # Prefect: only once the runner set up a server
+
+        def flow(station_id: str, paths: list[Path] | None) -> None:
+            run_ingest(settings, station_id, None if paths is None else [str(p) for p in paths])
+
+        yield flow
+        return
+    ctx = open_context(settings)
+
+    def direct(_station_id: str, paths: list[Path] | None) -> None:
+        sweep_station(ctx, station, paths)
+
+    try:
+        yield direct
+    finally:
+        ctx.catalog.dispose()
+
+
+def _measure(
+    settings: Settings, station: Station, on_batch: OnBatch, staged: list[Path], sizes: Sizes
+) -> list[float]:
+    first_sweep_done = threading.Event()
+
+    def deliver(station_id: str, paths: list[Path] | None) -> None:
+        on_batch(station_id, paths)
+        first_sweep_done.set()
+
+    closed: dict[str, float] = {}
+    poller = _CatalogPoller(Path(str(make_url(settings.catalog_url).database)))
+    watcher = StationWatcher([station], settings.watch, settings.ingest.ignore, deliver)
+    with watcher, poller:
+        # The watcher's start-up sweep of the empty dock must not count against the files.
+        first_sweep_done.wait(60)
+        for i, source in enumerate(staged):
+            path = station.root / f"BWC-{i % 25 + 1:02d}" / f"clip-{i:04d}.mp4"
+            path.parent.mkdir(exist_ok=True)
+            shutil.copyfile(source, path)  # one open, write, close: as `cp` does
+            closed[str(path)] = time.monotonic()
+            time.sleep(sizes.interval_s)
+        catalogued = poller.wait_for(set(closed), _DRAIN_TIMEOUT_S)
+    missing = set(closed) - set(catalogued)
+    if missing:
+        raise RuntimeError(f"{len(missing)} file(s) not catalogued within {_DRAIN_TIMEOUT_S:g} s")
+    return [catalogued[path] - closed[path] for path in closed]
+
+
+class _CatalogPoller:
+    """Notes the monotonic time at which each source path first has a media row."""
+
+    def __init__(self, database: Path) -> None:
+        self._database = database
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="catalog-poller", daemon=True)
+
+    def __enter__(self) -> _CatalogPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def wait_for(self, paths: set[str], timeout_s: float) -> dict[str, float]:
+        deadline = time.monotonic() + timeout_s
+        while not paths <= self.seen.keys() and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+        return dict(self.seen)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(f"file:{self._database}?mode=ro", uri=True, timeout=60)
+        try:
+            while not self._stop.wait(_POLL_S):
+                now = time.monotonic()
+                try:
+                    rows = conn.execute("SELECT source_path FROM media").fetchall()
+                except sqlite3.OperationalError:
+                    continue  # a writer is checkpointing the WAL: look again next time
+                for (path,) in rows:
+                    self.seen.setdefault(path, now)
+        finally:
+            conn.close()

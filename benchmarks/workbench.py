@@ -1,0 +1,127 @@
+"""What every benchmark needs: statistics, test files, and evidence homes to ingest into."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import statistics
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from devices.stations import add_station
+from pipeline.catalog import open_catalog
+from pipeline.ingest import INGESTED_DIR
+from pipeline.models import Station
+from pipeline.settings import Settings, load_settings
+
+MB = 1_000_000  # rates are quoted in MB/s, as dd and the issue quote them
+MiB = 1 << 20
+
+#: Settings of every bench home: files are complete once written (no stability wait), and
+#: the recorders are not in the device registry, which is not what is measured here.
+BASE_CONFIG: dict[str, dict[str, object]] = {
+    "watch": {"stable_s": 0.0},
+    "devices": {"unknown": "accept"},
+}
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile: a value that was actually measured."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def write_random(path: Path, size: int) -> Path:
+    """``size`` random bytes, made durable so their write-back does not disturb what follows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 * MiB)
+            f.write(os.urandom(n))
+            left -= n
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def write_text_document(path: Path, size: int) -> Path:
+    """A text record (笔录) of ``size`` bytes: a document, so no proxy is made for it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(os.urandom(size // 2).hex() + "\n" * (size % 2), encoding="ascii")
+    return path
+
+
+def unique_copy(clip: Path, target: Path, serial: int) -> Path:
+    """A copy of an MP4 with a trailing ``free`` box holding ``serial``: the same playable
+    video with other bytes, so it is a new media item and not a duplicate, without an
+    ffmpeg run per copy. ISO BMFF readers skip ``free`` boxes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(clip, target)
+    payload = f"bench copy {serial}".encode()
+    with target.open("ab") as f:
+        f.write(struct.pack(">I4s", 8 + len(payload), b"free") + payload)
+    return target
+
+
+def make_home(path: Path, extra: dict[str, dict[str, object]] | None = None) -> Settings:
+    """A fresh EVIDENCE_HOME with BASE_CONFIG (and ``extra``) in its config.toml, made this
+    process's home: the flow reads its settings from the environment, as a worker would."""
+    sections = {name: dict(values) for name, values in BASE_CONFIG.items()}
+    for name, values in (extra or {}).items():
+        sections.setdefault(name, {}).update(values)
+    path.mkdir(parents=True)
+    (path / "config.toml").write_text(_toml(sections), encoding="utf-8")
+    os.environ["EVIDENCE_HOME"] = str(path)
+    return load_settings()
+
+
+def add_dock(settings: Settings, root: Path, station_id: str = "BENCH-01") -> Station:
+    root.mkdir(parents=True, exist_ok=True)
+    catalog = open_catalog(settings.catalog_url)
+    try:
+        return add_station(catalog, station_id, root, "bench")
+    finally:
+        catalog.dispose()
+
+
+def restore_released(station: Station) -> None:
+    """Put the sources a run released (moved to .ingested/) back on the dock for the next."""
+    released = station.root / INGESTED_DIR
+    for path in sorted(released.rglob("*")):
+        if path.is_file():
+            back = station.root / path.relative_to(released)
+            back.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(back)
+    shutil.rmtree(released, ignore_errors=True)
+
+
+@contextmanager
+def scratch(path: Path) -> Iterator[Path]:
+    """A folder removed afterwards, even when the benchmark fails: disk space is shared."""
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _toml(sections: dict[str, dict[str, object]]) -> str:
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "".join(
+        f"[{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in values.items()) + "\n"
+        for name, values in sections.items()
+    )

@@ -1,0 +1,99 @@
+"""The ``compliance-sweep`` flow: every case against the 15-day rule, daily.
+
+Links what the rule finds, evaluates each case (deadline state, mandatory coverage, missing
+descriptions and signatures), raises an ALERT custody event for each case that needs action,
+publishes a table artifact for operators, and — when ``cases.auto_seal`` — seals concluded
+cases whose files are complete.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.schedules import Cron
+
+from pipeline import cases, compliance
+from pipeline.catalog import Catalog, open_catalog
+from pipeline.categories import load_categories
+from pipeline.errors import ConfigError
+from pipeline.models import CaseStatus
+from pipeline.settings import Settings, load_settings
+
+
+@task(name="link-records", cache_policy=NO_CACHE, retries=1)
+def link_task(catalog: Catalog, settings: Settings, now: datetime) -> int:
+    with catalog.begin() as conn:
+        return len(cases.autolink(conn, settings, settings.actor, now))
+
+
+@task(name="evaluate-cases", cache_policy=NO_CACHE)
+def evaluate_task(catalog: Catalog, settings: Settings, now: datetime) -> list[compliance.Finding]:
+    today = now.astimezone(ZoneInfo(settings.devices.timezone)).date()
+    with catalog.begin() as conn:
+        findings = compliance.evaluate_all(conn, settings, load_categories(settings), today)
+        compliance.raise_alerts(conn, findings, settings.actor, now)
+    return findings
+
+
+@task(name="seal-case", cache_policy=NO_CACHE, retries=1)
+def seal_task(settings: Settings, number: str) -> str:
+    from pipeline.seal import seal_case
+
+    return seal_case(settings, number, settings.actor, "auto-seal: concluded and complete").key
+
+
+@flow(name="compliance-sweep")
+def compliance_sweep() -> dict[str, Any]:
+    """Evaluate every case; alerts for what needs action; optionally seal complete cases."""
+    settings = load_settings()
+    catalog = open_catalog(settings.catalog_url)
+    now = datetime.now(UTC)
+    try:
+        linked = link_task(catalog, settings, now)
+        findings = evaluate_task(catalog, settings, now)
+    finally:
+        catalog.dispose()
+    sealed = []
+    if settings.cases.auto_seal:
+        for f in findings:
+            if f.case.status is CaseStatus.CONCLUDED and f.complete:
+                seal_task(settings, f.case.number)
+                sealed.append(f.case.number)
+    create_table_artifact(
+        key="compliance",
+        table=[
+            {
+                "case": f.case.number,
+                "category": f.case.category,
+                "state": f.state.value,
+                "due": str(f.case.due or ""),
+                "problems": "; ".join(f.problems()),
+            }
+            for f in findings
+        ],
+        description=f"Compliance sweep {now:%Y-%m-%d %H:%M} UTC: {len(findings)} cases",
+    )
+    return {
+        "cases": len(findings),
+        "linked": linked,
+        "sealed": sealed,
+        "needing_action": sum(1 for f in findings if f.problems()),
+    }
+
+
+def deployments(settings: Settings) -> list[Any]:
+    """The served daily deployment."""
+    try:
+        return [
+            compliance_sweep.to_deployment(
+                name="daily",
+                schedule=Cron(settings.cases.compliance_cron, timezone=settings.devices.timezone),
+            )
+        ]
+    except ValueError as exc:
+        raise ConfigError(f"invalid compliance schedule: {exc}") from exc

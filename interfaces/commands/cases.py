@@ -1,0 +1,543 @@
+"""`evidence cases …`, `evidence media describe|record|unlinked`, `evidence compliance …`:
+case files and the 15-day rule at the command line."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from interfaces import output
+from interfaces.common import ActorOpt, JsonOpt, catalog, settings
+from pipeline import case_io, cases, compliance
+from pipeline.catalog import cases as case_rows
+from pipeline.categories import load_categories
+from pipeline.deadline import CaseState
+from pipeline.models import Case, CaseStatus, RecordType, Signature
+from pipeline.settings import Settings
+
+cases_app = typer.Typer(
+    help="Cases and case files (案件/案卷): links, the 15-day rule, sealing.", no_args_is_help=True
+)
+compliance_app = typer.Typer(
+    help="The full-process recording rule: compliance (合规) report and sweep.",
+    no_args_is_help=True,
+)
+
+OfficerOpt = Annotated[list[str] | None, typer.Option("--officer", help="Officer id (repeatable).")]
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.add_typer(cases_app, name="cases")
+    app.add_typer(compliance_app, name="compliance")
+    groups["media"].command("describe")(media_describe)
+    groups["media"].command("record")(media_record)
+    groups["media"].command("unlinked")(media_unlinked)
+
+
+def _time(s: Settings, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date-time like 2026-11-27T09:00") from None
+    return moment.replace(tzinfo=ZoneInfo(s.devices.timezone)) if moment.tzinfo is None else moment
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _today(s: Settings) -> date:
+    return datetime.now(ZoneInfo(s.devices.timezone)).date()
+
+
+@cases_app.command("add")
+def cases_add(
+    number: Annotated[str, typer.Argument(help="Case number, e.g. 2026-0113.")],
+    title: Annotated[str, typer.Option(help="Short title.")],
+    category: Annotated[
+        str, typer.Option(help="Category id from config/categories.toml, e.g. seizure.")
+    ],
+    department: Annotated[str, typer.Option(help="Department.")] = "",
+    officer: OfficerOpt = None,
+    start: Annotated[
+        str | None, typer.Option(help="Enforcement action start (local time unless zoned).")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Enforcement action end.")] = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a case (or update it), then link the records the linking rule finds.
+
+    Example: evidence cases add 2026-0113 --title "查封某仓库" --category seizure
+    --officer 1023 --officer 1088 --start 2026-11-27T09:00 --end 2026-11-27T10:00
+    """
+    s = settings()
+    cat = catalog(s)
+    case = Case(
+        number,
+        title,
+        category,
+        department,
+        CaseStatus.OPEN,
+        tuple(sorted(officer or [])),
+        action_start=_time(s, start),
+        action_end=_time(s, end),
+    )
+    with cat.begin() as conn:
+        existing = case_rows.get(conn, number)
+        if existing is not None:
+            case = Case(
+                number,
+                title,
+                category,
+                department,
+                existing.status,
+                case.officers,
+                action_start=case.action_start or existing.action_start,
+                action_end=case.action_end or existing.action_end,
+            )
+        action = cases.save_case(conn, case, actor or s.actor, s, load_categories(s), _now())
+        made = cases.autolink(conn, s, actor or s.actor, _now(), [number])
+    if json_out:
+        output.print_json({"case": number, "action": action, "linked": [m for _, m, _ in made]})
+    else:
+        output.console.print(f"case {number} {action}; {len(made)} record(s) linked by rule")
+
+
+@cases_app.command("import")
+def cases_import(path: Path, actor: ActorOpt = None, json_out: JsonOpt = False) -> None:
+    """Import cases, descriptions (文字说明) and text-record fields from YAML (sections cases,
+    descriptions, records) or one CSV table. All or nothing; re-importing changes nothing.
+
+    Example: evidence cases import cases.yaml --as A001
+    """
+    s = settings()
+    cat = catalog(s)
+    done = case_io.apply(
+        cat,
+        case_io.read_file(path, ZoneInfo(s.devices.timezone)),
+        path,
+        actor or s.actor,
+        s,
+        load_categories(s),
+        _now(),
+    )
+    with cat.begin() as conn:
+        made = cases.autolink(conn, s, actor or s.actor, _now())
+    if json_out:
+        output.print_json(
+            {
+                "records": [{"section": a, "key": b, "action": c} for a, b, c in done],
+                "linked": len(made),
+            }
+        )
+    else:
+        counts: dict[str, int] = {}
+        for _, _, action in done:
+            counts[action] = counts.get(action, 0) + 1
+        output.console.print(
+            ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+            + f"; {len(made)} linked by rule"
+        )
+
+
+@cases_app.command("list")
+def cases_list(
+    state: Annotated[
+        CaseState | None, typer.Option(help="Only cases in this 15-day state.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List cases with their deadline and state.
+
+    Example: evidence cases list --state overdue
+    """
+    s = settings()
+    today = _today(s)
+    where = None if state is None else compliance.state_clause(state, today, s.cases.due_soon_days)
+    with catalog(s).begin() as conn:
+        found = case_rows.listing(conn, where)
+    rows = [(c, compliance.state_of(c, today, s.cases.due_soon_days)) for c in found]
+    if json_out:
+        output.print_json([{**output.to_jsonable(c), "state": st.value} for c, st in rows])
+        return
+    table = Table(title=f"{len(rows)} cases (案件), today {today}")
+    for col in (
+        "number",
+        "title",
+        "category",
+        "department",
+        "officers",
+        "action end",
+        "due",
+        "state",
+    ):
+        table.add_column(col, overflow="fold")
+    for c, st in rows:
+        due = f"{c.due}{' (provisional)' if c.due_provisional else ''}" if c.due else ""
+        table.add_row(
+            c.number,
+            c.title,
+            c.category,
+            c.department,
+            ", ".join(c.officers),
+            f"{c.action_end:%Y-%m-%d %H:%M}" if c.action_end else "",
+            due,
+            f"{st.value} {st.label_zh}",
+        )
+    output.console.print(table)
+
+
+@cases_app.command("show")
+def cases_show(number: str, json_out: JsonOpt = False) -> None:
+    """Show a case: its linked records, deadline, coverage and problems.
+
+    Example: evidence cases show 2026-0113
+    """
+    s = settings()
+    with catalog(s).begin() as conn:
+        case = cases.get_case(conn, number)
+        finding = compliance.evaluate(conn, case, s, load_categories(s), _today(s))
+        linked = case_rows.links_of_case(conn, number)
+    if json_out:
+        output.print_json(
+            {
+                "case": case,
+                "state": finding.state.value,
+                "links": linked,
+                "coverage": finding.coverage,
+                "problems": finding.problems(),
+            }
+        )
+        return
+    output.console.print(
+        f"[bold]{case.number}[/] {case.title} — {case.category}, {case.department}; "
+        f"{case.status.value} {case.status.label_zh}; officers {', '.join(case.officers)}"
+    )
+    output.console.print(
+        f"action {case.action_start} → {case.action_end}; due {case.due}; "
+        f"state {finding.state.value} {finding.state.label_zh}"
+    )
+    table = Table(title="linked records (案卷材料)")
+    for col in ("media", "kind", "device", "officer", "recorded", "described", "how"):
+        table.add_column(col, overflow="fold")
+    methods = {link.media_id: f"{link.method.value}: {link.rule}" for link in linked}
+    for i in finding.items:
+        table.add_row(
+            str(i.media_id),
+            i.kind,
+            i.device or "",
+            i.officer or "",
+            f"{i.start:%H:%M:%S}–{i.end:%H:%M:%S}" if i.start and i.end else "",
+            "yes" if i.described else "[yellow]no[/]",
+            methods.get(i.media_id, ""),
+        )
+    output.console.print(table)
+    for problem in finding.problems():
+        output.console.print(f"[yellow]• {problem}[/]")
+
+
+@cases_app.command("link")
+def cases_link(
+    number: str,
+    media: Annotated[str, typer.Argument(help="Media id or SHA-256 prefix.")],
+    reason: Annotated[str, typer.Option(help="Why this record belongs to the case.")],
+    actor: ActorOpt = None,
+) -> None:
+    """Link a record to a case by hand, with a reason.
+
+    Example: evidence cases link 2026-0113 42 --reason "the hearing record" --as A001
+    """
+    s = settings()
+    with catalog(s).begin() as conn:
+        from pipeline.catalog import media as media_db
+
+        made = cases.link(
+            conn, number, media_db.get(conn, media).id, actor or s.actor, reason, _now()
+        )
+    output.console.print("linked" if made else "already linked")
+
+
+@cases_app.command("unlink")
+def cases_unlink(
+    number: str,
+    media: Annotated[str, typer.Argument(help="Media id or SHA-256 prefix.")],
+    reason: Annotated[str, typer.Option(help="Why it does not belong (kept in the history).")],
+    actor: ActorOpt = None,
+) -> None:
+    """Remove a record from a case (the link's history is kept; the rule will not re-add it).
+
+    Example: evidence cases unlink 2026-0113 42 --reason "another matter" --as A001
+    """
+    s = settings()
+    with catalog(s).begin() as conn:
+        from pipeline.catalog import media as media_db
+
+        cases.unlink(conn, number, media_db.get(conn, media).id, actor or s.actor, reason, _now())
+    output.console.print("unlinked")
+
+
+@cases_app.command("conclude")
+def cases_conclude(
+    number: str,
+    end: Annotated[
+        str | None, typer.Option(help="When the enforcement act ended (default: as recorded).")
+    ] = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The enforcement act has ended: start the 15-day filing clock.
+
+    Example: evidence cases conclude 2026-0113 --end 2026-11-27T10:00
+    """
+    s = settings()
+    with catalog(s).begin() as conn:
+        case = cases.conclude(
+            conn, number, _time(s, end), actor or s.actor, s, load_categories(s), _now()
+        )
+        cases.autolink(conn, s, actor or s.actor, _now(), [number])
+    if json_out:
+        output.print_json(case)
+    else:
+        note = (
+            " (provisional: the working-day calendar lacks a year)" if case.due_provisional else ""
+        )
+        output.console.print(f"case {number} concluded; file every record by {case.due}{note}")
+
+
+@cases_app.command("autolink")
+def cases_autolink(actor: ActorOpt = None, json_out: JsonOpt = False) -> None:
+    """Apply the linking rule to every open and concluded case now."""
+    s = settings()
+    with catalog(s).begin() as conn:
+        made = cases.autolink(conn, s, actor or s.actor, _now())
+    if json_out:
+        output.print_json([{"case": c, "media": m, "rule": r} for c, m, r in made])
+    else:
+        output.console.print(f"{len(made)} link(s) made")
+
+
+def media_describe(
+    media: Annotated[str, typer.Argument(metavar="ID", help="Media id or SHA-256 prefix.")],
+    text: Annotated[str, typer.Argument(help="The written description (文字说明).")],
+    actor: ActorOpt = None,
+) -> None:
+    """Set the written description (文字说明) of a recording.
+
+    Example: evidence media describe 42 "查封现场，当事人在场" --as 1023
+    """
+    s = settings()
+    with catalog(s).begin() as conn:
+        from pipeline.catalog import media as media_db
+
+        cases.describe(conn, media_db.get(conn, media).id, text, actor or s.actor, _now())
+    output.console.print("described")
+
+
+def media_record(
+    media: Annotated[str, typer.Argument(metavar="ID", help="Media id or SHA-256 prefix.")],
+    record_type: Annotated[RecordType, typer.Option("--type", help="Record type (笔录).")],
+    signature: Annotated[
+        Signature, typer.Option(help="Signed, or refusal noted (拒绝签字已注明).")
+    ],
+    actor: ActorOpt = None,
+) -> None:
+    """Mark a document as a text record: its type and whether the party signed.
+
+    Example: evidence media record 43 --type on-site --signature refusal-noted --as 1023
+    """
+    s = settings()
+    with catalog(s).begin() as conn:
+        from pipeline.catalog import media as media_db
+
+        cases.set_record(
+            conn, media_db.get(conn, media).id, record_type, signature, actor or s.actor, _now()
+        )
+    output.console.print(f"{record_type.label_zh}, {signature.value}")
+
+
+def media_unlinked(json_out: JsonOpt = False) -> None:
+    """Archived recordings in no case, for review."""
+    with catalog(settings()).begin() as conn:
+        found = compliance.unlinked_media(conn)
+    rows = [dict(r._mapping) for r in found]
+    if json_out:
+        output.print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} recordings in no case (未关联)")
+    for col in ("id", "name", "kind", "device", "officer", "recorded"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["original_name"],
+            r["kind"],
+            r["device_serial"] or "",
+            r["officer_id"] or "",
+            f"{r['recorded_start']:%Y-%m-%d %H:%M}" if r["recorded_start"] else "",
+        )
+    output.console.print(table)
+
+
+# ----------------------------------------------------------------------------- compliance
+
+
+@compliance_app.command("report")
+def compliance_report(
+    department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="Acts ending from this date.")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Acts ending before this date.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Per department, officer and device: cases concluded, archived on time, late, overdue
+    now, coverage failures, recordings without description, unlinked media.
+
+    Example: evidence compliance report --department 市场监管执法大队 --from 2026-11-01
+    """
+    s = settings()
+    today = _today(s)
+    start, stop = _time(s, since), _time(s, until)
+    from pipeline.catalog.schema import cases as cases_table
+
+    clauses: list[Any] = []
+    if department:
+        clauses.append(cases_table.c.department == department)
+    if start:
+        clauses.append(cases_table.c.action_end >= start)
+    if stop:
+        clauses.append(cases_table.c.action_end < stop)
+    from sqlalchemy import and_
+
+    with catalog(s).begin() as conn:
+        findings = compliance.evaluate_all(
+            conn, s, load_categories(s), today, and_(*clauses) if clauses else None
+        )
+        unlinked = compliance.unlinked_media(conn, start, stop)
+    rep = compliance.report(findings, unlinked, today)
+    if department:
+        rep.departments.pop("(none)", None)
+    if json_out:
+        output.print_json(
+            {
+                "today": today,
+                "departments": rep.departments,
+                "officers": rep.officers,
+                "devices": rep.devices,
+                "cases": [
+                    {"number": f.case.number, "state": f.state.value, "problems": f.problems()}
+                    for f in rep.findings
+                ],
+            }
+        )
+        return
+    print_report(rep)
+
+
+def print_report(rep: compliance.Report) -> None:
+    columns = (
+        "concluded",
+        "on time",
+        "late",
+        "overdue now",
+        "coverage failures",
+        "no description",
+        "unlinked media",
+    )
+    for title, tallies in (
+        ("department 部门", rep.departments),
+        ("officer 执法人员", rep.officers),
+        ("device 设备", rep.devices),
+    ):
+        table = Table(title=f"compliance by {title}, {rep.today}")
+        table.add_column(title.split()[0])
+        for col in columns:
+            table.add_column(col, justify="right")
+        for key, t in sorted(tallies.items()):
+            table.add_row(
+                key,
+                *(
+                    str(v)
+                    for v in (
+                        t.cases_concluded,
+                        t.archived_on_time,
+                        t.archived_late,
+                        t.overdue_now,
+                        t.coverage_failures,
+                        t.without_description,
+                        t.unlinked_media,
+                    )
+                ),
+            )
+        output.console.print(table)
+    for f in rep.findings:
+        for problem in f.problems():
+            output.console.print(f"[yellow]{f.case.number}[/]: {problem}")
+
+
+@cases_app.command("archive")
+def cases_archive(
+    number: str,
+    reason: Annotated[
+        str, typer.Option(help="Why it is sealed now (kept in the bag and the log).")
+    ] = "case file complete",
+    force: Annotated[
+        bool, typer.Option(help="Seal an incomplete file anyway (its problems go into the bag).")
+    ] = False,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Seal a concluded case (归档): every linked record into a signed BagIt bag, stored
+    immutably; the case becomes archived, on time or late.
+
+    Example: evidence cases archive 2026-0113 --as A001
+    """
+    from pipeline.seal import seal_case
+
+    s = settings()
+    sealed = seal_case(s, number, actor or s.actor, reason, force=force)
+    if json_out:
+        output.print_json(sealed)
+    else:
+        output.console.print(
+            f"case {number} sealed: {sealed.items} records, {sealed.bytes:,} bytes, "
+            f"bag {sealed.key[:16]}…; {sealed.state.value} {sealed.state.label_zh}"
+        )
+
+
+@cases_app.command("verify")
+def cases_verify(number: str, json_out: JsonOpt = False) -> None:
+    """Check a sealed case file: its bag from the store against its digest, its BagIt
+    manifests, and the signature of its manifest. Exit 1 on any problem.
+
+    Example: evidence cases verify 2026-0113
+    """
+    import tempfile
+
+    from pipeline.keys import trusted_keys
+    from pipeline.seal import extract, verify_sealed_bag
+    from pipeline.store import open_store
+
+    s = settings()
+    with catalog(s).begin() as conn:
+        case = cases.get_case(conn, number)
+    if case.archive_key is None:
+        raise typer.BadParameter(f"case {number} is not sealed")
+    with tempfile.TemporaryDirectory(dir=s.home) as tmp:
+        bag = extract(open_store(s), case.archive_key, Path(tmp))
+        problems = verify_sealed_bag(bag, trusted_keys(s.home))
+    if json_out:
+        output.print_json({"case": number, "bag": case.archive_key, "problems": problems})
+    else:
+        for p in problems:
+            output.console.print(f"[red]{p}[/]")
+        output.console.print(
+            "sealed case file verifies" if not problems else f"{len(problems)} problem(s)"
+        )
+    raise typer.Exit(0 if not problems else 1)

@@ -1,0 +1,192 @@
+"""Building blocks of the custody tests: a small real archive with a signed custody log, built
+once per session and copied for each test that tampers with it, and the tamperer's tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from devices.stations import add_station
+from devices.sweep import sweep_station
+from pipeline import bag_verifier as rules
+from pipeline import custody
+from pipeline.catalog import Catalog, open_catalog
+from pipeline.catalog import media as media_db
+from pipeline.catalog.jobs import new_owner
+from pipeline.catalog.schema import custody_events, custody_head
+from pipeline.checkpoints import Checkpointer, checkpointer
+from pipeline.ingest import IngestContext
+from pipeline.keys import create_instance_key
+from pipeline.models import EventKind, MediaItem
+from pipeline.settings import Settings
+from pipeline.store import LocalStore
+from tests.conftest import make_settings, put
+
+EVIDENCE = [sys.executable, "-m", "interfaces.cli"]
+#: Checkpoints every 5 events: the template's log of 20 events holds four.
+EVERY = 5
+LOG_LENGTH = 20
+_TEMPLATES: dict[str, Path] = {}
+
+
+@dataclass
+class Archive:
+    settings: Settings
+    catalog: Catalog
+    store: LocalStore
+    items: dict[str, MediaItem]  # "video" (has a proxy), "photo", "pdf"
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    def checkpointer(self) -> Checkpointer:
+        return checkpointer(self.settings)
+
+    def env(self) -> dict[str, str]:
+        """The environment of an `evidence` subprocess working on this archive."""
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("EVIDENCE_", "PREFECT_API"))
+        }
+        env.update({"EVIDENCE_HOME": str(self.home),
+                    "EVIDENCE_CUSTODY__CHECKPOINT_EVERY_EVENTS": str(EVERY)})  # fmt: skip
+        return env
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*EVIDENCE, *args], env=self.env(), capture_output=True, text=True, timeout=120
+        )
+
+
+def archive_settings(home: Path) -> Settings:
+    return make_settings(home, custody={"checkpoint_every_events": EVERY})
+
+
+def template(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]) -> Path:
+    """A home with three ingested items, an instance key and signed checkpoints; once per
+    session (ffmpeg makes the proxy), copied by :func:`copy_archive`."""
+    if "home" not in _TEMPLATES:
+        home = tmp_path_factory.mktemp("custody-template") / "home"
+        settings = archive_settings(home)
+        create_instance_key(home)
+        catalog = open_catalog(settings.catalog_url)
+        dock = home.parent / "dock"
+        dock.mkdir()
+        station = add_station(catalog, "DOCK-01", dock, "tester")
+        put(clips["video"], dock, "BWC-1/a.mp4")
+        put(clips["photo"], dock, "BWC-1/b.jpg")
+        put(clips["pdf"], dock, "SCAN/现场笔录.pdf")
+        store = LocalStore(settings.archive_dir, settings.ingest.block_size)
+        ctx = IngestContext(catalog=catalog, store=store, settings=settings, owner=new_owner())
+        report = sweep_station(ctx, station)
+        assert report.ok and len(report.files) == 3
+        with catalog.begin() as conn:  # a log of exactly LOG_LENGTH events
+            while custody.lock_head(conn).seq < LOG_LENGTH:
+                custody.append(conn, EventKind.VIEWED, "clerk", details={"reason": "check"})
+        assert [cp.seq for cp in checkpointer(settings).sign_due(catalog)] == [5, 10, 15, 20]
+        catalog.dispose()  # the last connection folds SQLite's WAL into the file
+        _TEMPLATES["home"] = home
+    return _TEMPLATES["home"]
+
+
+def copy_archive(source: Path, target: Path) -> Archive:
+    shutil.copytree(source, target)
+    settings = archive_settings(target)
+    catalog = open_catalog(settings.catalog_url)
+    with catalog.begin() as conn:
+        found = {Path(i.original_name).suffix: i for i in media_db.listing(conn)}
+    items = {"video": found[".mp4"], "photo": found[".jpg"], "pdf": found[".pdf"]}
+    store = LocalStore(settings.archive_dir, settings.ingest.block_size)
+    return Archive(settings, catalog, store, items)
+
+
+# ------------------------------------------------------------------------- the tamperer
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    path.chmod(0o644)  # archived originals are read-only; a tamperer does not care
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def row(archive: Archive, seq: int) -> dict[str, Any]:
+    with archive.catalog.begin() as conn:
+        found = conn.execute(select(custody_events).where(custody_events.c.seq == seq)).one()
+    return dict(found._mapping)
+
+
+def set_row(archive: Archive, seq: int, **values: Any) -> None:
+    with archive.catalog.begin() as conn:
+        conn.execute(update(custody_events).where(custody_events.c.seq == seq).values(**values))
+
+
+def set_head(archive: Archive, seq: int) -> None:
+    with archive.catalog.begin() as conn:
+        (hash_,) = conn.execute(
+            select(custody_events.c.hash).where(custody_events.c.seq == seq)
+        ).one()
+        conn.execute(update(custody_head).values(seq=seq, hash=hash_))
+
+
+def rewrite_from(archive: Archive, seq: int, details: dict[str, Any]) -> None:
+    """Edit one event and recompute every hash after it and the head: a chain that holds
+    together again, which only the signed checkpoints can refute."""
+    with archive.catalog.begin() as conn:
+        rows = conn.execute(select(custody_events).order_by(custody_events.c.seq)).all()
+        prev = rules.GENESIS
+        for r in rows:
+            record = {
+                "seq": r.seq,
+                "at": r.at.isoformat(timespec="microseconds"),
+                "actor": r.actor,
+                "kind": r.kind,
+                "media_id": r.media_id,
+                "station_id": r.station_id,
+                "subject": r.subject,
+                "details": details if r.seq == seq else r.details,
+                "prev_hash": prev,
+            }
+            if r.seq >= seq:
+                digest = rules.event_hash(record)
+                conn.execute(
+                    update(custody_events)
+                    .where(custody_events.c.seq == r.seq)
+                    .values(details=record["details"], prev_hash=prev, hash=digest)
+                )
+                prev = digest
+            else:
+                prev = r.hash
+        conn.execute(update(custody_head).values(hash=prev))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+
+
+def reseal_manifests(bag: Path) -> None:
+    """What a careful forger does after editing a bag's files: recompute both manifests, so
+    only the custody checks can tell."""
+    lines = [
+        f"{rules.file_sha256(p)}  {p.relative_to(bag).as_posix()}\n"
+        for p in sorted((bag / "data").rglob("*"))
+        if p.is_file()
+    ]
+    (bag / "manifest-sha256.txt").write_text("".join(lines), "utf-8")
+    tags = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "README.txt", "verify_bag.py")
+    (bag / "tagmanifest-sha256.txt").write_text(
+        "".join(f"{rules.file_sha256(bag / t)}  {t}\n" for t in tags), "utf-8"
+    )

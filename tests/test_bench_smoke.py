@@ -1,0 +1,45 @@
+"""A quick run of the benchmark runner, so `make bench` cannot rot between the times it is run.
+
+The figures of a quick run mean nothing (the files are tiny); what is checked is that every
+benchmark runs to the end and the results carry every target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def test_quick_run_writes_every_target(tmp_path: Path, prefect_api: str) -> None:
+    out = tmp_path / "results"
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "ERROR"}
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)]
+    command += ["--workdir", str(tmp_path), "--prefect-api", prefect_api]
+
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "bench.json").read_text())["results"]
+    assert [r["number"] for r in results] == [1, 2, 3, 4, 5, 6]
+    assert all(r["error"] is None for r in results)
+    (queries,) = [r for r in results if r["number"] == 4]
+    assert queries["pending"] and "issue 6" in queries["pending"] and queries["figures"] == []
+    targets = [f for r in results for f in r["figures"] if f["target"] is not None]
+    assert {f["key"] for f in targets} == {
+        "ingest.vs_naive",
+        "ingest.vs_limit",
+        "small.proxies_off.ratio",
+        "small.proxies_on.ratio",
+        "proxy.overhead",
+        "watch.flow_default.p95",
+        "memory.growth",
+    }
+    assert all(isinstance(f["met"], bool) for f in targets)
+    table = (out / "bench.md").read_text()
+    assert "| # | benchmark | figure | measured | target | met |" in table
+    assert list(tmp_path.iterdir()) == [out], "the runner cleans up its work folder"

@@ -1,0 +1,258 @@
+"""Court export: a bag that `bagit.py --validate` accepts and that its own verifier checks in a
+separate process with no catalog anywhere; and the forgeries that verifier catches."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pipeline import bag_verifier as rules
+from pipeline import custody
+from pipeline.errors import AccessRefused, ChecksumMismatch, ExportError, NotAvailable
+from pipeline.export import ExportResult, export_bag
+from pipeline.keys import public_pem
+from pipeline.models import EventKind
+from tests.custody_helpers import (
+    Archive,
+    copy_archive,
+    flip_byte,
+    read_jsonl,
+    reseal_manifests,
+    template,
+    write_jsonl,
+)
+
+BAGIT = Path(sys.executable).parent / "bagit.py"
+
+
+@pytest.fixture
+def archive(
+    tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path], tmp_path: Path
+) -> Iterator[Archive]:
+    copy = copy_archive(template(tmp_path_factory, clips), tmp_path / "home")
+    yield copy
+    copy.catalog.dispose()
+
+
+def _export(archive: Archive, out: Path, *names: str, **options: object) -> ExportResult:
+    keys = [str(archive.items[n].id) for n in names]
+    values: dict[str, object] = {"actor": "1023", "reason": "移送法院 2026-0113", **options}
+    return export_bag(
+        archive.catalog,
+        archive.store,
+        archive.checkpointer(),
+        media_keys=keys,
+        out=out,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def bag(archive: Archive, tmp_path: Path) -> Path:
+    """An exported bag (video with its proxy, and the PDF), after more history was written."""
+    with archive.catalog.begin() as conn:  # later events of another item: withheld in the bag
+        for i in range(7):
+            custody.append(
+                conn, EventKind.VIEWED, "1088", media_id=archive.items["photo"].id,
+                details={"reason": f"私密 {i}"},
+            )  # fmt: skip
+    _export(archive, tmp_path / "bag", "video", "pdf", with_proxies=True)
+    return tmp_path / "bag"
+
+
+def _offline(bag: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the bag's own verifier as a court would: its own folder, no EVIDENCE_* anything."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDENCE_", "PYTHON"))}
+    return subprocess.run(
+        [sys.executable, "-I", str(bag / "verify_bag.py"), str(bag), "--json", *args],
+        cwd=bag, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_a_copied_bag_verifies_with_bagit_and_its_own_verifier_offline(
+    archive: Archive, bag: Path, tmp_path: Path
+) -> None:
+    published = tmp_path / "agency.pem"
+    published.write_text(public_pem(archive.checkpointer().signer.private.public_key()))
+    fresh = tmp_path / "court" / "copy"
+    shutil.copytree(bag, fresh)
+    archive.catalog.dispose()
+    shutil.rmtree(archive.home)  # nothing of the agency's is left to lean on
+
+    bagit = subprocess.run(
+        [sys.executable, str(BAGIT), "--validate", str(fresh)], capture_output=True, text=True
+    )
+    assert bagit.returncode == 0, bagit.stderr
+    assert "is valid" in bagit.stderr
+
+    result = _offline(fresh, "--key", str(published))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["problems"] == []
+    assert report["items"] == 2 and report["checkpoints"] >= 2
+
+
+def test_the_bag_holds_the_history_and_withholds_other_media(archive: Archive, bag: Path) -> None:
+    custody_dir = bag / "data" / "custody"
+    export = json.loads((custody_dir / "export.json").read_text())
+    assert export["exported_by"] == "1023" and export["reason"] == "移送法院 2026-0113"
+    events = read_jsonl(custody_dir / "events.jsonl")
+    video, pdf, photo = (archive.items[n].id for n in ("video", "pdf", "photo"))
+    assert {e["media_id"] for e in events} == {video, pdf}
+    kinds = [e["kind"] for e in events if e["media_id"] == video]
+    assert kinds[0] == "ingested" and "proxy_made" in kinds and kinds[-1] == "exported"
+    chain = read_jsonl(custody_dir / "chain.jsonl")
+    others = [r for r in chain if r["media_id"] == photo]
+    assert others and all("details" not in r for r in others), "other media's content withheld"
+    assert "私密" not in (custody_dir / "chain.jsonl").read_text()
+    assert chain[-1]["seq"] == export["segment"]["last_seq"]
+    assert (bag / "data" / "proxies").is_dir() and len(
+        list((bag / "data/originals").iterdir())
+    ) == 2
+    # The export is itself in each item's history, with who and why.
+    with archive.catalog.begin() as conn:
+        (done,) = [e for e in custody.events(conn, media_id=pdf) if e.kind is EventKind.EXPORTED]
+    assert done.actor == "1023" and done.details["export"] == export["export_id"]
+
+
+def test_the_verifier_needs_only_the_standard_library_and_cryptography() -> None:
+    tree = ast.parse(Path(rules.__file__).read_text())
+    modules = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+        if not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+    } - {"__future__"}
+    assert modules - set(sys.stdlib_module_names) == {"cryptography"}
+
+
+def _forge_event(bag: Path) -> None:
+    path = bag / "data" / "custody" / "events.jsonl"
+    events = read_jsonl(path)
+    events[0]["actor"] = "someone else"
+    write_jsonl(path, events)
+
+
+def _edit_chain(bag: Path) -> None:
+    path = bag / "data" / "custody" / "chain.jsonl"
+    chain = read_jsonl(path)
+    full = next(r for r in chain if "details" in r)
+    full["details"] = {**full["details"], "sha256": "0" * 64}
+    write_jsonl(path, chain)
+
+
+def _withhold(bag: Path) -> None:
+    """Hide an exported item's viewing: ship it as a link only, drop it from the events."""
+    custody_dir = bag / "data" / "custody"
+    chain = read_jsonl(custody_dir / "chain.jsonl")
+    hidden = next(r for r in chain if r.get("kind") == "proxy_made")
+    chain[chain.index(hidden)] = rules.withheld(hidden)
+    write_jsonl(custody_dir / "chain.jsonl", chain)
+    events = [e for e in read_jsonl(custody_dir / "events.jsonl") if e["seq"] != hidden["seq"]]
+    write_jsonl(custody_dir / "events.jsonl", events)
+
+
+def _resign(bag: Path) -> None:
+    """Mallory signs the (edited) segment with a key of her own and ships that key."""
+    mallory = Ed25519PrivateKey.generate()
+    kid = rules.key_id(mallory.public_key())
+    custody_dir = bag / "data" / "custody"
+    for old in (custody_dir / "keys").glob("*.pem"):
+        old.unlink()
+    (custody_dir / "keys" / f"{kid}.pem").write_text(public_pem(mallory.public_key()))
+    cps = read_jsonl(custody_dir / "checkpoints.jsonl")
+    for cp in cps:
+        cp["key_id"] = kid
+        cp["signature"] = mallory.sign(rules.checkpoint_message(cp)).hex()
+    write_jsonl(custody_dir / "checkpoints.jsonl", cps)
+
+
+@pytest.mark.parametrize(
+    ("forge", "expected"),
+    [
+        (_forge_event, {"E-EVENT-MISMATCH"}),
+        (_edit_chain, {"E-CHAIN-HASH", "E-EVENT-MISMATCH"}),
+        (_withhold, {"E-EVENT-WITHHELD"}),
+        (_resign, {"E-KEY-UNTRUSTED"}),
+    ],
+)
+def test_a_careful_forger_is_caught_by_the_custody_checks(
+    archive: Archive,
+    bag: Path,
+    tmp_path: Path,
+    forge,
+    expected: set[str],  # type: ignore[no-untyped-def]
+) -> None:
+    forge(bag)
+    reseal_manifests(bag)  # the files agree with the manifests again: only custody can tell
+    trusted = archive.checkpointer().signer.private.public_key()
+    report = rules.verify_bag(bag, trusted)
+    assert {p.code for p in report.problems} == expected
+
+
+def test_a_flipped_byte_in_the_bag_fails_bagit_and_the_verifier(bag: Path) -> None:
+    original = next((bag / "data" / "originals").glob("*.mp4"))
+    flip_byte(original)
+    bagit = subprocess.run(
+        [sys.executable, str(BAGIT), "--validate", str(bag)], capture_output=True
+    )
+    assert bagit.returncode != 0
+    result = _offline(bag)
+    assert result.returncode == 1
+    codes = {p["code"] for p in json.loads(result.stdout)["problems"]}
+    assert codes == {"E-PAYLOAD-MISMATCH", "E-FIXITY-MISMATCH"}
+
+
+def test_export_refuses_a_damaged_original_and_leaves_nothing(
+    archive: Archive, tmp_path: Path
+) -> None:
+    flip_byte(archive.store.original_path(archive.items["photo"].sha256))
+    with pytest.raises(ChecksumMismatch):
+        _export(archive, tmp_path / "out" / "bag", "photo")
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"reason": " "}, AccessRefused, "a reason is required"),
+        ({"actor": None}, AccessRefused, "who is asking is required"),
+        ({"case": "2026-0113"}, NotAvailable, "cases are not available yet"),
+    ],
+)
+def test_export_refuses_without_who_why_or_with_a_case(
+    archive: Archive, tmp_path: Path, options: dict[str, object], error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        _export(archive, tmp_path / "bag", "pdf", **options)
+    assert not (tmp_path / "bag").exists()
+
+
+def test_export_never_writes_into_a_folder_with_files(archive: Archive, tmp_path: Path) -> None:
+    out = tmp_path / "bag"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not an empty folder"):
+        _export(archive, out, "pdf")
+
+
+def test_the_cli_exports_and_says_how_to_verify(archive: Archive, tmp_path: Path) -> None:
+    out = tmp_path / "bag"
+    video, pdf = archive.items["video"], archive.items["pdf"]
+    result = archive.cli(
+        "export", "--media", f"{video.id},{pdf.sha256[:10]}", "--out", str(out),
+        "--reason", "移送法院", "--as", "1023", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(result.stdout)["media_ids"]) == sorted([video.id, pdf.id])
+    assert rules.verify_bag(out).ok
