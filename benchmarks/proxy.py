@@ -110,18 +110,34 @@ def _command_of_make_proxy(
 
 def _result(seconds: dict[str, list[float]], sizes: Sizes, command: list[str]) -> Result:
     per_minute = 60.0 / sizes.input_seconds
-    overhead = [(p / b - 1) * 100 for p, b in zip(seconds["pipeline"], seconds["bare"], strict=True)]
+    overhead = [
+        (p / b - 1) * 100 for p, b in zip(seconds["pipeline"], seconds["bare"], strict=True)
+    ]
     pipeline = median(seconds["pipeline"])
     figures = (
         Figure("proxy.pipeline", "pipeline, per minute of 1080p30", pipeline * per_minute, "s"),
-        Figure("proxy.bare", "bare ffmpeg, per minute of 1080p30", median(seconds["bare"]) * per_minute, "s"),
-        Figure("proxy.overhead", "pipeline overhead over bare ffmpeg", median(overhead), "%", Target("<=", 5)),
-        Figure("proxy.realtime", "pipeline speed, multiple of real time", sizes.input_seconds / pipeline, "×"),
+        Figure(
+            "proxy.bare",
+            "bare ffmpeg, per minute of 1080p30",
+            median(seconds["bare"]) * per_minute,
+            "s",
+        ),
+        Figure(
+            "proxy.overhead",
+            "pipeline overhead over bare ffmpeg",
+            median(overhead),
+            "%",
+            Target("<=", 5),
+        ),
+        Figure(
+            "proxy.realtime",
+            "pipeline speed, multiple of real time",
+            sizes.input_seconds / pipeline,
+            "×",
+        ),
     )
     notes = (
         f"{sizes.input_seconds:g} s of 1080p30 input, {sizes.repeats} run(s) of each way, "
         "alternating; overhead is the median of per-pair differences",
     )
-    return Result(
-        NUMBER, NAME, figures, notes, samples={"seconds": seconds, "command": command}
-    )
+    return Result(NUMBER, NAME, figures, notes, samples={"seconds": seconds, "command": command})

@@ -59,7 +59,9 @@ def run(work: Path, quick: bool) -> Result:
     with scratch(work / "small-files") as root:
         documents = root / "documents"
         for i in range(sizes.documents):
-            write_text_document(documents / _device_dir(i) / f"record-{i:04d}.txt", sizes.document_bytes)
+            write_text_document(
+                documents / _device_dir(i) / f"record-{i:04d}.txt", sizes.document_bytes
+            )
         videos = root / "videos"
         clip = synth.make_video(
             root / "clip.mp4", seconds=_CLIP_SECONDS, width=_CLIP_WIDTH, height=_CLIP_HEIGHT
@@ -117,9 +119,17 @@ def _result(off: dict[str, list[float]], on: dict[str, list[float]], sizes: Size
         key = label.replace(" ", "_")
         ratio = [f / d for f, d in zip(rates["flow"], rates["direct"], strict=True)]
         figures += [
-            Figure(f"small.{key}.direct", f"{label}: direct loop", median(rates["direct"]), "files/s"),
+            Figure(
+                f"small.{key}.direct", f"{label}: direct loop", median(rates["direct"]), "files/s"
+            ),
             Figure(f"small.{key}.flow", f"{label}: Prefect flow", median(rates["flow"]), "files/s"),
-            Figure(f"small.{key}.ratio", f"{label}: flow ÷ direct", median(ratio), "×", Target(">=", 0.8)),
+            Figure(
+                f"small.{key}.ratio",
+                f"{label}: flow ÷ direct",
+                median(ratio),
+                "×",
+                Target(">=", 0.8),
+            ),
         ]
     notes = (
         f"proxies off: {sizes.documents} text documents of {sizes.document_bytes // 1024} KiB; "
@@ -127,4 +137,6 @@ def _result(off: dict[str, list[float]], on: dict[str, list[float]], sizes: Size
         f"{_CLIP_SECONDS:g} s (proxy + thumbnail each); {sizes.rounds} run(s) of each way, "
         "each from an empty catalog; the flow runs on an already started local Prefect server",
     )
-    return Result(NUMBER, NAME, tuple(figures), notes, samples={"off files/s": off, "on files/s": on})
+    return Result(
+        NUMBER, NAME, tuple(figures), notes, samples={"off files/s": off, "on files/s": on}
+    )

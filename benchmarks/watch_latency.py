@@ -77,7 +77,9 @@ def run(work: Path, quick: bool) -> Result:
         target = Target("<=", 2.0) if key == "flow_default" else None
         figures += [
             Figure(f"watch.{key}.p50", f"{label}: p50", percentile(latencies[key], 50), "s"),
-            Figure(f"watch.{key}.p95", f"{label}: p95", percentile(latencies[key], 95), "s", target),
+            Figure(
+                f"watch.{key}.p95", f"{label}: p95", percentile(latencies[key], 95), "s", target
+            ),
         ]
     notes = (
         f"{sizes.files} 1 s 320x240 clips per way, one every {sizes.interval_s:g} s, proxies on; "

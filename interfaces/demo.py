@@ -24,7 +24,8 @@ from pipeline.catalog import Catalog
 from pipeline.models import MediaStatus, Outcome, SweepReport
 from pipeline.settings import Settings
 
-SHIFT_START = datetime(2026, 11, 27, 9, 30, 0, tzinfo=UTC)
+# 09:30 in Shanghai (UTC+8): recorder clocks, file names and the registry run on local time.
+SHIFT_START = datetime(2026, 11, 27, 1, 30, 0, tzinfo=UTC)
 
 
 def _dumps(docks: Path) -> dict[str, Path]:
@@ -136,6 +137,7 @@ def run_demo(home: Path | None) -> int:
 
     _register_the_stray(settings)
     ok = _check(settings, catalog, docks, reports)
+    ok = _cases(settings, catalog) and ok
     with catalog.begin() as conn:
         archived = media_db.count(conn, MediaStatus.ARCHIVED)
         quarantined = media_db.count(conn, MediaStatus.QUARANTINED)
@@ -184,6 +186,93 @@ def _import_registry(home: Path, catalog: Catalog, settings: Settings) -> None:
         f"registry imported from {path.name}: {len(changes)} records (3 officers, "
         "3 devices, 4 assignments); recorder BWC0099 is deliberately missing"
     )
+
+
+def _local(hhmmss: str, day: str = "2026-11-27") -> datetime:
+    return datetime.fromisoformat(f"{day}T{hhmmss}+08:00")
+
+
+def _cases(settings: Settings, catalog: Catalog) -> bool:
+    """Three case files: a seizure fully recorded and sealed on time, a forced demolition
+    with a coverage gap, and an inspection nobody filed within 15 days."""
+    from interfaces.commands.cases import print_report
+    from pipeline import cases, compliance, keys
+    from pipeline.categories import load_categories
+    from pipeline.models import Case, CaseStatus, RecordType, Signature
+    from pipeline.seal import seal_case
+
+    console = output.console
+    console.rule("case files (案卷) and the 15-day rule")
+    keys.create_instance_key(settings.home)
+    cats = load_categories(settings)
+    now = datetime.now(UTC)
+    demo_cases = [
+        Case(
+            "2026-0113",
+            "查封某仓库涉嫌假冒商品",
+            "seizure",
+            "市场监管执法大队",
+            CaseStatus.OPEN,
+            ("1023",),
+            action_start=_local("09:30:00"),
+            action_end=_local("09:30:02"),
+        ),
+        Case(
+            "2026-0121",
+            "强制拆除违法建筑",
+            "forced-demolition",
+            "城市管理执法大队",
+            CaseStatus.OPEN,
+            ("1023",),
+            action_start=_local("13:25:00"),
+            action_end=_local("13:35:00"),
+        ),
+        Case(
+            "2026-0098",
+            "餐饮门店现场检查",
+            "on-site-inspection",
+            "市场监管执法大队",
+            CaseStatus.OPEN,
+            ("1088",),
+            action_start=_local("10:00:00", "2026-11-05"),
+            action_end=_local("11:00:00", "2026-11-05"),
+        ),
+    ]
+    with catalog.begin() as conn:
+        for case in demo_cases:
+            cases.save_case(conn, case, "A001", settings, cats, now)
+        made = cases.autolink(conn, settings, "system", now)
+        console.print(f"3 cases registered; the linking rule linked {len(made)} records:")
+        for number, media_id, rule in made:
+            console.print(f"  {number} ← media {media_id} ({rule.split(':')[0]})")
+        seizure = compliance.evaluate(
+            conn, cases.get_case(conn, "2026-0113"), settings, cats, now.date()
+        )
+        for item in seizure.items:
+            if item.kind == "document":
+                cases.set_record(
+                    conn, item.media_id, RecordType.ON_SITE, Signature.SIGNED, "1023", now
+                )
+            elif item.kind in ("video", "audio"):
+                cases.describe(
+                    conn, item.media_id, "执法人员表明身份，告知事由，查封仓库货物", "1023", now
+                )
+        for case in demo_cases:
+            cases.conclude(conn, case.number, None, "A001", settings, cats, now)
+    sealed = seal_case(settings, "2026-0113", "A001", "case file complete", now=now)
+    console.print(
+        f"sealed 2026-0113: {sealed.items} records in a signed BagIt bag "
+        f"({sealed.bytes:,} bytes, {sealed.key[:16]}…): "
+        f"{sealed.state.value} {sealed.state.label_zh}"
+    )
+    with catalog.begin() as conn:
+        findings = compliance.evaluate_all(conn, settings, cats, now.date())
+        rep = compliance.report(findings, compliance.unlinked_media(conn), now.date())
+    print_report(rep)
+    states = {f.case.number: f.state.value for f in findings}
+    expected = {"2026-0113": "archived-on-time", "2026-0121": "open", "2026-0098": "overdue"}
+    gap = next(f for f in findings if f.case.number == "2026-0121").coverage
+    return states == expected and gap is not None and bool(gap.gaps)
 
 
 def _register_the_stray(settings: Settings) -> None:

@@ -48,7 +48,7 @@ def copy_and_hash(source: Path, target: BinaryIO, block_size: int) -> Digest:
             digest.update(memoryview(buffer)[:n])
             return n
 
-        size = _overlapped(read_and_hash, _writer(target), block_size)
+        size = _overlapped(read_and_hash, _writer(target), block_size, before.st_size)
     with _reading(source):
         after = source.stat()
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
@@ -69,7 +69,7 @@ def hash_file(path: Path, block_size: int, *, from_disk: bool = False) -> Digest
         def read(buffer: bytearray) -> int:
             return f.readinto(buffer) or 0
 
-        size = _overlapped(read, digest.update, block_size)
+        size = _overlapped(read, digest.update, block_size, os.fstat(f.fileno()).st_size)
     return Digest(digest.hexdigest(), size)
 
 
@@ -83,18 +83,26 @@ def _reading(source: Path) -> Iterator[None]:
 
 
 def _overlapped(
-    fill: Callable[[bytearray], int], drain: Callable[[memoryview], object], block_size: int
+    fill: Callable[[bytearray], int],
+    drain: Callable[[memoryview], object],
+    block_size: int,
+    expected_size: int,
 ) -> int:
     """Fill blocks in this thread and drain them, in order, in a helper thread; return the
     bytes filled. A block is refilled only once its drain is done; errors of either side
-    come out here."""
-    buffers = [bytearray(block_size) for _ in range(_DEPTH)]
+    come out here. Buffers are made as they are needed and no larger than the file: a new
+    bytearray is zeroed, which for a small file costs more than copying it."""
+    buffer_size = max(1, min(block_size, expected_size))
+    buffers: list[bytearray] = []
     draining: deque[Future[object]] = deque()
     size = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain") as helper:
-        for buffer in itertools.cycle(buffers):
+        for index in itertools.count():
             if len(draining) == _DEPTH:
                 draining.popleft().result()
+            if len(buffers) < _DEPTH:
+                buffers.append(bytearray(buffer_size))
+            buffer = buffers[index % _DEPTH]
             n = fill(buffer)
             if n == 0:
                 break

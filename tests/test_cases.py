@@ -123,7 +123,9 @@ def test_linking_rule_coverage_and_descriptions(
         )
 
     cov = finding.coverage
-    assert cov is not None and cov.recordings == 2, "the late one lies in the margin, not the window"
+    assert cov is not None and cov.recordings == 2, (
+        "the late one lies in the margin, not the window"
+    )
     # a ∪ b cover 0–40 min; the officer not on the case does not count: 40–60 min is a gap.
     assert [(g.start, g.end) for g in cov.gaps] == [(T0 + 40 * M, T0 + 60 * M)]
     assert finding.coverage_failed and not finding.complete

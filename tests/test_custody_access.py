@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import custody
 from pipeline.access import View, audit, open_media
-from pipeline.errors import AccessRefused, NotFound
+from pipeline.errors import AccessRefused, NotAvailable, NotFound
 from pipeline.models import EventKind
 from tests.custody_helpers import Archive, copy_archive, template
 
@@ -107,8 +107,8 @@ def test_audit_lists_history_by_media_and_by_actor(archive: Archive) -> None:
     assert by_media[0]["kind"] == "ingested", "the whole history, oldest first"
     assert [e["actor"] for e in by_media if e["kind"] == "viewed"] == ["1023", "1088"]
 
-    by_actor = json.loads(archive.cli("audit", "--actor", "1088", "--json").stdout)
-    assert [(e["media_id"], e["details"]["reason"]) for e in by_actor] == [
+    by_actor = audit(archive.catalog, actor="1088")
+    assert [(e.media_id, e.details["reason"]) for e in by_actor] == [
         (pdf.id, "核查"),
         (video.id, "核查"),
     ]
@@ -119,6 +119,5 @@ def test_audit_lists_history_by_media_and_by_actor(archive: Archive) -> None:
 
 
 def test_cases_are_refused_clearly_until_they_exist(archive: Archive) -> None:
-    result = archive.cli("audit", "--case", "2026-0113")
-    assert result.returncode == 2
-    assert "cases are not available yet" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(NotAvailable, match="cases are not available yet"):
+        audit(archive.catalog, case="2026-0113")
