@@ -97,3 +97,16 @@ def test_sweep_alerts_publishes_and_auto_seals(
     with get_client(sync_client=True) as client:
         artifact = client.read_latest_artifacts()
         assert any(a.key == "compliance" for a in artifact)
+
+
+def test_the_daily_schedule_comes_from_settings(tmp_path: Path) -> None:
+    from flows.compliance import deployments
+    from pipeline.errors import ConfigError
+    from tests.conftest import make_settings
+
+    (daily,) = deployments(make_settings(tmp_path, cases={"compliance_cron": "15 7 * * *"}))
+    assert daily.name == "daily"
+    (schedule,) = daily.schedules
+    assert schedule.schedule.cron == "15 7 * * *" and schedule.schedule.timezone == "Asia/Shanghai"
+    with pytest.raises(ConfigError, match="invalid compliance schedule"):
+        deployments(make_settings(tmp_path, cases={"compliance_cron": "every morning"}))
