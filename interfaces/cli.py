@@ -177,7 +177,8 @@ def _run_with_progress(
         task = bar.add_task(f"ingesting {station}", total=total or None)
 
         def advance(report: FileReport) -> None:
-            bar.console.print(output.file_line(report))
+            if not quiet:  # --json: stdout and stderr stay clean for scripts
+                bar.console.print(output.file_line(report))
             bar.advance(task)
 
         ingest_flow.file_listeners.append(advance)

@@ -90,19 +90,19 @@ def _overlapped(
 ) -> int:
     """Fill blocks in this thread and drain them, in order, in a helper thread; return the
     bytes filled. A block is refilled only once its drain is done; errors of either side
-    come out here. Buffers are made as they are needed and no larger than the file: a new
-    bytearray is zeroed, which for a small file costs more than copying it."""
-    buffer_size = max(1, min(block_size, expected_size))
-    buffers: list[bytearray] = []
+    come out here."""
+    if expected_size <= block_size:
+        # One block: nothing to overlap, and handing it to a thread only costs a wake-up.
+        # The buffer is no larger than the file: a new bytearray is zeroed, which would
+        # cost a small file more than copying it.
+        return _in_turn(fill, drain, max(1, expected_size))
+    buffers = [bytearray(block_size) for _ in range(_DEPTH)]
     draining: deque[Future[object]] = deque()
     size = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain") as helper:
-        for index in itertools.count():
+        for buffer in itertools.cycle(buffers):
             if len(draining) == _DEPTH:
                 draining.popleft().result()
-            if len(buffers) < _DEPTH:
-                buffers.append(bytearray(buffer_size))
-            buffer = buffers[index % _DEPTH]
             n = fill(buffer)
             if n == 0:
                 break
@@ -110,6 +110,17 @@ def _overlapped(
             draining.append(helper.submit(drain, memoryview(buffer)[:n]))
         for pending in draining:
             pending.result()
+    return size
+
+
+def _in_turn(
+    fill: Callable[[bytearray], int], drain: Callable[[memoryview], object], buffer_size: int
+) -> int:
+    buffer = bytearray(buffer_size)
+    size = 0
+    while n := fill(buffer):
+        drain(memoryview(buffer)[:n])
+        size += n
     return size
 
 
