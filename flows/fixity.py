@@ -5,9 +5,9 @@ custody chain and its signed checkpoints, records a fixity event per original, a
 checkpoints due. A run that finds a problem ends Failed, so operators see it in the UI; the
 table artifact lists every problem with its code.
 
-``evidence fixity serve`` serves three deployments from one process: the daily sample and the
-monthly full pass (``custody.fixity_*_cron`` in ``custody.fixity_timezone``), and the
-checkpoint signer every ``custody.checkpoint_every_minutes``.
+``evidence serve`` serves :func:`deployments` with the instance's other schedules: the daily
+sample and the monthly full pass (``custody.fixity_*_cron`` in ``custody.fixity_timezone``),
+and the checkpoint signer every ``custody.checkpoint_every_minutes``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from prefect import flow, serve, task
+from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.schedules import Cron, Interval
@@ -24,15 +24,9 @@ from prefect.schedules import Cron, Interval
 from pipeline import checkpoints, verify
 from pipeline.bag_verifier import Problem
 from pipeline.catalog import Catalog, open_catalog
-from pipeline.errors import ConfigError, IntegrityError
+from pipeline.errors import ConfigError, FixityProblems
 from pipeline.settings import Settings, load_settings
 from pipeline.store import ArchiveStore, open_store
-
-
-class FixityProblems(IntegrityError):
-    """A fixity run found problems (they are recorded as custody events and listed)."""
-
-    code = "fixity-problems"
 
 
 @task(name="select-originals", cache_policy=NO_CACHE)
@@ -60,7 +54,7 @@ def record_task(
     actor: str,
     run: str,
 ) -> list[Problem]:
-    return verify.record(catalog, checks, log.problems, actor=actor, run=run)
+    return verify.record(catalog, checks, log.problems, actor=actor, run_id=run)
 
 
 @task(name="sign-checkpoints", cache_policy=NO_CACHE)
@@ -133,8 +127,3 @@ def deployments(settings: Settings) -> list[Any]:
         ]
     except ValueError as exc:
         raise ConfigError(f"invalid custody schedule: {exc}") from exc
-
-
-def serve_fixity(settings: Settings) -> None:
-    """Serve the schedules until interrupted (the process runs the flow runs itself)."""
-    serve(*deployments(settings), print_starting_message=False)

@@ -1,8 +1,11 @@
 """The ``ingest-station`` flow: one sweep of one station's dump folder.
 
 One flow run per sweep, never one per file (a flow run costs ~1.2–1.6 s on the local server);
-each file is one task, ``ingest.workers`` at a time in threads: hashing releases the GIL and
-ffmpeg is a subprocess. Retries sit on the per-file task only: ingest is idempotent.
+each file is two tasks, ``ingest.workers`` at a time in threads (hashing releases the GIL and
+ffmpeg is a subprocess): ``store-file`` copies, hashes and verifies (tag ``hashing``), then
+``ingest-file`` probes, identifies, transcodes and releases (tag ``transcode``). The tags let a
+Prefect server cap each kind of work with tag concurrency limits (``evidence deploy``).
+Retries sit on these I/O tasks only: every step is idempotent.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from devices.stations import get_station
 from devices.sweep import SweepPlan, finish_sweep, plan_sweep
-from pipeline.ingest import IngestContext, ingest_job, open_context
+from pipeline.ingest import IngestContext, ingest_job, open_context, store_job
 from pipeline.models import FileReport, SweepReport
 from pipeline.settings import Settings, load_settings
 
@@ -33,9 +36,27 @@ def plan_task(ctx: IngestContext, station_id: str, paths: list[str] | None) -> S
 file_listeners: list[Callable[[FileReport], None]] = []
 
 
-@task(name="ingest-file", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def ingest_file_task(ctx: IngestContext, plan: SweepPlan, job_id: int) -> FileReport:
-    report = ingest_job(ctx, plan.station, job_id)
+HASHING_TAG, TRANSCODE_TAG = "hashing", "transcode"
+
+
+@task(
+    name="store-file", tags=[HASHING_TAG], cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5
+)
+def store_file_task(ctx: IngestContext, plan: SweepPlan, job_id: int) -> FileReport | None:
+    return store_job(ctx, plan.station, job_id)
+
+
+@task(
+    name="ingest-file",
+    tags=[TRANSCODE_TAG],
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+)
+def ingest_file_task(
+    ctx: IngestContext, plan: SweepPlan, job_id: int, stored: FileReport | None
+) -> FileReport:
+    report = stored if stored is not None else ingest_job(ctx, plan.station, job_id)
     for listener in file_listeners:
         listener(report)
     return report
@@ -51,7 +72,9 @@ def ingest_station(station_id: str, paths: list[str] | None = None) -> SweepRepo
     ctx = open_context(load_settings())
     try:
         plan = plan_task(ctx, station_id, paths)
-        futures = ingest_file_task.map(unmapped(ctx), unmapped(plan), list(plan.job_ids))
+        jobs = list(plan.job_ids)
+        stored = store_file_task.map(unmapped(ctx), unmapped(plan), jobs)
+        futures = ingest_file_task.map(unmapped(ctx), unmapped(plan), jobs, stored)
         report = finish_sweep(plan, [f.result() for f in futures])
     finally:
         ctx.catalog.dispose()

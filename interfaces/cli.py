@@ -219,9 +219,16 @@ def watch(
     from flows.ingest import run_ingest
 
     def on_batch(station_id: str, paths: list[Path] | None) -> None:
-        report = run_ingest(
-            settings, station_id, None if paths is None else [str(p) for p in paths]
-        )
+        wanted = None if paths is None else [str(p) for p in paths]
+        if settings.prefect.deployments:
+            # Scale-out: a worker on some host runs the sweep; this station host only submits.
+            from flows.deploy import submit_ingest
+
+            run = submit_ingest(station_id, wanted)
+            what = "a sweep" if wanted is None else f"{len(wanted)} file(s)"
+            output.console.print(f"{station_id}: submitted {what} as flow run {run}")
+            return
+        report = run_ingest(settings, station_id, wanted)
         for f in report.files:
             output.console.print(f"{station_id} " + output.file_line(f))
         if report.files:

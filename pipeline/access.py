@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, or_, select
 
 from pipeline import custody
 from pipeline.catalog import Catalog
+from pipeline.catalog import cases as case_rows
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import custody_events
-from pipeline.errors import AccessRefused, ChecksumMismatch, ExportError, NotAvailable, NotFound
+from pipeline.errors import AccessRefused, ChecksumMismatch, ExportError, NotFound
 from pipeline.hashing import ALGORITHM, copy_and_hash
 from pipeline.models import EventKind, MediaItem
 from pipeline.store import ArchiveStore
@@ -124,6 +125,13 @@ def _stage_download(
     return target, part
 
 
+def case_media(conn: Connection, number: str) -> list[int]:
+    """The media items linked to a case now; NotFound for a case that does not exist."""
+    if case_rows.get(conn, number) is None:
+        raise NotFound("case", number)
+    return [link.media_id for link in case_rows.links_of_case(conn, number)]
+
+
 def audit(
     catalog: Catalog,
     *,
@@ -135,11 +143,15 @@ def audit(
 ) -> list[custody.CustodyEvent]:
     """The custody history that matches every filter given, the newest ``limit``, oldest
     first."""
-    if case is not None:
-        # Cases arrive with issue 4; until then no history can be attributed to one.
-        raise NotAvailable(f"cases are not available yet: cannot audit case {case}")
     query = select(custody_events)
     with catalog.begin() as conn:
+        if case is not None:
+            # A case's own events (changes, links, unlinks, sealing) name it as their subject;
+            # with them comes everything that happened to the records linked to it now.
+            linked = case_media(conn, case)
+            query = query.where(
+                or_(custody_events.c.subject == case, custody_events.c.media_id.in_(linked))
+            )
         if media_key is not None:
             item = media_db.get(conn, media_key)
             query = query.where(custody_events.c.media_id == item.id)

@@ -2,10 +2,10 @@
 
 A checkpoint is made at every N-th event and for the head at least every T minutes while it
 moves (``custody.checkpoint_every_events`` / ``_minutes``). Whoever holds the key signs what
-is due: the commands that record custody events, and the served ``custody-checkpoint`` flow
-on a T-minute interval, so positions N, 2N, … are signed even when another process (an ingest
-worker on a host without the key) appended them. Before signing, the events since the last
-checkpoint are recomputed: a checkpoint never blesses a chain that was already broken.
+is due — the served ``custody-checkpoint`` flow every T minutes, the ``fixity-check`` flow,
+an export closing its segment — so positions N, 2N, … are signed even though another process
+(an ingest worker, perhaps on a host without the key) appended them. Before signing, the
+events since the last checkpoint are recomputed: a checkpoint never blesses a broken chain.
 
 Each checkpoint is also appended to a witness file outside the catalog
 (``EVIDENCE_HOME/custody/checkpoints.jsonl``): someone who cuts the log short and deletes the

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Select, select, update
+from sqlalchemy import Connection, Select, bindparam, select, update
 
 from pipeline import bag_verifier as rules
 from pipeline.catalog import Catalog
@@ -61,6 +61,18 @@ class Head(NamedTuple):
     hash: str
 
 
+# Built once: composing these per append cost more than the database's work on them.
+_LOCK_HEAD = (
+    select(custody_head.c.seq, custody_head.c.hash).where(custody_head.c.id == 1).with_for_update()
+)
+_INSERT = custody_events.insert()
+_MOVE_HEAD = (
+    update(custody_head)
+    .where(custody_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 def canonical_time(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -95,21 +107,8 @@ def append(
         "prev_hash": head.hash,
     }
     digest = rules.event_hash(record)
-    conn.execute(
-        custody_events.insert().values(
-            seq=seq,
-            at=at,
-            actor=actor,
-            kind=kind.value,
-            media_id=media_id,
-            station_id=station_id,
-            subject=subject,
-            details=body,
-            prev_hash=head.hash,
-            hash=digest,
-        )
-    )
-    conn.execute(update(custody_head).where(custody_head.c.id == 1).values(seq=seq, hash=digest))
+    conn.execute(_INSERT, {**record, "at": at, "hash": digest})
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
     return CustodyEvent(
         seq, at, actor, kind, media_id, station_id, subject, body, head.hash, digest
     )
@@ -125,11 +124,7 @@ def lock_head(conn: Connection) -> Head:
 
 def locked_head_or_none(conn: Connection) -> Head | None:
     """Like :func:`lock_head`, for readers that must report a deleted head, not fail on it."""
-    row = conn.execute(
-        select(custody_head.c.seq, custody_head.c.hash)
-        .where(custody_head.c.id == 1)
-        .with_for_update()
-    ).one_or_none()
+    row = conn.execute(_LOCK_HEAD).one_or_none()
     return None if row is None else Head(int(row.seq), str(row.hash))
 
 

@@ -204,6 +204,12 @@ class CustodyBroken(IntegrityError):
     code = "custody-broken"
 
 
+class FixityProblems(IntegrityError):
+    """A fixity run found problems; they are recorded as custody events and listed."""
+
+    code = "fixity-problems"
+
+
 class AccessRefused(EvidenceError):
     """Viewing or exporting evidence without an actor or a reason (access supervision)."""
 
@@ -222,9 +228,3 @@ class ExportError(EvidenceError):
     def __init__(self, path: Path, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
-
-
-class NotAvailable(EvidenceError):
-    """A capability the command names is not built yet (e.g. cases, before issue 4)."""
-
-    code = "not-available"

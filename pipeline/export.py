@@ -37,11 +37,11 @@ from sqlalchemy import Connection, func, select
 
 from pipeline import bag_verifier as rules
 from pipeline import checkpoints, custody
-from pipeline.access import purpose
+from pipeline.access import case_media, purpose
 from pipeline.catalog import Catalog
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import custody_events
-from pipeline.errors import ChecksumMismatch, ExportError, NotAvailable
+from pipeline.errors import ChecksumMismatch, ExportError
 from pipeline.hashing import ALGORITHM, copy_and_hash
 from pipeline.keys import public_pem
 from pipeline.models import EventKind, MediaItem
@@ -119,18 +119,17 @@ def export_bag(
     extra_files: Mapping[str, bytes] | None = None,
     now: datetime | None = None,
 ) -> ExportResult:
-    """Write the bag of the given media items (ids or SHA-256 prefixes) to ``out``."""
-    if case is not None:
-        # Cases arrive with issue 4; a case export then resolves to its linked media.
-        raise NotAvailable(f"cases are not available yet: export case {case} by --media")
+    """Write the bag of the given media items (ids or SHA-256 prefixes), and of the records
+    linked to ``case``, to ``out``."""
     out = out.expanduser().resolve()
     who, why = purpose(f"export to {out}", actor, reason)
-    if not media_keys:
-        raise ExportError(out, "nothing to export: name media items (--media)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(out, "exists and is not an empty folder")
     with catalog.begin() as conn:
-        items = list({i.id: i for i in (media_db.get(conn, k) for k in media_keys)}.values())
+        keys = [*media_keys, *(str(i) for i in (case_media(conn, case) if case else ()))]
+        items = list({i.id: i for i in (media_db.get(conn, k) for k in keys)}.values())
+    if not items:
+        raise ExportError(out, f"case {case} has no linked records" if case else "no media given")
     now = now or datetime.now(UTC)
     export_id = uuid.uuid4().hex
     staging = out.parent / f".{out.name}.partial-{export_id[:8]}"
@@ -138,25 +137,10 @@ def export_bag(
         staging.mkdir(parents=True)
         payload = _Payload(staging, block_size)
         listed = [_add_item(payload, store, item, with_proxies) for item in items]
-        with catalog.begin() as conn:
-            for item in items:
-                custody.append(
-                    conn,
-                    EventKind.EXPORTED,
-                    who,
-                    media_id=item.id,
-                    station_id=item.station_id,
-                    subject=item.sha256,
-                    details={
-                        "export": export_id,
-                        "reason": why,
-                        "to": str(out),
-                        "items": len(items),
-                        "proxies": with_proxies,
-                    },
-                    now=now,
-                )
-        checkpointer.sign_due(catalog, now=now, force=True)  # the bag ends on a signature
+        details = {"export": export_id, "reason": why, "to": str(out), "items": len(items),
+                   "proxies": with_proxies, **({"case": case} if case else {})}  # fmt: skip
+        _record(catalog, items, who, details, now)
+        checkpointer.sign_due(catalog, force=True)  # the bag ends on a signature
         segment, key_ids = _add_custody(payload, catalog, checkpointer, items)
         export = {
             "format": rules.EXPORT_FORMAT,
@@ -188,6 +172,25 @@ def export_bag(
         (segment["anchor"]["seq"] + 1, segment["last_seq"]),
         tuple(key_ids),
     )
+
+
+def _record(
+    catalog: Catalog, items: Sequence[MediaItem], who: str, details: dict[str, Any], now: datetime
+) -> None:
+    """One EXPORTED event per item, all in one transaction: the export is in every history
+    before the bag holding those histories is closed."""
+    with catalog.begin() as conn:
+        for item in items:
+            custody.append(
+                conn,
+                EventKind.EXPORTED,
+                who,
+                media_id=item.id,
+                station_id=item.station_id,
+                subject=item.sha256,
+                details=details,
+                now=now,
+            )
 
 
 def _add_item(

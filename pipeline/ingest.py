@@ -85,6 +85,21 @@ def ingest_job(ctx: IngestContext, station: Station, job_id: int) -> FileReport:
     """Run a job from its recorded step to the end. Never raises for bad input: a file ends
     archived, a duplicate, quarantined with a reason, or FAILED on a system error (the job
     then stays where it stands and the next run retries it)."""
+    report = _run(ctx, station, job_id, store_only=False)
+    assert report is not None, "a full run always ends in a report"
+    return report
+
+
+def store_job(ctx: IngestContext, station: Station, job_id: int) -> FileReport | None:
+    """Only the first step (copy, hash, verify): None when the job may go on to
+    :func:`ingest_job`, else how the file ended. Lets a flow cap hashing apart from
+    transcoding."""
+    return _run(ctx, station, job_id, store_only=True)
+
+
+def _run(
+    ctx: IngestContext, station: Station, job_id: int, *, store_only: bool
+) -> FileReport | None:
     with ctx.catalog.begin() as conn:
         job = jobs_db.claim(conn, job_id, ctx.owner, ctx.clock())
         if job is None:
@@ -98,6 +113,8 @@ def ingest_job(ctx: IngestContext, station: Station, job_id: int) -> FileReport:
             if outcome is not None:
                 return outcome
             job = _reload(ctx, job_id)
+        if store_only:
+            return None
         if job.state is JobState.STORED:
             _catalogue(ctx, station, job, source)
             job = _reload(ctx, job_id)

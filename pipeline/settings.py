@@ -63,6 +63,15 @@ class WatchSettings(BaseModel):
 class PrefectSettings(BaseModel):
     api_url: str = Field("", description="a Prefect API URL; empty means a local server")
     port: int = Field(4200, ge=1, le=65535, description="port of the local server")
+    deployments: bool = Field(
+        False, description="watch submits runs to the server's deployments (workers run them)"
+    )
+    work_pool: str = Field("evidence", min_length=1, description="process work pool of workers")
+    code_path: str = Field(
+        "", description="where workers find this project's code; empty: this installation"
+    )
+    hashing_limit: int = Field(0, ge=0, description="tag limit on files hashed at once; 0: none")
+    transcode_limit: int = Field(0, ge=0, description="tag limit on transcodes at once; 0: none")
 
 
 class FilenamePattern(BaseModel):

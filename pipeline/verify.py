@@ -194,7 +194,7 @@ def record(
     log_problems: Sequence[Problem],
     *,
     actor: str,
-    run: str,
+    run_id: str,
 ) -> list[Problem]:
     """Record one fixity event per original checked, and one for a log found broken.
     Returns a problem when recording itself failed (the findings still stand)."""
@@ -210,7 +210,7 @@ def record(
                         actor,
                         media_id=check.original.media_id,
                         subject=check.original.sha256,
-                        details={"run": run, **found},
+                        details={"run": run_id, **found},
                     )
         if log_problems:
             with catalog.begin() as conn:
@@ -220,7 +220,7 @@ def record(
                     actor,
                     subject="custody log",
                     details={
-                        "run": run,
+                        "run": run_id,
                         "count": len(log_problems),
                         "problems": [[p.code, p.subject] for p in log_problems[:100]],
                     },
@@ -245,7 +245,9 @@ def run(
     run_id = new_run_id()
     checks = check_originals(store, originals, workers)
     log = check_log(catalog, home)
-    failed = record(catalog, checks, log.problems, actor=actor, run=run_id) if record_events else []
+    failed: list[Problem] = []
+    if record_events:
+        failed = record(catalog, checks, log.problems, actor=actor, run_id=run_id)
     return summarize(checks, log, failed, time.monotonic() - started, run_id)
 
 

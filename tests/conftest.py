@@ -57,9 +57,14 @@ def make_settings(home: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Settings:
+    """Test settings in a fresh EVIDENCE_HOME. With EVIDENCE_TEST_CATALOG=postgresql the catalog
+    is a fresh PostgreSQL database instead of SQLite: set in the environment, so settings made
+    later in the test (make_settings, flows' load_settings) use it too."""
     home = tmp_path / "home"
     monkeypatch.setenv("EVIDENCE_HOME", str(home))
+    if os.environ.get("EVIDENCE_TEST_CATALOG") == "postgresql":
+        monkeypatch.setenv("EVIDENCE_CATALOG__URL", request.getfixturevalue("pg_url"))
     return make_settings(home)
 
 

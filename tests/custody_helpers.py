@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,22 @@ def copy_archive(source: Path, target: Path) -> Archive:
     items = {"video": found[".mp4"], "photo": found[".jpg"], "pdf": found[".pdf"]}
     store = LocalStore(settings.archive_dir, settings.ingest.block_size)
     return Archive(settings, catalog, store, items)
+
+
+def make_case(archive: Archive, number: str, *names: str) -> None:
+    """A case with the named items (video, photo, pdf) linked to it by hand."""
+    from pipeline import cases
+    from pipeline.categories import load_categories
+    from pipeline.models import Case, CaseStatus
+
+    case = Case(number, "查封扣押 现场", "seizure", "一中队", CaseStatus.OPEN, ())
+    now = datetime.now(UTC)
+    with archive.catalog.begin() as conn:
+        cases.save_case(
+            conn, case, "A001", archive.settings, load_categories(archive.settings), now
+        )
+        for name in names:
+            cases.link(conn, number, archive.items[name].id, "A001", "同一现场", now)
 
 
 # ------------------------------------------------------------------------- the tamperer

@@ -14,9 +14,9 @@ import pytest
 
 from pipeline import custody
 from pipeline.access import View, audit, open_media
-from pipeline.errors import AccessRefused, NotAvailable, NotFound
+from pipeline.errors import AccessRefused, NotFound
 from pipeline.models import EventKind
-from tests.custody_helpers import Archive, copy_archive, template
+from tests.custody_helpers import Archive, copy_archive, make_case, template
 
 
 @pytest.fixture
@@ -118,6 +118,14 @@ def test_audit_lists_history_by_media_and_by_actor(archive: Archive) -> None:
     assert table.returncode == 0 and "核查" in table.stdout
 
 
-def test_cases_are_refused_clearly_until_they_exist(archive: Archive) -> None:
-    with pytest.raises(NotAvailable, match="cases are not available yet"):
-        audit(archive.catalog, case="2026-0113")
+def test_a_case_audit_holds_the_case_and_its_records_history(archive: Archive) -> None:
+    make_case(archive, "2026-0113", "video", "pdf")
+    video, pdf, photo = (archive.items[n].id for n in ("video", "pdf", "photo"))
+    history = audit(archive.catalog, case="2026-0113")
+    assert {e.media_id for e in history} == {None, video, pdf}, "not the unlinked photo"
+    assert [e.kind for e in history if e.media_id is None] == [EventKind.CASE_CHANGED]
+    assert {e.media_id for e in history if e.kind is EventKind.LINKED} == {video, pdf}
+    assert EventKind.INGESTED in {e.kind for e in history if e.media_id == video}
+    assert photo not in {e.media_id for e in history}
+    with pytest.raises(NotFound, match="case not found: 2099-0001"):
+        audit(archive.catalog, case="2099-0001")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline import bag_verifier as rules
 from pipeline import custody
-from pipeline.errors import AccessRefused, ChecksumMismatch, ExportError, NotAvailable
+from pipeline.errors import AccessRefused, ChecksumMismatch, ExportError, NotFound
 from pipeline.export import ExportResult, export_bag
 from pipeline.keys import public_pem
 from pipeline.models import EventKind
@@ -25,6 +25,7 @@ from tests.custody_helpers import (
     Archive,
     copy_archive,
     flip_byte,
+    make_case,
     read_jsonl,
     reseal_manifests,
     template,
@@ -227,15 +228,26 @@ def test_export_refuses_a_damaged_original_and_leaves_nothing(
     [
         ({"reason": " "}, AccessRefused, "a reason is required"),
         ({"actor": None}, AccessRefused, "who is asking is required"),
-        ({"case": "2026-0113"}, NotAvailable, "cases are not available yet"),
+        ({"case": "2099-0001"}, NotFound, "case not found: 2099-0001"),
     ],
 )
-def test_export_refuses_without_who_why_or_with_a_case(
+def test_export_refuses_without_who_or_why_or_an_unknown_case(
     archive: Archive, tmp_path: Path, options: dict[str, object], error: type, message: str
 ) -> None:
     with pytest.raises(error, match=message):
         _export(archive, tmp_path / "bag", "pdf", **options)
     assert not (tmp_path / "bag").exists()
+
+
+def test_a_case_export_holds_the_records_linked_to_it(archive: Archive, tmp_path: Path) -> None:
+    make_case(archive, "2026-0113", "photo", "pdf")
+    result = _export(archive, tmp_path / "bag", case="2026-0113")
+    assert sorted(result.media_ids) == sorted(archive.items[n].id for n in ("photo", "pdf"))
+    assert rules.verify_bag(result.path).ok
+    events = read_jsonl(result.path / "data" / "custody" / "events.jsonl")
+    exported = [e for e in events if e["kind"] == "exported"]
+    assert len(exported) == 2 and {e["details"]["case"] for e in exported} == {"2026-0113"}
+    assert {e["kind"] for e in events} >= {"ingested", "linked", "exported"}
 
 
 def test_export_never_writes_into_a_folder_with_files(archive: Archive, tmp_path: Path) -> None:

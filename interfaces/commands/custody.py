@@ -1,4 +1,5 @@
-"""`evidence verify`, `evidence keys export`, `evidence fixity serve`: proving the archive."""
+"""`evidence verify`, `evidence keys export`: proving the archive. (The fixity and checkpoint
+schedules are served by `evidence serve`, from flows/fixity.py.)"""
 
 from __future__ import annotations
 
@@ -13,15 +14,12 @@ from interfaces.common import JsonOpt, catalog, settings
 from pipeline.bag_verifier import Problem
 
 keys_app = typer.Typer(help="The instance's signing key (Ed25519).", no_args_is_help=True)
-fixity_app = typer.Typer(help="Scheduled fixity checks (Prefect).", no_args_is_help=True)
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     app.command("verify")(verify)
     app.add_typer(keys_app, name="keys")
-    app.add_typer(fixity_app, name="fixity")
     keys_app.command("export")(keys_export)
-    fixity_app.command("serve")(fixity_serve)
 
 
 def verify(
@@ -84,6 +82,11 @@ def verify(
             f"recomputed, {report.checkpoints} signed checkpoints checked in "
             f"{report.seconds:.1f} s: {verdict}"
         )
+        if report.events and not report.checkpoints:
+            output.console.print(
+                "[yellow]no signed checkpoint yet[/]: the log is only hash-chained; "
+                "`evidence init` makes the key, `evidence serve` signs"
+            )
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -111,32 +114,3 @@ def keys_export(json_out: JsonOpt = False) -> None:
         return
     sys.stdout.write(info.public_pem)
     output.err_console.print(f"key id: {info.key_id}")
-
-
-def fixity_serve() -> None:
-    """Serve the fixity and checkpoint schedules until Ctrl-C.
-
-    A random sample of originals daily and every original monthly (custody.fixity_sample_cron
-    and custody.fixity_full_cron), and custody checkpoints every
-    custody.checkpoint_every_minutes; each run shows in the Prefect UI.
-
-    Example: evidence fixity serve
-    """
-    from flows.runtime import use_prefect
-    from pipeline import checkpoints
-
-    s = settings()
-    checkpoints.checkpointer(s)  # fail now, not at 02:30, when the key is unusable
-    server = use_prefect(s)
-    from flows.fixity import serve_fixity
-
-    c = s.custody
-    output.console.print(
-        f"serving fixity-check (sample of {c.fixity_sample}: '{c.fixity_sample_cron}', "
-        f"full: '{c.fixity_full_cron}', {c.fixity_timezone}) and custody-checkpoint every "
-        f"{c.checkpoint_every_minutes:g} min; Prefect UI: {server.ui_url} (Ctrl-C stops)"
-    )
-    try:
-        serve_fixity(s)
-    except KeyboardInterrupt:
-        output.console.print("stopped")

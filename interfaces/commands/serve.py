@@ -1,15 +1,20 @@
-"""`evidence serve`: every scheduled flow of the instance, served from one process."""
+"""`evidence serve`, `evidence deploy`, `evidence worker`: running the flows — served from
+one process, or deployed to a Prefect server whose workers run them on many hosts."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 from interfaces import output
-from interfaces.common import settings
+from interfaces.common import JsonOpt, settings
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     app.command("serve")(serve_all)
+    app.command("deploy")(deploy)
+    app.command("worker")(worker)
 
 
 def serve_all() -> None:
@@ -35,5 +40,73 @@ def serve_all() -> None:
     )
     try:
         serve(*deployments, print_starting_message=False)
+    except KeyboardInterrupt:
+        output.console.print("stopped")
+
+
+def deploy(json_out: JsonOpt = False) -> None:
+    """Create the work pool, the deployments (ingest-station, compliance-sweep, fixity-check,
+    custody-checkpoint) and the tag concurrency limits on the Prefect server (prefect.api_url),
+    for workers on any host. Safe to run again after a change of settings.
+
+    Example: EVIDENCE_PREFECT__API_URL=http://prefect.local:4200/api evidence deploy
+    """
+    from flows.runtime import use_prefect
+
+    s = settings()
+    server = use_prefect(s)
+    from flows.deploy import deploy_all
+
+    names = deploy_all(s)
+    if json_out:
+        output.print_json(
+            {"api_url": server.url, "work_pool": s.prefect.work_pool, "deployments": names}
+        )
+        return
+    for name in names:
+        output.console.print(f"deployed {name} to work pool {s.prefect.work_pool}")
+    output.console.print(
+        f"start workers on any host: evidence worker (or: prefect worker start --pool "
+        f"{s.prefect.work_pool} --type process); UI {server.ui_url}"
+    )
+
+
+def worker(
+    limit: Annotated[int | None, typer.Option(help="At most this many flow runs at once.")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: generated).")] = None,
+) -> None:
+    """Run a Prefect process worker for this instance's work pool, with this instance's
+    settings and Prefect server. Stop with Ctrl-C.
+
+    Example: evidence worker --limit 2
+    """
+    import os
+    import subprocess
+    import sys
+
+    from flows.runtime import use_prefect
+
+    s = settings()
+    use_prefect(s, start=False)
+    command = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "worker",
+        "start",
+        "--pool",
+        s.prefect.work_pool,
+        "--type",
+        "process",
+    ]
+    if limit:
+        command += ["--limit", str(limit)]
+    if name:
+        command += ["--name", name]
+    output.console.print(
+        f"worker for pool {s.prefect.work_pool} on {os.environ['PREFECT_API_URL']}"
+    )
+    try:
+        raise typer.Exit(subprocess.call(command))
     except KeyboardInterrupt:
         output.console.print("stopped")

@@ -130,7 +130,8 @@ def claim(conn: Connection, job_id: int, owner: str, now: datetime) -> Job | Non
         .values(
             owner=owner,
             lease_until=now + LEASE,
-            attempts=ingest_jobs.c.attempts + 1,
+            # A step of the same sweep re-claiming its job is not a new attempt.
+            attempts=ingest_jobs.c.attempts + (0 if row.owner == owner else 1),
             updated_at=now,
         )
     ).rowcount

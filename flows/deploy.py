@@ -1,0 +1,83 @@
+"""Putting the flows on a Prefect server for many hosts: a process work pool, the
+deployments, and the tag concurrency limits that cap hashing and transcoding.
+
+Workers (``prefect worker start --pool … --type process``, or ``evidence worker``) on any
+host poll the pool and run flow runs as subprocesses from ``prefect.code_path`` (the project
+installed at the same path on every worker host). ``evidence watch`` with
+``prefect.deployments = true`` submits batches with ``run_deployment`` instead of running
+them itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from prefect import Flow, deploy
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from flows import compliance, fixity
+from flows.ingest import HASHING_TAG, TRANSCODE_TAG, ingest_station
+from pipeline.settings import Settings
+
+INGEST_DEPLOYMENT = "ingest-station/station"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def deploy_all(settings: Settings) -> list[str]:
+    """Create (or update) the work pool, the deployments and the concurrency limits; the
+    deployments' names."""
+    pool = settings.prefect.work_pool
+    root = settings.prefect.code_path or str(PROJECT_ROOT)
+    with get_client(sync_client=True) as client:
+        with contextlib.suppress(ObjectAlreadyExists):
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        for tag, limit in (
+            (HASHING_TAG, settings.prefect.hashing_limit),
+            (TRANSCODE_TAG, settings.prefect.transcode_limit),
+        ):
+            if limit:
+                client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
+            else:
+                _drop_limit(client, tag)
+    runners = [
+        _sourced(d, root, pool)
+        for d in (
+            ingest_station.to_deployment(name="station"),
+            *compliance.deployments(settings),
+            *fixity.deployments(settings),
+        )
+    ]
+    deploy(*runners, work_pool_name=pool, build=False, push=False, print_next_steps_message=False)
+    return [f"{r.flow_name}/{r.name}" for r in runners]
+
+
+def _sourced(runner: Any, root: str, pool: str) -> Any:
+    """The same deployment (name, schedules, parameters) for the work pool, its code taken
+    from ``root`` — a local path: each worker runs the code from that path on its host."""
+    module_file, _, func = runner.entrypoint.partition(":")
+    entrypoint = f"{Path(module_file).resolve().relative_to(PROJECT_ROOT)}:{func}"
+    flow: Any = Flow.from_source(source=root, entrypoint=entrypoint)  # sync here, not a coroutine
+    return flow.to_deployment(
+        name=runner.name,
+        work_pool_name=pool,
+        schedules=[s.schedule for s in runner.schedules or []],
+        parameters=runner.parameters,
+    )
+
+
+def _drop_limit(client: Any, tag: str) -> None:
+    with contextlib.suppress(ObjectNotFound):  # none set: nothing to drop
+        client.delete_concurrency_limit_by_tag(tag)
+
+
+def submit_ingest(station_id: str, paths: list[str] | None) -> str:
+    """Submit one sweep to the ingest-station deployment without waiting; the run's name."""
+    run: Any = run_deployment(  # sync when called from sync code
+        INGEST_DEPLOYMENT, parameters={"station_id": station_id, "paths": paths}, timeout=0
+    )
+    return str(run.name)
