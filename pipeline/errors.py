@@ -228,3 +228,30 @@ class ExportError(EvidenceError):
     def __init__(self, path: Path, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
+
+
+# ------------------------------------------------------------------------------------ search
+
+
+class QueryError(EvidenceError):
+    """A search query does not parse; names the term as typed, its number and its column."""
+
+    code = "query"
+
+    def __init__(self, term: str, index: int, column: int, problem: str) -> None:
+        super().__init__(f"{term}: {problem} (term {index} at column {column})")
+        self.term = term
+        self.index = index
+        self.column = column
+        self.problem = problem
+
+
+class TagError(EvidenceError):
+    """A tag cannot be used as given (empty, too long, or with characters the query language
+    gives a meaning to)."""
+
+    code = "tag"
+
+    def __init__(self, tag: str, message: str) -> None:
+        super().__init__(f"tag {tag!r}: {message}")
+        self.tag = tag

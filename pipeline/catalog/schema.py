@@ -282,3 +282,39 @@ custody_checkpoints = Table(
 
 # `evidence audit --actor` (migration 0002).
 Index("ix_custody_events_actor", custody_events.c.actor, custody_events.c.seq)
+
+# Search (migration 0005). Free tags on media: a removed tag loses its row; its history is in
+# the custody log (TAGGED events).
+media_tags = Table(
+    "media_tags",
+    metadata,
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Index("ix_media_tags_tag", "tag", "media_id"),
+)
+
+# One text document per media item, what bare words of a query search: file name, description,
+# tags and titles of the cases it is linked to, one per line. Triggers of migration 0005 keep it
+# current, so no write path has to remember it.
+search_text = Table(
+    "search_text",
+    metadata,
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+# Time ranges and the default sort (newest recording first) of `evidence search`.
+Index("ix_media_recorded_start", media.c.recorded_start)
+Index("ix_media_ingested_at", media.c.ingested_at)
+
+# What indexes search_text cannot be declared here, being one database's own: SQLite's FTS5
+# table `search_fts` (with its shadow tables search_fts_data, _idx, _docsize, _config) and
+# PostgreSQL's pg_trgm GIN index. Migration 0005 makes them; a schema comparison skips them.
+UNDECLARED = ("search_fts", "ix_search_text_body_trgm")
+
+
+def declared_elsewhere(name: str | None) -> bool:
+    """True for a table or index of the search index that only migration 0005 declares."""
+    return name is not None and name.startswith(UNDECLARED)
