@@ -47,7 +47,7 @@ class Sizes:
     rounds: int
 
 
-FULL = Sizes(documents=500, document_bytes=2 * MiB, videos=100, rounds=2)
+FULL = Sizes(documents=500, document_bytes=2 * MiB, videos=40, rounds=2)
 QUICK = Sizes(documents=12, document_bytes=64 << 10, videos=2, rounds=1)
 
 #: A 2.5 s 720p clip is about 2 MB, the size of the documents.

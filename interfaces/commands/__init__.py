@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from interfaces.commands import access, cases, custody, registry, serve
+from interfaces.commands import access, cases, custody, registry, search, serve
 
-COMMAND_MODULES: list[ModuleType] = [registry, custody, access, cases, serve]
+COMMAND_MODULES: list[ModuleType] = [registry, custody, access, cases, serve, search]

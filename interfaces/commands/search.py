@@ -1,0 +1,128 @@
+"""`evidence search` and `evidence media tag`: finding media with the query language, and the
+free tags it searches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from interfaces import output
+from interfaces.common import ActorOpt, JsonOpt, catalog, settings
+from pipeline import search as search_lib
+from pipeline import tags as tags_lib
+from pipeline.query import ItemView, parse
+from pipeline.settings import Settings
+
+# Query terms and tag changes start with "-" (-tag:draft, -draft): arguments, not options.
+_LOOSE = {"ignore_unknown_options": True}
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command("search", context_settings=_LOOSE)(search)
+    groups["media"].command("tag", context_settings=_LOOSE)(media_tag)
+
+
+def search(
+    query: Annotated[
+        list[str] | None,
+        typer.Argument(help="The query (quote it as one argument); empty: everything."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many.")] = 50,
+    sort: Annotated[
+        str, typer.Option(help="recorded, ingested, duration, size or id; -key: descending.")
+    ] = str(search_lib.NEWEST_FIRST),
+    json_out: JsonOpt = False,
+) -> None:
+    """Find media items by case, officer, device, time, tag, text (检索).
+
+    Terms: case: officer: cert: device: station: department: category: kind: status:
+    recorded: ingested: duration: size: id: sha256: tag: linked:yes|no described:yes|no, and
+    bare words or "quoted phrases" for text (file name, description, tags, case titles).
+    -term negates; a,b is either; a..b is a range. The grammar: pipeline/query.py.
+
+    Example: evidence search 'officer:1023 recorded:2026-05-05 -tag:reviewed 扣押'
+    """
+    try:
+        order = search_lib.Sort.parse(sort)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sort") from None
+    s = settings()
+    text = " ".join(query or [])
+    parsed = parse(text, ZoneInfo(s.devices.timezone))
+    with catalog(s).begin() as conn:
+        found = search_lib.search(conn, parsed, sort=order, limit=limit)
+    if json_out:
+        items = [{**output.to_jsonable(v), "thumbnail": _thumbnail(s, v)} for v in found.items]
+        output.print_json(
+            {"query": text, "sort": str(order), "limit": limit, "more": found.more, "items": items}
+        )
+        return
+    output.console.print(_table(s, text, found))
+    if found.more:
+        output.console.print(f"More items match: raise --limit (now {limit}) or narrow the query.")
+
+
+def _thumbnail(s: Settings, item: ItemView) -> str | None:
+    return str(s.archive_dir / item.thumbnail_key) if item.thumbnail_key else None
+
+
+def _table(s: Settings, text: str, found: search_lib.Results) -> Table:
+    zone = ZoneInfo(s.devices.timezone)
+    more = "+" if found.more else ""
+    table = Table(title=f"{len(found.items)}{more} media items: {text or '(everything)'}")
+    for col in ("id", "kind", "recorded", "duration", "officer", "device", "case", "thumbnail"):
+        table.add_column(col, overflow="fold")
+    for v in found.items:
+        officer = " ".join(x for x in (v.officer_id, v.officer_name) if x)
+        table.add_row(
+            str(v.id),
+            f"{v.kind.value} {v.kind.label_zh}",
+            _local(v.recorded_start, zone),
+            "" if v.duration_s is None else f"{v.duration_s:.0f} s",
+            officer,
+            v.device_serial or "",
+            "\n".join(f"{c.number} {c.title}" for c in v.cases),
+            _thumbnail(s, v) or "",
+        )
+    return table
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def media_tag(
+    key: Annotated[str, typer.Argument(metavar="ID-OR-SHA256", help="Id or SHA-256 (prefix).")],
+    changes: Annotated[
+        list[str], typer.Argument(metavar="+TAG|-TAG...", help="+tag (or tag) adds, -tag removes.")
+    ],
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Add and remove free tags of a media item; each change is a custody event.
+
+    Example: evidence media tag 42 +待复核 +night -draft --as A001
+    """
+    add = [c.removeprefix("+") for c in changes if not c.startswith("-")]
+    remove = [c.removeprefix("-") for c in changes if c.startswith("-")]
+    s = settings()
+    with catalog(s).begin() as conn:
+        done = tags_lib.change(conn, key, add, remove, actor or s.actor, datetime.now(UTC))
+    if json_out:
+        output.print_json(done)
+        return
+    parts: list[Any] = [f"media {done.media_id}:"]
+    for label, tags in (
+        ("added", done.added),
+        ("removed", done.removed),
+        ("already tagged", done.already),
+        ("was not tagged", done.absent),
+    ):
+        if tags:
+            parts.append(f"{label} {', '.join(tags)};")
+    parts.append(f"tags now: {', '.join(done.tags) or '(none)'}")
+    output.console.print(" ".join(parts), markup=False, highlight=False)
