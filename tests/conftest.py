@@ -57,7 +57,9 @@ def make_settings(home: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Settings:
+def settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Settings:
     """Test settings in a fresh EVIDENCE_HOME. With EVIDENCE_TEST_CATALOG=postgresql the catalog
     is a fresh PostgreSQL database instead of SQLite: set in the environment, so settings made
     later in the test (make_settings, flows' load_settings) use it too."""
