@@ -57,7 +57,7 @@ def run(work: Path, quick: bool) -> Result:
         for _ in range(sizes.rounds):
             for source in sources:
                 order = list(ways)
-                order = order[sample % 4 :] + order[: sample % 4]
+                order = order[sample % len(order) :] + order[: sample % len(order)]
                 for way in order:
                     target = root / f"out-{way}"
                     started = time.perf_counter()

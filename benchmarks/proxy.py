@@ -33,7 +33,7 @@ class Sizes:
     repeats: int
 
 
-FULL = Sizes(input_seconds=60.0, repeats=3)
+FULL = Sizes(input_seconds=20.0, repeats=5)
 QUICK = Sizes(input_seconds=1.0, repeats=1)
 
 

@@ -46,7 +46,7 @@ class Sizes:
     interval_s: float  # between one file's close and the next one's start
 
 
-FULL = Sizes(files=100, interval_s=0.3)
+FULL = Sizes(files=100, interval_s=0.5)
 QUICK = Sizes(files=3, interval_s=0.1)
 
 NO_WAITS: dict[str, dict[str, object]] = {"watch": {"stable_s": 0.0, "batch_window_s": 0.0}}

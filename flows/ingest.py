@@ -14,13 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task, unmapped
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from devices.stations import get_station
 from devices.sweep import SweepPlan, finish_sweep, plan_sweep
+from pipeline.checkpoints import checkpointer
+from pipeline.errors import InstanceKeyError
 from pipeline.ingest import IngestContext, ingest_job, open_context, store_job
 from pipeline.models import FileReport, SweepReport
 from pipeline.settings import Settings, load_settings
@@ -62,6 +64,18 @@ def ingest_file_task(
     return report
 
 
+@task(name="sign-checkpoints", cache_policy=NO_CACHE)
+def sign_task(ctx: IngestContext) -> int:
+    """Sign the custody checkpoints the sweep made due (every N-th event), right away rather
+    than at the next scheduled checkpoint run. A host without the instance key (a station
+    host in scale-out) leaves them to the host that has it, and says so."""
+    try:
+        return len(checkpointer(ctx.settings).sign_due(ctx.catalog))
+    except InstanceKeyError as exc:
+        get_run_logger().warning("checkpoints not signed here: %s", exc)
+        return 0
+
+
 # Prefect's TaskRunner generics do not line up for mypy: the runner is typed Any on purpose.
 _DEFAULT_RUNNER: Any = ThreadPoolTaskRunner(max_workers=2)
 
@@ -76,6 +90,7 @@ def ingest_station(station_id: str, paths: list[str] | None = None) -> SweepRepo
         stored = store_file_task.map(unmapped(ctx), unmapped(plan), jobs)
         futures = ingest_file_task.map(unmapped(ctx), unmapped(plan), jobs, stored)
         report = finish_sweep(plan, [f.result() for f in futures])
+        sign_task(ctx)
     finally:
         ctx.catalog.dispose()
     create_table_artifact(

@@ -78,8 +78,13 @@ def init(json_out: JsonOpt = False) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     _catalog(settings).dispose()
     signing = create_instance_key(settings.home)  # signs custody checkpoints; kept if it exists
-    info = {"home": settings.home, "catalog": settings.catalog_url, "archive": settings.archive_dir,
-            "key_id": signing.key_id, "key": signing.path}  # fmt: skip
+    info = {
+        "home": settings.home,
+        "catalog": settings.catalog_url,
+        "archive": settings.archive_dir,
+        "key_id": signing.key_id,
+        "key": signing.path,
+    }
     if json_out:
         output.print_json(info)
     else:
@@ -271,28 +276,35 @@ def media_list(
 @media_app.command("show")
 def media_show(
     key: Annotated[str, typer.Argument(metavar="ID-OR-SHA256", help="Id or SHA-256 (prefix).")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (required; recorded).")
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--as", help="Who views (required; recorded).")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show one media item: hashes, metadata, where its proxy and thumbnail are.
+    """Show one media item: hashes, metadata, device and officer, proxy, custody history.
+    Viewing metadata is supervised (调阅监督): it needs --as and --reason and is recorded.
 
-    Example: evidence media show 3f2a9c
+    Example: evidence media show 3f2a9c --reason "复核 案件 2026-0113" --as A001
     """
     from pipeline import custody
-    from pipeline.catalog import media as media_db
+    from pipeline.access import View, open_media
+    from pipeline.store import open_store
 
     settings = _settings()
-    with _catalog(settings).begin() as conn:
-        item = media_db.get(conn, key)
+    catalog = _catalog(settings)
+    item = open_media(
+        catalog, open_store(settings), key, actor=actor, reason=reason, view=View.METADATA
+    ).item
+    with catalog.begin() as conn:
         history = list(custody.events(conn, media_id=item.id))
-    archive = settings.archive_dir
-    paths = {
-        "proxy": str(archive / item.proxy_key) if item.proxy_key else None,
-        "thumbnail": str(archive / item.thumbnail_key) if item.thumbnail_key else None,
-    }
+    keys = {"proxy": item.proxy_key, "thumbnail": item.thumbnail_key}
     if json_out:
-        output.print_json({"item": item, "paths": paths, "custody": history})
+        output.print_json({"item": item, "derived": keys, "custody": history})
         return
-    output.console.print(output.media_detail(item, {k: v for k, v in paths.items() if v}))
+    output.console.print(output.media_detail(item, {k: v for k, v in keys.items() if v}))
     for ev in history:
         output.console.print(f"  #{ev.seq} {ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value} by {ev.actor}")
 
@@ -385,8 +397,12 @@ def main() -> None:
 
 # Command groups of later capabilities live in their own modules and register here, on the
 # root app or on one of its groups.
-_GROUPS = {"stations": stations_app, "media": media_app, "quarantine": quarantine_app,
-           "server": server_app}  # fmt: skip
+_GROUPS = {
+    "stations": stations_app,
+    "media": media_app,
+    "quarantine": quarantine_app,
+    "server": server_app,
+}
 for _module in COMMAND_MODULES:
     _module.register(app, _GROUPS)
 

@@ -167,23 +167,26 @@ def query(conn: Connection, statement: Select[Any]) -> list[CustodyEvent]:
 
 
 class Scan:
-    """The whole log, read in short transactions so writers are never held up for long.
+    """The log in (after, through] (default: all of it), read in short transactions so that
+    writers are never held up for long. A scan to the end reads its last chunk with the head
+    locked, so ``head`` and the end of the log are one consistent moment while others append."""
 
-    The last chunk is read with the head locked, so ``head`` and the end of the log are one
-    consistent moment even while others append."""
-
-    def __init__(self, catalog: Catalog, chunk: int = 5000) -> None:
+    def __init__(
+        self, catalog: Catalog, chunk: int = 5000, *, after: int = 0, through: int | None = None
+    ) -> None:
         self.catalog = catalog
         self.chunk = chunk
+        self.after = after
+        self.through = through
         self.head: Head | None = None
 
     def __iter__(self) -> Iterator[CustodyEvent]:
-        last = 0
+        last = self.after
         while True:
             with self.catalog.begin() as conn:
-                batch = list(events(conn, after=last, limit=self.chunk))
+                batch = list(events(conn, after=last, through=self.through, limit=self.chunk))
                 final = len(batch) < self.chunk
-                if final:
+                if final and self.through is None:
                     self.head = locked_head_or_none(conn)
                     batch += events(conn, after=batch[-1].seq if batch else last)
             yield from batch

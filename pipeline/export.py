@@ -41,7 +41,7 @@ from pipeline.access import case_media, purpose
 from pipeline.catalog import Catalog
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import custody_events
-from pipeline.errors import ChecksumMismatch, ExportError
+from pipeline.errors import ChecksumMismatch, CustodyBroken, ExportError
 from pipeline.hashing import ALGORITHM, copy_and_hash
 from pipeline.keys import public_pem
 from pipeline.models import EventKind, MediaItem
@@ -231,18 +231,22 @@ def _add_custody(
         anchor = checkpoints.before(conn, _first_seq(conn, ids))
         low = anchor.seq if anchor else 0
         signed = checkpoints.listing(conn, low, closing.seq)
-        mine: list[dict[str, Any]] = []
+    mine: list[dict[str, Any]] = []
 
-        def segment() -> Iterable[dict[str, Any]]:
-            for event in custody.events(conn, after=low, through=closing.seq):
-                record = event.record()
-                if event.media_id in ids:
-                    mine.append(record)
-                    yield record
-                else:
-                    yield rules.withheld(record)
+    def segment() -> Iterable[dict[str, Any]]:
+        # The stretch ends on a signed checkpoint, so it is fixed: read it in chunks (short
+        # transactions), and ingest goes on meanwhile.
+        for event in custody.Scan(catalog, after=low, through=closing.seq):
+            record = event.record()
+            if event.media_id in ids:
+                mine.append(record)
+                yield record
+            else:
+                yield rules.withheld(record)
 
-        payload.write_lines("custody/chain.jsonl", segment())
+    chain = payload.write_lines("custody/chain.jsonl", segment())
+    anchor_hash = anchor.hash if anchor else rules.GENESIS
+    _refuse_broken(payload.bag / chain, low, anchor_hash, signed, checkpointer)
     payload.write_lines("custody/events.jsonl", mine)
     payload.write_lines("custody/checkpoints.jsonl", (cp.record() for cp in signed))
     key_ids = sorted({cp.key_id for cp in signed})
@@ -251,10 +255,36 @@ def _add_custody(
             pem = public_pem(checkpointer.trusted[kid]).encode("ascii")
             payload.write(f"custody/keys/{kid}.pem", pem)
     bounds = {
-        "anchor": {"seq": low, "hash": anchor.hash if anchor else rules.GENESIS},
+        "anchor": {"seq": low, "hash": anchor_hash},
         "last_seq": closing.seq,
     }
     return bounds, key_ids
+
+
+def _refuse_broken(
+    chain: Path,
+    low: int,
+    anchor_hash: str,
+    signed: Sequence[checkpoints.Checkpoint],
+    checkpointer: checkpoints.Checkpointer,
+) -> None:
+    """Check the segment as the court's verifier will: a bag that would fail is not handed
+    over (damage in an older, already signed stretch shows only here or in `verify`)."""
+    with chain.open(encoding="utf-8") as lines:
+        result = rules.check_chain(
+            (json.loads(line) for line in lines),
+            start_seq=low + 1,
+            start_hash=anchor_hash,
+            keep={cp.seq for cp in signed},
+        )
+    records = [cp.record() for cp in signed]
+    problems = result.problems + rules.check_checkpoints(records, checkpointer.trusted, result)
+    if problems:
+        p = problems[0]
+        raise CustodyBroken(
+            f"custody log {p.subject}: {p.message} ({p.code}); nothing exported, "
+            "run `evidence verify`"
+        )
 
 
 def _first_seq(conn: Connection, media_ids: set[int]) -> int:

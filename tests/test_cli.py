@@ -97,11 +97,17 @@ def test_ingest_then_list_show_and_quarantine(
     listed = json.loads(cli("media", "list", "--json").stdout)
     assert {m["status"] for m in listed} == {"archived", "quarantined"}
     archived = next(m for m in listed if m["status"] == "archived")
-    shown = json.loads(cli("media", "show", archived["sha256"][:10], "--json").stdout)
+    refused = cli("media", "show", archived["sha256"][:10])
+    assert refused.returncode == 2 and "--as" in refused.stderr, "viewing needs who and why"
+    shown = json.loads(
+        cli(
+            "media", "show", archived["sha256"][:10], "--reason", "复核", "--as", "A001", "--json"
+        ).stdout
+    )
     assert shown["item"]["original_name"] == video.name
     assert (shown["item"]["device_serial"], shown["item"]["officer_id"]) == ("BWC-0017", "1023")
-    assert Path(shown["paths"]["proxy"]).is_file()
-    assert shown["custody"][0]["kind"] == "ingested"
+    assert shown["derived"]["proxy"].endswith("proxy.mp4")
+    assert shown["custody"][0]["kind"] == "ingested" and shown["custody"][-1]["kind"] == "viewed"
     entries = json.loads(cli("quarantine", "list", "--json").stdout)
     assert [Path(e["source_path"]).name for e in entries] == ["cut.mp4"] and entries[0]["reason"]
 

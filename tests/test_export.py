@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline import bag_verifier as rules
 from pipeline import custody
-from pipeline.errors import AccessRefused, ChecksumMismatch, ExportError, NotFound
+from pipeline.errors import AccessRefused, ChecksumMismatch, CustodyBroken, ExportError, NotFound
 from pipeline.export import ExportResult, export_bag
 from pipeline.keys import public_pem
 from pipeline.models import EventKind
@@ -28,6 +28,7 @@ from tests.custody_helpers import (
     make_case,
     read_jsonl,
     reseal_manifests,
+    set_row,
     template,
     write_jsonl,
 )
@@ -248,6 +249,13 @@ def test_a_case_export_holds_the_records_linked_to_it(archive: Archive, tmp_path
     exported = [e for e in events if e["kind"] == "exported"]
     assert len(exported) == 2 and {e["details"]["case"] for e in exported} == {"2026-0113"}
     assert {e["kind"] for e in events} >= {"ingested", "linked", "exported"}
+
+
+def test_export_refuses_a_log_damaged_in_a_signed_stretch(archive: Archive, tmp_path: Path) -> None:
+    set_row(archive, 3, actor="mallory")  # long signed: only a full recompute sees it
+    with pytest.raises(CustodyBroken, match=r"seq 3: content does not match its hash \(E-CHAIN"):
+        _export(archive, tmp_path / "bag", "video")
+    assert not (tmp_path / "bag").exists()
 
 
 def test_export_never_writes_into_a_folder_with_files(archive: Archive, tmp_path: Path) -> None:

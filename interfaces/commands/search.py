@@ -37,12 +37,14 @@ def search(
     ] = str(search_lib.NEWEST_FIRST),
     json_out: JsonOpt = False,
 ) -> None:
-    """Find media items by case, officer, device, time, tag, text (检索).
+    """Find media items by case, officer, device, time, tag or text (检索).
 
-    Terms: case: officer: cert: device: station: department: category: kind: status:
-    recorded: ingested: duration: size: id: sha256: tag: linked:yes|no described:yes|no, and
-    bare words or "quoted phrases" for text (file name, description, tags, case titles).
-    -term negates; a,b is either; a..b is a range. The grammar: pipeline/query.py.
+    Fields: case, officer, cert, device, station, department, category, kind, status,
+    recorded, ingested, duration, size, id, sha256, tag, linked, described.
+
+    Bare words and "quoted phrases" search file names, descriptions, tags and case titles.
+
+    -term negates it, a,b is either, a..b is a range. Grammar: pipeline/query.py.
 
     Example: evidence search 'officer:1023 recorded:2026-05-05 -tag:reviewed 扣押'
     """
