@@ -71,17 +71,27 @@ def init(json_out: JsonOpt = False) -> None:
 
     Example: evidence --home /srv/evidence init
     """
+    from sqlalchemy.engine import make_url
+
     from pipeline.keys import create_instance_key
+    from pipeline.store import open_store
 
     settings = _settings()
-    for folder in (settings.home, settings.archive_dir, settings.log_dir, settings.prefect_home):
+    for folder in (settings.home, settings.log_dir, settings.prefect_home):
         folder.mkdir(parents=True, exist_ok=True)
     _catalog(settings).dispose()
+    open_store(settings)  # creates the archive (an S3 bucket with Object Lock: self-tested)
     signing = create_instance_key(settings.home)  # signs custody checkpoints; kept if it exists
+    s3 = settings.store.s3
+    archive = (
+        str(settings.archive_dir)
+        if settings.store.kind == "local"
+        else f"s3://{s3.bucket} at {s3.endpoint_url or 'AWS ' + s3.region}"
+    )
     info = {
         "home": settings.home,
-        "catalog": settings.catalog_url,
-        "archive": settings.archive_dir,
+        "catalog": make_url(settings.catalog_url).render_as_string(hide_password=True),
+        "archive": archive,
         "key_id": signing.key_id,
         "key": signing.path,
     }
