@@ -85,28 +85,6 @@ def _csv_records(
         )
 
 
-def _text(data: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = data.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str | int | float):
-        raise ValueError(f"{key} must be text, not {type(value).__name__}")
-    return str(value).strip()
-
-
-def _time(value: Any, key: str, tz: ZoneInfo) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            raise ValueError(f"{key} {value!r} is not a date-time like 2026-05-01T08:00") from None
-    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
-
-
 def text_value(data: Mapping[str, Any], key: str, default: str = "") -> str:
     value = data.get(key, default)
     if value is None:

@@ -29,6 +29,7 @@ from pipeline.models import (
 )
 from pipeline.store import LocalStore
 from tests.conftest import RECORDED, make_settings, put
+from tests.test_store import CorruptingStore
 
 
 def _sha(path: Path) -> str:
@@ -161,17 +162,6 @@ def test_delete_mode_removes_the_source_only_after_verification(
     assert report.files[0].outcome is Outcome.ARCHIVED
     assert not src.exists() and not (dock / ".ingested").exists()
     assert ctx.store.verify_original(sha).sha256 == sha
-
-
-class CorruptingStore(LocalStore):
-    """A disk that flips a bit of every write, before the re-read."""
-
-    def _write(self, source: Path, tmp: Path):  # type: ignore[no-untyped-def]
-        digest = super()._write(source, tmp)
-        data = bytearray(tmp.read_bytes())
-        data[-1] ^= 0x01
-        tmp.write_bytes(bytes(data))
-        return digest
 
 
 def test_a_checksum_mismatch_keeps_the_source_and_quarantines_with_both_digests(
