@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
@@ -79,6 +80,7 @@ class Finding:
     undescribed: tuple[int, ...]  # linked A/V recordings without a written description
     unsigned: tuple[int, ...]  # linked text records neither signed nor refusal noted
     items: tuple[LinkedItem, ...] = field(repr=False, default=())
+    timezone: str = "UTC"  # how times in problems() are shown: the users' local time
 
     @property
     def coverage_failed(self) -> bool:
@@ -90,6 +92,7 @@ class Finding:
         return not self.coverage_failed and not self.undescribed and not self.unsigned
 
     def problems(self) -> list[str]:
+        tz = ZoneInfo(self.timezone)
         out = []
         if self.state in (CaseState.OVERDUE, CaseState.DUE_SOON, CaseState.ARCHIVED_LATE):
             out.append(f"{self.state.value}: due {self.case.due}")
@@ -103,8 +106,9 @@ class Finding:
                 out.append("mandatory A/V: no recording at all")
             for gap in cov.gaps if cov else ():
                 out.append(
-                    f"coverage gap {gap.start:%Y-%m-%d %H:%M:%S}–{gap.end:%H:%M:%S} UTC "
-                    f"({gap.seconds:.0f} s)"
+                    f"coverage gap {gap.start.astimezone(tz):%Y-%m-%d %H:%M:%S}–"
+                    f"{gap.end.astimezone(tz):%H:%M:%S} {self.timezone}, "
+                    f"{gap.seconds:.0f} s"
                 )
         if self.undescribed:
             out.append(
@@ -173,6 +177,7 @@ def evaluate(
             if i.kind == MediaKind.DOCUMENT.value and i.signature == Signature.MISSING.value
         ),
         items=tuple(items),
+        timezone=settings.devices.timezone,
     )
 
 
