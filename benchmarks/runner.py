@@ -48,16 +48,24 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("ingest_large", ingest_large.NUMBER, ingest_large.NAME, ingest_large.run),
-    Benchmark("small_files", small_files.NUMBER, small_files.NAME, small_files.run, True),
+    Benchmark(
+        "small_files", small_files.NUMBER, small_files.NAME, small_files.run, needs_prefect=True
+    ),
     Benchmark("proxy", proxy.NUMBER, proxy.NAME, proxy.run),
     Benchmark(
         "catalog_queries",
         4,
         "catalog query latency",
         None,
-        pending="issue 6 (the query language does not exist yet)",
+        pending="issue 6 (the query language and its benchmark)",
     ),
-    Benchmark("watch_latency", watch_latency.NUMBER, watch_latency.NAME, watch_latency.run, True),
+    Benchmark(
+        "watch_latency",
+        watch_latency.NUMBER,
+        watch_latency.NAME,
+        watch_latency.run,
+        needs_prefect=True,
+    ),
     Benchmark("memory", memory.NUMBER, memory.NAME, memory.run),
 )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from devices.stations import add_station
 from pipeline.catalog import open_catalog
 from pipeline.ingest import INGESTED_DIR
+from pipeline.keys import create_instance_key
 from pipeline.models import Station
 from pipeline.settings import Settings, load_settings
 
@@ -72,13 +73,15 @@ def unique_copy(clip: Path, target: Path, serial: int) -> Path:
 
 
 def make_home(path: Path, extra: dict[str, dict[str, object]] | None = None) -> Settings:
-    """A fresh EVIDENCE_HOME with BASE_CONFIG (and ``extra``) in its config.toml, made this
-    process's home: the flow reads its settings from the environment, as a worker would."""
+    """A fresh EVIDENCE_HOME with BASE_CONFIG (and ``extra``) in its config.toml and a signing
+    key, as `evidence init` leaves it, made this process's home: the flow reads its settings
+    from the environment, as a worker would."""
     sections = {name: dict(values) for name, values in BASE_CONFIG.items()}
     for name, values in (extra or {}).items():
         sections.setdefault(name, {}).update(values)
     path.mkdir(parents=True)
     (path / "config.toml").write_text(_toml(sections), encoding="utf-8")
+    create_instance_key(path)  # custody checkpoints are signed, as on a real installation
     os.environ["EVIDENCE_HOME"] = str(path)
     return load_settings()
 

@@ -275,7 +275,7 @@ def media_list(
     """
     from pipeline.catalog import media as media_db
 
-    with _catalog(_settings()).begin() as conn:
+    with _catalog(_settings()).read() as conn:
         items = media_db.listing(conn, status=status, limit=limit)
     if json_out:
         output.print_json(items)
@@ -330,7 +330,7 @@ def quarantine_list(
     """
     from pipeline.catalog import media as media_db
 
-    with _catalog(_settings()).begin() as conn:
+    with _catalog(_settings()).read() as conn:
         entries = media_db.quarantine_entries(conn, include_resolved=all_entries)
     if json_out:
         output.print_json(entries)

@@ -6,7 +6,7 @@ Grammar (modelled on beets' ``dbcore/queryparse.py``)::
     term    := ["-"] field ":" values      "-" negates the term
              | ["-"] values                no field: text (bare words, quoted phrases)
     values  := value ("," value)*          any one of the values may hold (OR)
-    value   := bound | [bound] ".." [bound]   a range, ends inclusive, either one open
+    value   := bound | [bound] ".." [bound]   a range, ends inclusive, one of them may be open
     bound   := (char | '"' any-but-quote* '"')+
 
 Whitespace and commas inside double quotes are kept (``"查封 仓库"``, ``officer:"Zhang Wei"``);
@@ -48,6 +48,15 @@ name, description, tags and the titles of the cases it is linked to; Chinese nee
 breaks (``扣押`` finds 依法扣押物品). Every part of the item is one line of its search document
 (``search_text``, kept by triggers), and a match never spans two parts.
 
+How text is looked up: the indexes split documents into trigrams (every three characters).
+Text of three characters or more is a phrase of trigrams: SQLite's FTS5 ``MATCH``, and on
+PostgreSQL ``ILIKE``, which uses the pg_trgm index. Two characters (two Chinese characters
+are a common search) make no trigram. On SQLite they are looked up as the trigrams they begin
+(every document ends in a line break, so every two characters of it begin one), listed by the
+index's vocabulary. One character, or text that matches so many items that fetching them all
+costs more than testing the candidates (``pipeline.search.BROAD``), is tested item by item with
+``LIKE`` over the same document: PostgreSQL does so for one and two characters alike.
+
 A term that does not hold on an item's missing value (``device:X`` on an item of no device) is
 false; its negation is true. The SQL (:func:`where`) and the Python predicate (:func:`matches`)
 follow the same rules; tests/test_search.py holds one against the other on a generated catalog.
@@ -58,12 +67,24 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal, not_, or_, select, table, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    literal,
+    not_,
+    or_,
+    select,
+    table,
+    true,
+)
 from sqlalchemy import column as sql_column
 
 from pipeline.catalog.schema import cases, links, media, media_tags, officers, search_text
@@ -120,14 +141,13 @@ class Term:
     field: Field
     values: tuple[Value, ...]
     negated: bool = False
-    source: str = dataclasses.field(default="", compare=False)  # as typed, for messages
-    column: int = dataclasses.field(default=0, compare=False)  # 1-based, in the query
+    source: str = dataclasses.field(default="", compare=False)  # as typed
+    column: int = dataclasses.field(default=0, compare=False)  # where it starts, from 1
 
 
 @dataclass(frozen=True)
 class Query:
     terms: tuple[Term, ...]
-    source: str = dataclasses.field(default="", compare=False)
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -148,7 +168,7 @@ def parse(text: str, tz: tzinfo) -> Query:
             terms.append(_term(raw, column, tz))
         except _Bad as exc:
             raise QueryError(raw, index, column, str(exc)) from None
-    return Query(tuple(terms), text)
+    return Query(tuple(terms))
 
 
 def _split_terms(text: str) -> Iterator[tuple[str, int]]:
@@ -453,11 +473,18 @@ def matches(query: Query, item: ItemView) -> bool:
     )
 
 
-def where(query: Query, dialect: str) -> ColumnElement[bool]:
-    """The query as a WHERE clause on ``media``, for the dialect (``sqlite``, ``postgresql``)."""
+def where(
+    query: Query, dialect: str, *, fts: Mapping[str, str] | None = None
+) -> ColumnElement[bool]:
+    """The query as a WHERE clause on ``media``, for the dialect (``sqlite``, ``postgresql``).
+
+    ``fts`` (SQLite) maps text values to the FTS5 query that finds their items in the index
+    ("": none has it); the others are tested item by item. :mod:`pipeline.search` decides which
+    is faster; the items selected are the same either way."""
+    target = _Target(dialect, fts or {})
     clauses = []
     for t in query.terms:
-        clause = _RULES[t.field].sql(t.values, dialect)
+        clause = _RULES[t.field].sql(t.values, target)
         clauses.append(not_(clause) if t.negated else clause)
     return and_(true(), *clauses)
 
@@ -469,14 +496,20 @@ def where(query: Query, dialect: str) -> ColumnElement[bool]:
 
 
 @dataclass(frozen=True)
+class _Target:
+    dialect: str
+    fts: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class _Rule:
-    sql: Callable[[tuple[Any, ...], str], ColumnElement[bool]]
+    sql: Callable[[tuple[Any, ...], _Target], ColumnElement[bool]]
     match: Callable[[Any, ItemView], bool]
 
 
 def _equals(col: Any, attr: str) -> _Rule:
     return _Rule(
-        lambda vs, _d: and_(col.is_not(None), col.in_(vs)),
+        lambda vs, _t: and_(col.is_not(None), col.in_(vs)),
         lambda v, item: getattr(item, attr) == v,
     )
 
@@ -501,7 +534,7 @@ def _within(col: Any, attr: str) -> _Rule:
             return (v.start is None or x >= v.start) and (v.end is None or x < v.end)
         return (v.low is None or x >= v.low) and (v.high is None or x <= v.high)
 
-    return _Rule(lambda vs, _d: or_(*[one(v) for v in vs]), match)
+    return _Rule(lambda vs, _t: or_(*[one(v) for v in vs]), match)
 
 
 _active = links.c.removed_at.is_(None)
@@ -521,25 +554,25 @@ def _officer_where(condition: ColumnElement[bool]) -> ColumnElement[bool]:
     )
 
 
-def _case_sql(vs: tuple[Any, ...], _d: str) -> ColumnElement[bool]:
+def _case_sql(vs: tuple[Any, ...], _t: _Target) -> ColumnElement[bool]:
     # Straight from links (its case_number index), without joining cases.
     return media.c.id.in_(select(links.c.media_id).where(_active, links.c.case_number.in_(vs)))
 
 
-def _officer_sql(vs: tuple[Any, ...], _d: str) -> ColumnElement[bool]:
+def _officer_sql(vs: tuple[Any, ...], _t: _Target) -> ColumnElement[bool]:
     return or_(
         and_(media.c.officer_id.is_not(None), media.c.officer_id.in_(vs)),
         _officer_where(officers.c.name.in_(vs)),
     )
 
 
-def _department_sql(vs: tuple[Any, ...], _d: str) -> ColumnElement[bool]:
+def _department_sql(vs: tuple[Any, ...], _t: _Target) -> ColumnElement[bool]:
     return or_(
         _officer_where(officers.c.department.in_(vs)), _linked_to(cases.c.department.in_(vs))
     )
 
 
-def _sha256_sql(vs: tuple[Any, ...], _d: str) -> ColumnElement[bool]:
+def _sha256_sql(vs: tuple[Any, ...], _t: _Target) -> ColumnElement[bool]:
     return or_(*[_prefix(media.c.sha256, v) for v in vs])
 
 
@@ -550,8 +583,8 @@ def _prefix(col: Any, prefix: str) -> ColumnElement[bool]:
 
 
 def _hex_after(prefix: str) -> str | None:
-    """The first hex string of the prefix's length after every string it starts (None: none).
-    Hex digits only, so every collation orders the bounds the same way."""
+    """The least hex string above every one that starts with the prefix (None for f…f): hex
+    digits only, so that every collation orders the bounds alike."""
     digits = "0123456789abcdef"
     stem = prefix.rstrip("f")
     if not stem:
@@ -559,12 +592,12 @@ def _hex_after(prefix: str) -> str | None:
     return stem[:-1] + digits[digits.index(stem[-1]) + 1]
 
 
-def _linked_sql(vs: tuple[Any, ...], _d: str) -> ColumnElement[bool]:
+def _linked_sql(vs: tuple[Any, ...], _t: _Target) -> ColumnElement[bool]:
     any_link = media.c.id.in_(select(links.c.media_id).where(_active))
     return or_(*[any_link if v else not_(any_link) for v in vs])
 
 
-def _described_sql(vs: tuple[Any, ...], _d: str) -> ColumnElement[bool]:
+def _described_sql(vs: tuple[Any, ...], _t: _Target) -> ColumnElement[bool]:
     described = and_(media.c.description.is_not(None), media.c.description != "")
     return or_(*[described if v else not_(described) for v in vs])
 
@@ -572,24 +605,34 @@ def _described_sql(vs: tuple[Any, ...], _d: str) -> ColumnElement[bool]:
 # SQLite's FTS5 index of search_text, not declared in the schema (see UNDECLARED there).
 _fts = table("search_fts", sql_column("rowid"), sql_column("body"))
 
-TRIGRAM = 3  # the shortest text the trigram indexes can look up
+TRIGRAM = 3  # characters per token of the trigram indexes
 
 
-def _text_sql(vs: tuple[Any, ...], dialect: str) -> ColumnElement[bool]:
-    return or_(*[_text_one(v, dialect) for v in vs])
+def _text_sql(vs: tuple[Any, ...], t: _Target) -> ColumnElement[bool]:
+    return or_(*[_text_one(v, t) for v in vs])
 
 
-def _text_one(needle: str, dialect: str) -> ColumnElement[bool]:
-    """FTS5 MATCH for three characters or more; shorter text (two Chinese characters are a
-    common search) has no trigram to look up, so LIKE scans the documents instead. PostgreSQL's
-    ILIKE uses the pg_trgm index when it can and scans otherwise."""
-    if dialect == "sqlite" and len(needle) >= TRIGRAM:
-        phrase = '"' + needle.replace('"', '""') + '"'
-        return media.c.id.in_(select(_fts.c.rowid).where(_fts.c.body.op("MATCH")(literal(phrase))))
+def _text_one(needle: str, t: _Target) -> ColumnElement[bool]:
+    """The items the index finds, when told how (``fts``); otherwise each candidate's document
+    tested with LIKE (ILIKE on PostgreSQL, which uses its pg_trgm index when the text has a
+    trigram, and scans when it has not)."""
+    if t.dialect == "sqlite" and needle in t.fts:
+        return media.c.id.in_(fts_rowids(t.fts[needle])) if t.fts[needle] else false()
     pattern = "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
     body = search_text.c.body
-    found = body.like(pattern, escape="\\") if dialect == "sqlite" else body.ilike(pattern, "\\")
-    return media.c.id.in_(select(search_text.c.media_id).where(found))
+    sqlite = t.dialect == "sqlite"
+    found = body.like(pattern, escape="\\") if sqlite else body.ilike(pattern, escape="\\")
+    return exists().where(search_text.c.media_id == media.c.id, found)
+
+
+def fts_phrase(text: str) -> str:
+    """An FTS5 query for the text as a substring (with the trigram tokenizer)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def fts_rowids(fts_query: str) -> Select[Any]:
+    """SQLite: the ids of the items the FTS5 query finds."""
+    return select(_fts.c.rowid).where(_fts.c.body.op("MATCH")(literal(fts_query)))
 
 
 def _text_match(needle: str, item: ItemView) -> bool:
@@ -604,7 +647,7 @@ _RULES: dict[Field, _Rule] = {
         lambda v, item: item.officer_id is not None and v in (item.officer_id, item.officer_name),
     ),
     Field.CERT: _Rule(
-        lambda vs, _d: _officer_where(officers.c.cert_no.in_(vs)),
+        lambda vs, _t: _officer_where(officers.c.cert_no.in_(vs)),
         lambda v, item: item.officer_cert == v,
     ),
     Field.DEVICE: _equals(media.c.device_serial, "device_serial"),
@@ -614,7 +657,7 @@ _RULES: dict[Field, _Rule] = {
         lambda v, item: item.officer_department == v or any(c.department == v for c in item.cases),
     ),
     Field.CATEGORY: _Rule(
-        lambda vs, _d: _linked_to(cases.c.category.in_(vs)),
+        lambda vs, _t: _linked_to(cases.c.category.in_(vs)),
         lambda v, item: any(c.category == v for c in item.cases),
     ),
     Field.KIND: _equals(media.c.kind, "kind"),
@@ -626,7 +669,7 @@ _RULES: dict[Field, _Rule] = {
     Field.ID: _within(media.c.id, "id"),
     Field.SHA256: _Rule(_sha256_sql, lambda v, item: item.sha256.startswith(v)),
     Field.TAG: _Rule(
-        lambda vs, _d: media.c.id.in_(
+        lambda vs, _t: media.c.id.in_(
             select(media_tags.c.media_id).where(media_tags.c.tag.in_(vs))
         ),
         lambda v, item: v in item.tags,

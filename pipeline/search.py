@@ -8,10 +8,10 @@ queries, never one per item. How the common queries stay fast at a million items
 - ``officer:`` and ``device:`` with ``recorded:`` use the (officer_id | device_serial,
   recorded_start) indexes, which also give the default order (newest recording first);
 - ``sha256:`` is a range on the unique index of sha256;
-- text of three characters or more is looked up in the trigram index (FTS5 / pg_trgm).
-
-Two-character text (扣押) has no trigram, so it scans the search documents: alone on a large
-catalog that is a full scan; with any of the terms above it only filters what they found.
+- text is looked up in the trigram index when it matches few items, and tested item by item
+  (LIKE) when it matches many: the sort's index then brings the newest items first and the
+  limit fills early. A count of the index's matches, stopped at ``BROAD``, decides (SQLite;
+  PostgreSQL's planner makes this choice itself).
 """
 
 from __future__ import annotations
@@ -21,11 +21,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, column, func, select, table
 
 from pipeline.catalog.schema import cases, links, media, media_tags, officers
 from pipeline.models import MediaKind, MediaStatus
-from pipeline.query import ItemView, LinkedCase, Query, where
+from pipeline.query import (
+    TRIGRAM,
+    Field,
+    ItemView,
+    LinkedCase,
+    Query,
+    fts_phrase,
+    fts_rowids,
+    where,
+)
 
 
 class SortKey(enum.StrEnum):
@@ -87,7 +96,48 @@ def selection(conn: Connection, query: Query, sort: Sort = NEWEST_FIRST) -> Sele
     col = _SORT_COLUMNS[sort.key]
     direction = (col.desc(), media.c.id.desc()) if sort.descending else (col, media.c.id)
     order = (direction[0].nulls_last(), direction[1])
-    return select(media.c.id).where(where(query, conn.dialect.name)).order_by(*order)
+    clause = where(query, conn.dialect.name, fts=_fts_plan(conn, query))
+    return select(media.c.id).where(clause).order_by(*order)
+
+
+# Where fetching and sorting every match (~5 µs each) costs what testing the candidates the
+# sort's index brings does (~0.5 µs each, limit / share of them): near 2,500 matches at 1M items,
+# measured on benchmarks/queries.py's catalog.
+BROAD = 2000
+
+# SQLite's list of the FTS5 index's trigrams (migration 0005).
+_vocab = table("search_fts_vocab", column("term"))
+
+
+def _fts_plan(conn: Connection, query: Query) -> dict[str, str]:
+    """SQLite: for each text value that matches fewer than BROAD items, the FTS5 query that
+    finds them ("" when none can match); one character, or broad text, is left to LIKE."""
+    if conn.dialect.name != "sqlite":
+        return {}
+    plan = {}
+    text = {v for t in query.terms if t.field is Field.TEXT for v in t.values}
+    for needle in (v for v in text if isinstance(v, str)):
+        if len(needle) >= TRIGRAM:
+            fts_query = fts_phrase(needle)
+        elif len(needle) == TRIGRAM - 1:
+            fts_query = " OR ".join(fts_phrase(t) for t in _trigrams_beginning(conn, needle))
+        else:
+            continue
+        if not fts_query or _count(conn, fts_rowids(fts_query).limit(BROAD)) < BROAD:
+            plan[needle] = fts_query
+    return plan
+
+
+def _trigrams_beginning(conn: Connection, text: str) -> list[str]:
+    """The index's trigrams that begin with ``text`` (folded as the index folds Latin case)."""
+    start = text.lower()
+    after = start[:-1] + chr(ord(start[-1]) + 1)
+    query = select(_vocab.c.term).where(_vocab.c.term >= start, _vocab.c.term < after)
+    return [r.term for r in conn.execute(query)]
+
+
+def _count(conn: Connection, rows: Select[Any]) -> int:
+    return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
 
 
 _VIEW_COLUMNS = (

@@ -36,22 +36,43 @@ PARSES: list[tuple[str, list[Term]]] = [
     ("-status:quarantined", [T(Field.STATUS, "quarantined", negated=True)]),
     ("status:已隔离", [T(Field.STATUS, "quarantined")]),
     ("kind:Video,音频,document", [T(Field.KIND, "video", "audio", "document")]),
-    ("cert:62010023001 station:DOCK-01 category:seizure", [T(Field.CERT, "62010023001"), T(Field.STATION, "DOCK-01"), T(Field.CATEGORY, "seizure")]),
+    (
+        "cert:62010023001 station:DOCK-01 category:seizure",
+        [T(Field.CERT, "62010023001"), T(Field.STATION, "DOCK-01"), T(Field.CATEGORY, "seizure")],
+    ),
     # Times: local days, months, quarters, years; ranges run to the end of their last period.
     ("recorded:2026-05-05", [T(Field.RECORDED, MAY5)]),
     ("recorded:2026-5-5", [T(Field.RECORDED, MAY5)]),
-    ("recorded:2026-05-01..2026-05-07", [T(Field.RECORDED, Span(utc(2026, 4, 30, 16), utc(2026, 5, 7, 16)))]),
-    ("recorded:2026-05..2026-06", [T(Field.RECORDED, Span(utc(2026, 4, 30, 16), utc(2026, 6, 30, 16)))]),
+    (
+        "recorded:2026-05-01..2026-05-07",
+        [T(Field.RECORDED, Span(utc(2026, 4, 30, 16), utc(2026, 5, 7, 16)))],
+    ),
+    (
+        "recorded:2026-05..2026-06",
+        [T(Field.RECORDED, Span(utc(2026, 4, 30, 16), utc(2026, 6, 30, 16)))],
+    ),
     ("recorded:2026-Q2", [T(Field.RECORDED, Span(utc(2026, 3, 31, 16), utc(2026, 6, 30, 16)))]),
     ("recorded:2026", [T(Field.RECORDED, Span(utc(2025, 12, 31, 16), utc(2026, 12, 31, 16)))]),
     ("recorded:2026-12", [T(Field.RECORDED, Span(utc(2026, 11, 30, 16), utc(2026, 12, 31, 16)))]),
-    ("recorded:2026-05-05T08:30", [T(Field.RECORDED, Span(utc(2026, 5, 5, 0, 30), utc(2026, 5, 5, 0, 31)))]),
-    ("recorded:2026-05-05T08:30:15Z", [T(Field.RECORDED, Span(utc(2026, 5, 5, 8, 30, 15), utc(2026, 5, 5, 8, 30, 16)))]),
+    (
+        "recorded:2026-05-05T08:30",
+        [T(Field.RECORDED, Span(utc(2026, 5, 5, 0, 30), utc(2026, 5, 5, 0, 31)))],
+    ),
+    (
+        "recorded:2026-05-05T08:30:15Z",
+        [T(Field.RECORDED, Span(utc(2026, 5, 5, 8, 30, 15), utc(2026, 5, 5, 8, 30, 16)))],
+    ),
     ('recorded:"2026-05-05 08"', [T(Field.RECORDED, Span(utc(2026, 5, 5, 0), utc(2026, 5, 5, 1)))]),
-    ("recorded:2026-05-05T08:00..2026-05-05T10:00+08:00", [T(Field.RECORDED, Span(utc(2026, 5, 5, 0), utc(2026, 5, 5, 2, 1)))]),
+    (
+        "recorded:2026-05-05T08:00..2026-05-05T10:00+08:00",
+        [T(Field.RECORDED, Span(utc(2026, 5, 5, 0), utc(2026, 5, 5, 2, 1)))],
+    ),
     ("recorded:2026-05-05..", [T(Field.RECORDED, Span(utc(2026, 5, 4, 16), None))]),
     ("ingested:..2026-05-05", [T(Field.INGESTED, Span(None, utc(2026, 5, 5, 16)))]),
-    ("recorded:2026-05-05,2026-05-07", [T(Field.RECORDED, MAY5, Span(utc(2026, 5, 6, 16), utc(2026, 5, 7, 16)))]),
+    (
+        "recorded:2026-05-05,2026-05-07",
+        [T(Field.RECORDED, MAY5, Span(utc(2026, 5, 6, 16), utc(2026, 5, 7, 16)))],
+    ),
     # Numbers: durations in seconds, sizes in bytes (K = 1024), ids; a value alone is equality.
     ("duration:90", [T(Field.DURATION, Between(90, 90))]),
     ("duration:5m..1h30m", [T(Field.DURATION, Between(300, 5400))]),
@@ -70,7 +91,7 @@ PARSES: list[tuple[str, list[Term]]] = [
     ("查封,扣押", [T(Field.TEXT, "查封", "扣押")]),
     ("text:warehouse 10:30", [T(Field.TEXT, "warehouse"), T(Field.TEXT, "10:30")]),
     ("case:2026..2027", [T(Field.CASE, "2026..2027")]),  # only ranged fields read ".."
-    ("-\"a,b\"", [T(Field.TEXT, "a,b", negated=True)]),
+    ('-"a,b"', [T(Field.TEXT, "a,b", negated=True)]),
 ]
 
 
@@ -92,10 +113,19 @@ ERRORS = [
     ("officer:1023 recorded:2026-13-01", "recorded:2026-13-01: not a date (term 2 at column 14)"),
     ("recorded:2026-02-30", "recorded:2026-02-30: not a date (term 1 at column 1)"),
     ("recorded:yesterday", "recorded:yesterday: not a date (term 1 at column 1)"),
-    ("recorded:2026-05-01,2026-13-01", "recorded:2026-05-01,2026-13-01: 2026-13-01: not a date (term 1 at column 1)"),
+    (
+        "recorded:2026-05-01,2026-13-01",
+        "recorded:2026-05-01,2026-13-01: 2026-13-01: not a date (term 1 at column 1)",
+    ),
     ("recorded:..", "recorded:..: a range needs at least one end (term 1 at column 1)"),
-    ("a ofiicer:1023", "ofiicer:1023: unknown field 'ofiicer' (fields: case, officer, cert, device, station, department, category, kind, status, recorded, ingested, duration, size, id, sha256, tag, linked, described, text) (term 2 at column 3)"),
-    ("kind:movie", "kind:movie: not a kind (video, audio, photo, document, other) (term 1 at column 1)"),
+    (
+        "a ofiicer:1023",
+        "ofiicer:1023: unknown field 'ofiicer' (fields: case, officer, cert, device, station, department, category, kind, status, recorded, ingested, duration, size, id, sha256, tag, linked, described, text) (term 2 at column 3)",
+    ),
+    (
+        "kind:movie",
+        "kind:movie: not a kind (video, audio, photo, document, other) (term 1 at column 1)",
+    ),
     ("status:lost", "status:lost: not a status (archived, quarantined) (term 1 at column 1)"),
     ("duration:5x", "duration:5x: not a duration (like 90, 90s, 5m, 1h30m) (term 1 at column 1)"),
     ("size:10XB", "size:10XB: not a size (like 2048, 500K, 10MB, 1.5GB) (term 1 at column 1)"),
@@ -119,12 +149,18 @@ def test_bad_queries_name_the_term(text: str, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "sort"),
-    [("recorded", Sort(SortKey.RECORDED)), ("-size", Sort(SortKey.SIZE, True)), ("ID", Sort(SortKey.ID))],
+    [
+        ("recorded", Sort(SortKey.RECORDED)),
+        ("-size", Sort(SortKey.SIZE, True)),
+        ("ID", Sort(SortKey.ID)),
+    ],
 )
 def test_sort_keys(text: str, sort: Sort) -> None:
     assert Sort.parse(text) == sort
 
 
 def test_unknown_sort_key_lists_the_keys() -> None:
-    with pytest.raises(ValueError, match="cannot sort by 'name' \\(by recorded, ingested, duration, size, id"):
+    with pytest.raises(
+        ValueError, match="cannot sort by 'name' \\(by recorded, ingested, duration, size, id"
+    ):
         Sort.parse("name")

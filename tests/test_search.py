@@ -9,7 +9,6 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from sqlalchemy import Connection, text
 
 from pipeline import cases, custody, tags
+from pipeline import search as search_module
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog.schema import cases as cases_table
@@ -126,7 +126,7 @@ AGREEMENT = [
     # with a space, LIKE's wildcards taken literally, case titles, tags, file names.
     "扣押", "仓库", "依法扣押物品", "表明身份", "-扣押", "扣押,拆除", "warehouse", "WAREHOUSE",
     '"night patrol"', "night", '"the w"', "%_", "100%", "现场笔录", "bwc00", "车辆", "违章建筑",
-    "待复核", "text:听证", "a",
+    "待复核", "text:听证", "a", "BW", "t,W",
     # Combinations.
     "officer:1023 recorded:2026-05-01..2026-05-07", "device:BWC0005 kind:video duration:5m..",
     "category:seizure -described:yes", "department:市场监管执法大队 recorded:2026-Q2 扣押",
@@ -147,12 +147,21 @@ def _check_agreement(conn: Connection, queries: list[str]) -> None:
         assert 0 < len(expected) < len(items), f"{q} selects {len(expected)} of {len(items)}"
 
 
-def test_sql_and_python_select_the_same_items(any_catalog_url: str) -> None:
+TEXT = [q for q in AGREEMENT if ":" not in q]
+
+
+def test_sql_and_python_select_the_same_items(
+    any_catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cat = open_catalog(any_catalog_url)
     with cat.begin() as conn:
         generate(conn, 3000)
     with cat.begin() as conn:
         _check_agreement(conn, AGREEMENT)
+        # Text matching many items is tested item by item (SQLite): the same items.
+        monkeypatch.setattr(search_module, "BROAD", 20)
+        _check_agreement(conn, [*TEXT, "officer:1023 依法扣押物品", "依法扣押物品 -表明身份"])
+        monkeypatch.undo()
     # Change text through the write paths; the triggers must carry it into the search index.
     with cat.begin() as conn:
         for media_id in range(1, 3001, 7):
@@ -182,6 +191,7 @@ def small(catalog: Catalog) -> Catalog:
 def test_chinese_substrings_in_descriptions_and_case_titles(small: Catalog) -> None:
     with small.begin() as conn:
         cases.describe(conn, 5, "执法人员依法扣押涉案物品", "A001", NOW)
+        cases.describe(conn, 6, "现场检查", "A001", NOW)
         case_rows.add_link(conn, "2026-0115", 6, LinkMethod.MANUAL, "t", "t", NOW)
 
         def found(q: str) -> set[int]:
@@ -190,6 +200,8 @@ def test_chinese_substrings_in_descriptions_and_case_titles(small: Catalog) -> N
         assert found("扣押") == {5}, "two characters: shorter than a trigram"
         assert found("扣押涉案") == {5}
         assert found("涉案物品") == {5}
+        assert found("物品") == {5}, "two characters at the end of a line"
+        assert found("建筑") == {6}, "two characters at the end of the document"
         assert found("拆除") == {6} and found("违章建筑") == {6}, "the title of a linked case"
         assert found("扣押,拆除") == {5, 6}
         assert found("扣留") == set()
@@ -254,21 +266,34 @@ COMMON = {  # the queries of benchmarks/queries.py, and the index each must use
 }
 
 
-@pytest.mark.parametrize(("query", "index"), COMMON.items())
-def test_common_queries_use_indexes(small: Catalog, query: str, index: str) -> None:
-    with small.begin() as conn:
+def _plan(catalog: Catalog, query: str) -> str:
+    with catalog.begin() as conn:
         statement = selection(conn, parse(query, SH)).limit(50)
         sql = str(statement.compile(conn, compile_kwargs={"literal_binds": True}))
-        plan = "\n".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        return "\n".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+
+
+@pytest.mark.parametrize(("query", "index"), COMMON.items())
+def test_common_queries_use_indexes(small: Catalog, query: str, index: str) -> None:
+    plan = _plan(small, query)
     assert index in plan, plan
     assert "SCAN media" not in plan, plan
+
+
+def test_broad_text_is_tested_on_the_newest_first_scan(
+    small: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_module, "BROAD", 5)
+    plan = _plan(small, "依法扣押物品")
+    assert "SCAN media USING COVERING INDEX ix_media_recorded_start" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
 
 
 # ------------------------------------------------------------------------------------- CLI
 
 
 @pytest.fixture
-def cli(small: Catalog, settings: Any) -> Iterator[Any]:
+def cli(small: Catalog, settings: Any) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     env["EVIDENCE_HOME"] = str(settings.home)
     env["COLUMNS"] = "200"  # the table at full width
@@ -279,14 +304,18 @@ def cli(small: Catalog, settings: Any) -> Iterator[Any]:
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
-    yield run
+    return run
 
 
 def test_cli_search_tag_and_errors(cli: Any, small: Catalog) -> None:
     tagged = cli("media", "tag", "8", "+证据", "-night", "+Court", "--as", "A001", "--json")
     assert tagged.returncode == 0, tagged.stderr
     assert set(json.loads(tagged.stdout)["tags"]) >= {"证据", "court"}
-    found = cli("search", "tag:证据 -tag:night", "--json", "--limit", "5", "--sort", "-size")
+    with small.begin() as conn:
+        (event,) = [e for e in custody.events(conn, media_id=8) if e.kind is EventKind.TAGGED]
+        assert event.actor == "A001" and event.details["added"] == ["court", "证据"]
+    # A term with a leading "-" is a query term, not an option.
+    found = cli("search", "tag:证据", "-tag:night", "--json", "--limit", "5", "--sort", "-size")
     assert found.returncode == 0, found.stderr
     result = json.loads(found.stdout)
     assert [i["id"] for i in result["items"]] == [8]

@@ -162,7 +162,7 @@ def cases_list(
     s = settings()
     today = _today(s)
     where = None if state is None else compliance.state_clause(state, today, s.cases.due_soon_days)
-    with catalog(s).begin() as conn:
+    with catalog(s).read() as conn:
         found = case_rows.listing(conn, where)
     rows = [(c, compliance.state_of(c, today, s.cases.due_soon_days)) for c in found]
     if json_out:

@@ -98,7 +98,7 @@ def devices_add(
 @devices_app.command("list")
 def devices_list(json_out: JsonOpt = False) -> None:
     """List registered devices with their current holder."""
-    with catalog(settings()).begin() as conn:
+    with catalog(settings()).read() as conn:
         found = [(d, rows.open_assignment(conn, d.serial)) for d in rows.all_devices(conn)]
     if json_out:
         output.print_json(
@@ -349,7 +349,7 @@ def officers_add(
 @officers_app.command("list")
 def officers_list(json_out: JsonOpt = False) -> None:
     """List officers."""
-    with catalog(settings()).begin() as conn:
+    with catalog(settings()).read() as conn:
         found = rows.all_officers(conn)
     if json_out:
         output.print_json(found)

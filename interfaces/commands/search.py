@@ -55,7 +55,7 @@ def search(
     s = settings()
     text = " ".join(query or [])
     parsed = parse(text, ZoneInfo(s.devices.timezone))
-    with catalog(s).begin() as conn:
+    with catalog(s).read() as conn:
         found = search_lib.search(conn, parsed, sort=order, limit=limit)
     if json_out:
         items = [{**output.to_jsonable(v), "thumbnail": _thumbnail(s, v)} for v in found.items]

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pipeline.errors import CatalogError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+READ_ONLY = "evidence_read_only"  # execution option: a transaction that only reads
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,16 @@ class Catalog:
         """One transaction; SQLAlchemy errors come out as CatalogError."""
         try:
             with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"catalog {self.engine.url!r}: {exc}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction. On SQLite it does not take the write lock, so a lookup
+        (search, listings) never waits behind an ingest that is writing (WAL lets it read)."""
+        try:
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog {self.engine.url!r}: {exc}") from exc
@@ -79,7 +90,8 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

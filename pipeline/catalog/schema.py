@@ -310,8 +310,9 @@ Index("ix_media_recorded_start", media.c.recorded_start)
 Index("ix_media_ingested_at", media.c.ingested_at)
 
 # What indexes search_text cannot be declared here, being one database's own: SQLite's FTS5
-# table `search_fts` (with its shadow tables search_fts_data, _idx, _docsize, _config) and
-# PostgreSQL's pg_trgm GIN index. Migration 0005 makes them; a schema comparison skips them.
+# table `search_fts` (with its shadow tables search_fts_data, _idx, _docsize, _config, and its
+# vocabulary search_fts_vocab) and PostgreSQL's pg_trgm GIN index. Migration 0005 makes them; a
+# schema comparison skips them.
 UNDECLARED = ("search_fts", "ix_search_text_body_trgm")
 
 

@@ -4,7 +4,8 @@ The document (``search_text.body``) is the file name, the description, the tags 
 of the cases the item is linked to, one per line. Triggers keep it current on every write path
 (media insert and describe, tag, link and unlink, case title change), so no caller has to.
 SQLite indexes it with FTS5's trigram tokenizer (``search_fts``, external content: the text is
-stored once, in search_text); PostgreSQL with a pg_trgm GIN index, which LIKE/ILIKE use.
+stored once, in search_text; ``search_fts_vocab`` lists its trigrams); PostgreSQL with a
+pg_trgm GIN index, which LIKE/ILIKE use.
 Existing rows are indexed here, in bulk, before the triggers exist.
 
 Revision ID: 0005
@@ -20,14 +21,15 @@ branch_labels = None
 depends_on = None
 
 # The document of media row `m`, in SQLite. One line per part: a query has no line breaks, so a
-# match never runs across two parts.
+# match never runs across two parts. The last line ends too, so that every two characters of
+# the text begin a trigram: that is how two-character text is found in the index.
 SQLITE_BODY = """
     m.original_name || char(10) || coalesce(m.description, '') || char(10)
     || coalesce((SELECT group_concat(t.tag, char(10)) FROM media_tags t
                  WHERE t.media_id = m.id), '') || char(10)
     || coalesce((SELECT group_concat(c.title, char(10)) FROM links l
                  JOIN cases c ON c.number = l.case_number
-                 WHERE l.media_id = m.id AND l.removed_at IS NULL), '')
+                 WHERE l.media_id = m.id AND l.removed_at IS NULL), '') || char(10)
 """
 
 
@@ -86,7 +88,7 @@ POSTGRES_FUNCTIONS = [
                          WHERE t.media_id = m.id), '') || E'\n'
             || coalesce((SELECT string_agg(c.title, E'\n') FROM links l
                          JOIN cases c ON c.number = l.case_number
-                         WHERE l.media_id = m.id AND l.removed_at IS NULL), '')
+                         WHERE l.media_id = m.id AND l.removed_at IS NULL), '') || E'\n'
         FROM media m WHERE m.id = item
     $$""",
     """CREATE FUNCTION search_refresh(items integer[]) RETURNS void LANGUAGE sql AS $$
@@ -171,6 +173,8 @@ def _sqlite_upgrade() -> None:
         " content_rowid='media_id', tokenize='trigram')"
     )
     op.execute("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
+    # The index's trigrams, to look up those that begin with two given characters.
+    op.execute("CREATE VIRTUAL TABLE search_fts_vocab USING fts5vocab(search_fts, row)")
     for trigger in SQLITE_TRIGGERS:
         op.execute(trigger)
 
@@ -191,6 +195,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         for name in SQLITE_TRIGGER_NAMES:
             op.execute(f"DROP TRIGGER {name}")
+        op.execute("DROP TABLE search_fts_vocab")
         op.execute("DROP TABLE search_fts")
     else:
         for name, table in POSTGRES_TRIGGER_TABLES.items():
