@@ -77,3 +77,11 @@ def test_the_flow_takes_only_the_given_paths(
     report = run_ingest(flow_env, station.id, [str(a)])
     assert [(Path(f.path).name, f.outcome) for f in report.files] == [("a.jpg", Outcome.ARCHIVED)]
     assert b.exists()
+
+
+def test_files_are_chunked_a_few_chunks_per_worker() -> None:
+    from flows.ingest import chunks
+
+    parts = chunks(list(range(500)), workers=2)
+    assert len(parts) == 8 and sorted(j for p in parts for j in p) == list(range(500))
+    assert chunks([7, 8], workers=4) == [[7], [8]] and chunks([], workers=2) == []
