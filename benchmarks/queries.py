@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from alembic import command
 from alembic.config import Config
 
+from benchmarks.report import Figure, Result, Target
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog.db import MIGRATIONS, upgrade
 from pipeline.query import parse
@@ -44,13 +45,54 @@ TARGET_P95_MS = 50.0
 SH = ZoneInfo("Asia/Shanghai")
 YEAR = datetime(2026, 1, 1, tzinfo=SH)
 
-PLACES = ["某仓库", "农贸市场", "建材市场", "汽车站", "夜市", "码头", "工业园", "商业街",
-          "学校周边", "小区门口", "加油站", "物流园", "餐饮店", "药店", "网吧", "KTV"]  # fmt: skip
-ACTIONS = ["依法扣押", "查封", "现场检查", "责令整改", "强制拆除", "询问当事人", "送达文书",
-           "抽样取证", "先行登记保存", "听证"]  # fmt: skip
-OBJECTS = ["涉案车辆", "假冒商品", "过期药品", "违章建筑", "无证经营设备", "计量器具", "烟花爆竹",
-           "食品原料", "广告牌", "燃气钢瓶", "渣土车", "电动自行车", "冷冻肉品", "农药化肥",
-           "ledger book", "Warehouse stock"]  # fmt: skip
+PLACES = [
+    "某仓库",
+    "农贸市场",
+    "建材市场",
+    "汽车站",
+    "夜市",
+    "码头",
+    "工业园",
+    "商业街",
+    "学校周边",
+    "小区门口",
+    "加油站",
+    "物流园",
+    "餐饮店",
+    "药店",
+    "网吧",
+    "KTV",
+]
+ACTIONS = [
+    "依法扣押",
+    "查封",
+    "现场检查",
+    "责令整改",
+    "强制拆除",
+    "询问当事人",
+    "送达文书",
+    "抽样取证",
+    "先行登记保存",
+    "听证",
+]
+OBJECTS = [
+    "涉案车辆",
+    "假冒商品",
+    "过期药品",
+    "违章建筑",
+    "无证经营设备",
+    "计量器具",
+    "烟花爆竹",
+    "食品原料",
+    "广告牌",
+    "燃气钢瓶",
+    "渣土车",
+    "电动自行车",
+    "冷冻肉品",
+    "农药化肥",
+    "ledger book",
+    "Warehouse stock",
+]
 TITLES = ["查封{p}", "扣押{o}", "{p}{a}", "拆除{p}违章建筑", "{p}{o}案"]
 
 
@@ -164,10 +206,21 @@ def _media_rows(
         )
         name = f"{device}_{officer_ids[officer]}_{start:%Y%m%d%H%M%S}_{i % 1000:04d}.MP4"
         yield (
-            i, _sha(i), rng.randrange(1 << 20, 1 << 31), kind, name, f"/dock/{name}", now,
-            duration, f"thumbs/{i}.jpg", device, officer_ids[officer], _stamp(start),
-            _stamp(start + timedelta(seconds=duration or 0)), description,
-        )  # fmt: skip
+            i,
+            _sha(i),
+            rng.randrange(1 << 20, 1 << 31),
+            kind,
+            name,
+            f"/dock/{name}",
+            now,
+            duration,
+            f"thumbs/{i}.jpg",
+            device,
+            officer_ids[officer],
+            _stamp(start),
+            _stamp(start + timedelta(seconds=duration or 0)),
+            description,
+        )
 
 
 # name -> how to draw one query of it
@@ -272,3 +325,30 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+NUMBER, NAME = 4, "catalog query latency"
+
+
+def bench(work: Path, quick: bool) -> Result:
+    """The runner's entry: p95 of the common queries at 100k and 1M items (quick: 2k)."""
+    sizes, repeats = ([2_000], 3) if quick else ([100_000, 1_000_000], 50)
+    started = time.perf_counter()
+    rows = run(sizes, repeats)
+    figures = []
+    for r in rows:
+        if not r["common"]:
+            continue
+        key = f"queries.{r['items']}.{r['query'].replace(' ', '_')}"
+        label = f"{r['query']} at {r['items']:,} items"
+        figures.append(Figure(f"{key}.p50", f"{label}: p50", r["p50_ms"], "ms"))
+        figures.append(
+            Figure(f"{key}.p95", f"{label}: p95", r["p95_ms"], "ms", Target("<=", TARGET_P95_MS))
+        )
+    notes = tuple(
+        f"{items:,} items generated and indexed in {s} s, catalog {mb} MB (SQLite)"
+        for items, s, mb in sorted({(r["items"], r["generate_s"], r["catalog_mb"]) for r in rows})
+    )
+    return Result(
+        NUMBER, NAME, tuple(figures), notes, {"rows": rows}, round(time.perf_counter() - started, 1)
+    )

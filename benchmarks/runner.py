@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ingest_large, memory, proxy, small_files, watch_latency
+from benchmarks import ingest_large, memory, proxy, queries, small_files, watch_latency
 from benchmarks.report import Result, to_markdown, write
 from flows.runtime import stop_server, use_prefect
 from pipeline.settings import load_settings
@@ -52,13 +52,7 @@ BENCHMARKS = (
         "small_files", small_files.NUMBER, small_files.NAME, small_files.run, needs_prefect=True
     ),
     Benchmark("proxy", proxy.NUMBER, proxy.NAME, proxy.run),
-    Benchmark(
-        "catalog_queries",
-        4,
-        "catalog query latency",
-        None,
-        pending="issue 6 (the query language and its benchmark)",
-    ),
+    Benchmark("catalog_queries", queries.NUMBER, queries.NAME, queries.bench),
     Benchmark(
         "watch_latency",
         watch_latency.NUMBER,
