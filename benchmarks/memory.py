@@ -25,9 +25,10 @@ NUMBER, NAME = 6, "memory: peak RSS of a sweep"
 STATION = "BENCH-01"
 REPO = Path(__file__).resolve().parent.parent
 
-#: "Does not grow": less than one more stream's copy buffers (3 × 4 MiB) for a 16× larger
-#: file. Growth with the file would be per byte: hundreds of MiB here.
-GROWTH_LIMIT_MIB = 12.0
+#: "Does not grow" for a 16× larger file. Runs of the same size differ by up to ~40 MiB (the
+#: sweep's threads, malloc arenas keeping freed copy buffers or not, MediaInfo), so that much
+#: is noise; growth with the file would be per byte: gigabytes here.
+GROWTH_LIMIT_MIB = 64.0
 
 
 @dataclass(frozen=True)
