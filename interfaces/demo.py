@@ -108,6 +108,9 @@ def run_demo(home: Path | None) -> int:
 
     settings = load_settings()
     catalog = open_catalog(settings.catalog_url)
+    from pipeline.keys import create_instance_key
+
+    create_instance_key(settings.home)  # as `evidence init` does: it signs custody checkpoints
     console.print("synthesizing recorder dumps with ffmpeg …")
     docks = _dumps(home / "docks")
     for station_id, root in docks.items():
@@ -196,14 +199,13 @@ def _cases(settings: Settings, catalog: Catalog) -> bool:
     """Three case files: a seizure fully recorded and sealed on time, a forced demolition
     with a coverage gap, and an inspection nobody filed within 15 days."""
     from interfaces.commands.cases import print_report
-    from pipeline import cases, compliance, keys
+    from pipeline import cases, compliance
     from pipeline.categories import load_categories
     from pipeline.models import Case, CaseStatus, RecordType, Signature
     from pipeline.seal import seal_case
 
     console = output.console
     console.rule("case files (案卷) and the 15-day rule")
-    keys.create_instance_key(settings.home)
     cats = load_categories(settings)
     now = datetime.now(UTC)
     demo_cases = [
