@@ -73,7 +73,7 @@ def _dumps(docks: Path) -> dict[str, Path]:
         model="DSJ-V7",
     )
     bad = add(
-        d2 / "BWC-0022" / "BWC0022_1088_20261127133500_0002.mp4", t + timedelta(hours=4, minutes=5)
+        d2 / "BWC-0022" / "BWC0022_1023_20261127133500_0002.mp4", t + timedelta(hours=4, minutes=5)
     )
     synth.make_truncated_mp4(bad)
     # The first recorder docked again at the second station: the same bytes, seen twice.
