@@ -7,7 +7,7 @@ assignment is refused, since attribution must never have two answers.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from pipeline import custody
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
 from pipeline.errors import NotFound, RegistryError
-from pipeline.models import Assignment, Device, DeviceStatus, EventKind, Officer
+from pipeline.models import Assignment, Device, DeviceStatus, EventKind, Officer, plain
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,14 @@ def _event(conn: Connection, actor: str, change: Change, details: dict[str, Any]
     )
 
 
-def _jsonable(record: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in asdict(record).items():
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, tuple):
-            value = [str(v) for v in value]
-        elif hasattr(value, "value"):
-            value = value.value
-        out[key] = value
-    return out
+def _record(conn: Connection, actor: str, entity: str, key: str, before: Any, after: Any) -> Change:
+    """The custody event of an add or a change, with the record before and after."""
+    change = Change(entity, key, "added" if before is None else "changed")
+    details = {"after": plain(after)}
+    if before is not None:
+        details["before"] = plain(before)
+    _event(conn, actor, change, details)
+    return change
 
 
 def save_device(conn: Connection, device: Device, actor: str) -> Change:
@@ -58,12 +55,7 @@ def save_device(conn: Connection, device: Device, actor: str) -> Change:
     if before == device:
         return Change("device", device.serial, "unchanged")
     rows.save_device(conn, device, datetime.now(UTC))
-    change = Change("device", device.serial, "added" if before is None else "changed")
-    details = {"after": _jsonable(device)}
-    if before is not None:
-        details["before"] = _jsonable(before)
-    _event(conn, actor, change, details)
-    return change
+    return _record(conn, actor, "device", device.serial, before, device)
 
 
 def save_officer(conn: Connection, officer: Officer, actor: str) -> Change:
@@ -79,12 +71,7 @@ def save_officer(conn: Connection, officer: Officer, actor: str) -> Change:
     if before == officer:
         return Change("officer", officer.id, "unchanged")
     rows.save_officer(conn, officer, datetime.now(UTC))
-    change = Change("officer", officer.id, "added" if before is None else "changed")
-    details = {"after": _jsonable(officer)}
-    if before is not None:
-        details["before"] = _jsonable(before)
-    _event(conn, actor, change, details)
-    return change
+    return _record(conn, actor, "officer", officer.id, before, officer)
 
 
 def save_assignment(
