@@ -53,7 +53,8 @@ def run(work: Path, quick: bool) -> Result:
                     transcode.make_proxy(source, output, probed, settings)
                 else:
                     subprocess.run(
-                        [*command[:-1], str(output)],
+                        # At the pipeline's niceness (transcode.nice), so only overhead differs.
+                        ["nice", "-n", str(settings.nice), *command[:-1], str(output)],
                         check=True,
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL,

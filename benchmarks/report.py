@@ -95,7 +95,13 @@ def write(results: list[Result], meta: dict[str, Any], out: Path) -> tuple[Path,
     notes = [f"- **{r.number}. {r.name}**: {note}" for r in results for note in r.notes]
     header = (
         f"Benchmarks ({meta['mode']}), {meta['started']}, commit {meta['commit']}, "
-        f"load average {meta['load_before']} before and {meta['load_after']} after.\n\n"
+        f"load average {meta['load_before']} before and {meta['load_after']} after"
+        + (
+            f"; Prefect server on {meta['prefect_database']}"
+            if meta.get("prefect_database")
+            else ""
+        )
+        + ".\n\n"
     )
     md_path.write_text(header + to_markdown(results) + "\n" + "\n".join(notes) + "\n")
     return json_path, md_path

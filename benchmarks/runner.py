@@ -5,8 +5,10 @@
     python -m benchmarks --only ingest_large --only memory
 
 Benchmarks that need Prefect share one local server, started in the work folder and stopped
-at the end (``--prefect-api`` uses a running one instead). Exit status 1 when a benchmark
-crashed; a missed target is a finding, not a failure.
+at the end (``--prefect-api`` uses a running one instead). Its database is a fresh PostgreSQL
+database when PostgreSQL answers at ``--prefect-db`` (the setup docs/deploy.md recommends for
+``evidence watch``), else SQLite (``--prefect-db sqlite`` forces it). Exit status 1 when a
+benchmark crashed; a missed target is a finding, not a failure.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
+
 from benchmarks import ingest_large, memory, proxy, queries, small_files, watch_latency
 from benchmarks.report import Result, to_markdown, write
 from flows.runtime import stop_server, use_prefect
 from pipeline.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PREFECT_DATABASE = "evidence_bench_prefect"
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="evidence-bench-", dir=args.workdir))
     results: list[Result] = []
     try:
-        with _prefect(work, args.prefect_api, any(b.needs_prefect for b in chosen)):
+        needs_prefect = any(b.needs_prefect for b in chosen)
+        with _prefect(work, args.prefect_api, args.prefect_db, needs_prefect) as prefect_db:
             for bench in chosen:
                 print(f"[{bench.number}] {bench.name} …", file=sys.stderr, flush=True)
                 results.append(_run_one(bench, work, args.quick))
@@ -83,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.isoformat(timespec="seconds"),
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
         "commit": _commit(),
+        "prefect_database": prefect_db,
         "load_before": load_before,
         "load_after": _load(),
         "host": {
@@ -111,7 +119,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--workdir", type=Path, default=None, help="where test files go (default: system temp)"
     )
     parser.add_argument("--prefect-api", default="", help="use this Prefect server's API URL")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--prefect-db",
+        default=POSTGRES_ADMIN,
+        help="admin URL of a PostgreSQL for the Prefect server's database, or 'sqlite'",
+    )
+    args = parser.parse_args(argv)
+    if args.prefect_db != "sqlite" and not _postgres_reachable(args.prefect_db):
+        print(f"no PostgreSQL at {args.prefect_db}: Prefect on SQLite", file=sys.stderr)
+        args.prefect_db = "sqlite"
+    return args
 
 
 def _run_one(bench: Benchmark, work: Path, quick: bool) -> Result:
@@ -136,22 +153,52 @@ def _isolate_environment() -> None:
 
 
 @contextmanager
-def _prefect(work: Path, api_url: str, needed: bool) -> Iterator[None]:
+def _prefect(work: Path, api_url: str, database: str, needed: bool) -> Iterator[str]:
     """Point Prefect at a server for the whole run: one started here, stopped at the end
-    (~15 s to start, so never one per benchmark), or the one given."""
+    (~15 s to start, so never one per benchmark), or the one given. Yields what its database
+    is, for the report."""
     if not needed:
-        yield
+        yield ""
         return
     overrides: dict[str, Any] = {"home": work / "prefect-server"}
+    described = "sqlite"
     if api_url:
         overrides["prefect"] = {"api_url": api_url}
+        described = f"a running server ({api_url})"
+    elif database != "sqlite":
+        overrides["prefect"] = {"database_url": _fresh_postgres_database(database)}
+        described = "postgresql"
     settings = load_settings(**overrides)
     server = use_prefect(settings)
     try:
-        yield
+        yield described
     finally:
         if server.started:
             stop_server(settings)
+
+
+def _fresh_postgres_database(admin_url: str) -> str:
+    """An empty database for the run's Prefect server, as an asyncpg URL."""
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PREFECT_DATABASE}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{PREFECT_DATABASE}"')
+    finally:
+        admin.dispose()
+    url = sqlalchemy.make_url(admin_url).set(drivername="postgresql+asyncpg")
+    return url.set(database=PREFECT_DATABASE).render_as_string(hide_password=False)
+
+
+def _postgres_reachable(admin_url: str) -> bool:
+    engine = sqlalchemy.create_engine(admin_url, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect():
+            return True
+    except sqlalchemy.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
 
 
 def _load() -> list[float]:

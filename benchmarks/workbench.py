@@ -7,6 +7,7 @@ import os
 import shutil
 import statistics
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,3 +129,28 @@ def _toml(sections: dict[str, dict[str, object]]) -> str:
         f"[{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in values.items()) + "\n"
         for name, values in sections.items()
     )
+
+
+def wait_for_quiet(max_s: float = 30.0, idle_share: float = 0.8) -> float:
+    """Wait until the CPUs were at least ``idle_share`` idle over the last second, at most
+    ``max_s``: work a previous step left to a server (a Prefect server persisting events for
+    10 s or so after a burst of flow runs) must not be timed against the next one. Returns
+    the seconds waited."""
+    started = time.monotonic()
+    before = _cpu_times()
+    while time.monotonic() - started < max_s:
+        time.sleep(1.0)
+        after = _cpu_times()
+        busy, idle = after[0] - before[0], after[1] - before[1]
+        if busy + idle and idle / (busy + idle) >= idle_share:
+            break
+        before = after
+    return time.monotonic() - started
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, idle) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, idle

@@ -30,21 +30,25 @@ class SweepPlan:
 def plan_sweep(
     ctx: IngestContext, station: Station, paths: Sequence[Path] | None = None
 ) -> SweepPlan:
-    """Jobs for the station's complete files, plus unfinished jobs a crash left behind."""
+    """Jobs for the station's complete files. A full sweep (``paths`` None) also takes the
+    unfinished jobs a crash left behind; a sweep of named files takes just those, which the
+    caller (the watcher) saw closed: they need only be ``watch.settle_s`` old."""
     started = time.monotonic()
     if not station.root.is_dir():
         raise StationError(station.id, f"dump folder {station.root} is missing")
-    scan = scan_station(
-        station, ctx.settings.ingest.ignore, ctx.settings.watch.stable_s, only=paths
-    )
+    watch = ctx.settings.watch
+    min_age = watch.stable_s if paths is None else min(watch.settle_s, watch.stable_s)
+    scan = scan_station(station, ctx.settings.ingest.ignore, min_age, only=paths)
     job_ids = prepare(ctx, list(scan.ready))
-    with ctx.catalog.begin() as conn:
-        leftovers = [j.id for j in jobs_db.unfinished(conn, station.id) if j.id not in job_ids]
+    leftovers: list[int] = []
+    if paths is None:
+        with ctx.catalog.begin() as conn:
+            leftovers = [j.id for j in jobs_db.unfinished(conn, station.id) if j.id not in job_ids]
     waiting = tuple(
         FileReport(
             str(s.path),
             Outcome.WAITING,
-            reason=f"still being written (changed within {ctx.settings.watch.stable_s:g} s)",
+            reason=f"still being written (changed within {min_age:g} s)",
         )
         for s in scan.waiting
     )

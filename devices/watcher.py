@@ -9,11 +9,17 @@ inotify (watchdog 7) tells us, measured on a station host:
 - counting modified events tells nothing about completeness.
 - the kernel queue can overflow, and events are then lost without a trace.
 
-So closed, moved-to and created events make a file a *candidate*; it is *complete* once its size
-and mtime have stayed the same for ``stable_s`` seconds; complete files of one station are gathered
-for ``batch_window_s`` and delivered together (one flow run per batch). Because events can be lost,
-the callback is also asked, at start and every ``sweep_interval_s``, for a full reconciliation
-sweep of each station (``paths=None``).
+So closed, moved-to and created events make a file a *candidate*. A file its writer closed
+after writing, or renamed into place, is *complete* once its size and mtime have stayed the
+same for ``settle_s`` (the writer said it is done; the check catches one that goes on). A file
+seen only created (moved in from another folder, or a copy just begun) is complete after
+``stable_s``. Complete files of one station are gathered for ``batch_window_s`` and delivered
+together (one flow run per batch). Because events can be lost, the callback is also asked, at
+start and every ``sweep_interval_s``, for a full reconciliation sweep of each station
+(``paths=None``).
+
+Each station has its own delivery thread: a slow batch of one station never holds up another,
+and files that become complete while their station's batch runs gather into its next batch.
 """
 
 from __future__ import annotations
@@ -75,19 +81,27 @@ class _Candidate:
 
     station_id: str
     changed_at: float  # monotonic time of the last event or observed change
+    quiet_s: float  # how long it must stay unchanged: settle_s or stable_s
     signature: _Signature | None = None  # None until first polled: poll at once
 
-    def due(self, stable_s: float) -> float:
-        return self.changed_at if self.signature is None else self.changed_at + stable_s
+    @property
+    def due(self) -> float:
+        return self.changed_at if self.signature is None else self.changed_at + self.quiet_s
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    paths: list[Path] | None  # None: a reconciliation sweep
 
 
 class StationWatcher:
     """Watch the dump folders of ``stations`` and call ``on_batch`` with complete files.
 
-    ``on_batch`` runs on one worker thread of the watcher, never on the watchdog thread, so events
-    keep being collected while a slow ingest runs; one call at a time, hence never two batches of
-    one station at once. An exception from ``on_batch`` is logged and the watcher goes on; files of
-    a failed batch are picked up again by the next reconciliation sweep.
+    ``on_batch`` runs on the station's own thread, never on the watchdog thread, so events keep
+    being collected while a slow ingest runs; one call at a time per station (never two batches
+    of one station at once), stations in parallel. An exception from ``on_batch`` is logged and
+    the watcher goes on; files of a failed batch are picked up again by the next reconciliation
+    sweep.
 
     Example::
 
@@ -119,7 +133,7 @@ class StationWatcher:
         self._stopping = False
         self._started = False
         self._observer: BaseObserver | None = None
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -146,8 +160,17 @@ class StationWatcher:
         now = time.monotonic()
         with self._cond:
             self._sweep_due = dict.fromkeys(self._stations, now)
-        self._worker = threading.Thread(target=self._run, name="station-watcher", daemon=True)
-        self._worker.start()
+        # One thread judges completeness for all stations, even while every station is busy
+        # ingesting; each station has its own thread for its sweeps and batches.
+        self._workers = [
+            threading.Thread(target=self._judge, name="watch-judge", daemon=True),
+            *(
+                threading.Thread(target=self._run, args=(sid,), name=f"watch-{sid}", daemon=True)
+                for sid in self._stations
+            ),
+        ]
+        for worker in self._workers:
+            worker.start()
         logger.info("watching %d station(s): %s", len(self._stations), ", ".join(self._stations))
 
     def stop(self) -> None:
@@ -160,9 +183,10 @@ class StationWatcher:
         if observer is not None:
             observer.stop()
             observer.join()
-        worker, self._worker = self._worker, None
-        if worker is not None and worker is not threading.current_thread():
-            worker.join()
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join()
         if observer is not None:
             logger.info("stopped watching")
 
@@ -205,23 +229,28 @@ class StationWatcher:
             part == INGESTED_DIR or is_ignored(part, self._ignore) for part in parts
         )
 
-    def _candidate(self, station: Station, path: Path) -> None:
+    def _candidate(self, station: Station, path: Path, *, writer_done: bool) -> None:
+        """``writer_done``: closed after writing, or renamed into place."""
         if not self._wanted(station, path):
             return
+        quiet_s = self._settings.settle_s if writer_done else self._settings.stable_s
         with self._cond:
             # A new close/move/create means new content: poll afresh, deliver again.
             self._ready.get(station.id, {}).pop(path, None)
-            self._pending[path] = _Candidate(station.id, time.monotonic())
-            self._cond.notify()
+            self._pending[path] = _Candidate(station.id, time.monotonic(), quiet_s)
+            self._cond.notify_all()
 
     def _touch(self, station: Station, path: Path) -> None:
         with self._cond:
             # Modified means "still changing": restart the clock of a file not yet delivered.
             batch = self._ready.get(station.id, {})
             if path in batch:
+                # Written again after it was judged complete: it is done when closed again.
                 del batch[path]
-                self._pending[path] = _Candidate(station.id, time.monotonic())
-                self._cond.notify()
+                self._pending[path] = _Candidate(
+                    station.id, time.monotonic(), self._settings.stable_s
+                )
+                self._cond.notify_all()
             elif path in self._pending:
                 self._pending[path].changed_at = time.monotonic()
 
@@ -230,26 +259,36 @@ class StationWatcher:
             self._pending.pop(path, None)
             self._ready.get(station.id, {}).pop(path, None)
 
-    # -- worker thread -------------------------------------------------------------------------
+    # -- station threads -------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _judge(self) -> None:
+        """Poll due candidates and move the complete ones to their station's next batch."""
         while True:
             self._poll_candidates()
             with self._cond:
                 if self._stopping:
                     return
-                job = self._take_job(time.monotonic())
+                now = time.monotonic()
+                nearest = min((c.due for c in self._pending.values()), default=math.inf)
+                if nearest > now:
+                    # Computed under the lock, so an event after the poll shortens the wait.
+                    self._cond.wait(None if nearest == math.inf else nearest - now)
+
+    def _run(self, station_id: str) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                job = self._take_job(station_id, time.monotonic())
                 if job is None:
-                    # Computed under the lock, so news that came after the poll shortens it.
-                    self._cond.wait(self._seconds_to_next())
+                    self._cond.wait(self._seconds_to_next(station_id))
                     continue
-            self._deliver(*job)
+            self._deliver(station_id, job.paths)
 
     def _poll_candidates(self) -> None:
-        stable_s = self._settings.stable_s
         with self._cond:
             now = time.monotonic()
-            due = [(p, c) for p, c in self._pending.items() if c.due(stable_s) <= now]
+            due = [(p, c) for p, c in self._pending.items() if c.due <= now]
         # stat outside the lock: a slow disk must not hold up the event thread.
         seen = [(path, cand, _signature(path)) for path, cand in due]
         now = time.monotonic()
@@ -262,34 +301,29 @@ class StationWatcher:
                     logger.debug("station %s: %s vanished or is not a file", cand.station_id, path)
                 elif sig != cand.signature:
                     cand.signature, cand.changed_at = sig, now  # still growing: look again later
-                elif now - cand.changed_at >= stable_s:
+                elif now - cand.changed_at >= cand.quiet_s:
                     del self._pending[path]
                     batch = self._ready.setdefault(cand.station_id, {})
                     if not batch:
                         self._batch_due[cand.station_id] = now + self._settings.batch_window_s
                     batch[path] = None
+                    self._cond.notify_all()
 
-    def _take_job(self, now: float) -> tuple[str, list[Path] | None] | None:
-        """The most overdue sweep or batch, or None if nothing is due yet."""
-        jobs: list[tuple[float, str, bool]] = [
-            (due, sid, True) for sid, due in self._sweep_due.items() if due <= now
-        ]
-        jobs += [(due, sid, False) for sid, due in self._batch_due.items() if due <= now]
-        if not jobs:
-            return None
-        _, station_id, is_sweep = min(jobs)
-        if is_sweep:
+    def _take_job(self, station_id: str, now: float) -> _Delivery | None:
+        """The station's sweep or batch if one is due (a sweep first), else None."""
+        if self._sweep_due.get(station_id, math.inf) <= now:
             self._sweep_due[station_id] = math.inf  # rescheduled when the sweep ends
-            return station_id, None
-        del self._batch_due[station_id]
-        paths = list(self._ready.pop(station_id, {}))
-        return (station_id, paths) if paths else None
+            return _Delivery(None)
+        if self._batch_due.get(station_id, math.inf) <= now:
+            del self._batch_due[station_id]
+            paths = list(self._ready.pop(station_id, {}))
+            if paths:
+                return _Delivery(paths)
+        return None
 
-    def _seconds_to_next(self) -> float | None:
-        stable_s = self._settings.stable_s
-        dues = [c.due(stable_s) for c in self._pending.values()]
+    def _seconds_to_next(self, station_id: str) -> float | None:
         nearest = min(
-            [*dues, *self._batch_due.values(), *self._sweep_due.values()], default=math.inf
+            self._batch_due.get(station_id, math.inf), self._sweep_due.get(station_id, math.inf)
         )
         return None if nearest == math.inf else max(0.0, nearest - time.monotonic())
 
@@ -321,10 +355,13 @@ class _StationHandler(FileSystemEventHandler):
         if kind == EVENT_TYPE_MOVED:
             # .part -> final name: a moved event and no closed on the final name.
             self._watcher._forget(self._station, src)
-            self._watcher._candidate(self._station, Path(os.fsdecode(event.dest_path)))
-        elif kind in (EVENT_TYPE_CLOSED, EVENT_TYPE_CREATED):
-            # created matters for mv from another folder, which gives nothing else.
-            self._watcher._candidate(self._station, src)
+            dest = Path(os.fsdecode(event.dest_path))
+            self._watcher._candidate(self._station, dest, writer_done=True)
+        elif kind == EVENT_TYPE_CLOSED:
+            self._watcher._candidate(self._station, src, writer_done=True)
+        elif kind == EVENT_TYPE_CREATED:
+            # mv from another folder gives nothing else; a copy just begun gives closed later.
+            self._watcher._candidate(self._station, src, writer_done=False)
         elif kind == EVENT_TYPE_MODIFIED:
             self._watcher._touch(self._station, src)
         elif kind == EVENT_TYPE_DELETED:

@@ -95,14 +95,25 @@ def use_prefect(settings: Settings, *, start: bool = True) -> ServerInfo:
     return info
 
 
+def server_environment(settings: Settings) -> dict[str, str]:
+    """The environment of the local server: this process's, with the instance's Prefect
+    variables and its database."""
+    env = {**os.environ, **prefect_environment(settings)}
+    env.pop("PREFECT_API_URL", None)
+    if settings.prefect.database_url:
+        # On SQLite, two flow runs writing at once make the server answer 503 and the client
+        # retry after 2 s; PostgreSQL takes concurrent runs (benchmark 5, BENCHMARKS.md).
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = settings.prefect.database_url
+    return env
+
+
 def start_server(settings: Settings) -> ServerInfo:
     """Start a local Prefect server in the background and wait until it answers."""
     port = settings.prefect.port if _port_free(settings.prefect.port) else _free_port()
     url = f"http://127.0.0.1:{port}/api"
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.log_dir / "prefect-server.log"
-    env = {**os.environ, **prefect_environment(settings)}
-    env.pop("PREFECT_API_URL", None)
+    env = server_environment(settings)
     command = [
         sys.executable,
         "-m",

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from interfaces import common, output
 from interfaces.commands import COMMAND_MODULES
 from interfaces.common import ActorOpt, JsonOpt
 from pipeline.errors import EvidenceError
-from pipeline.models import FileReport, MediaStatus, SweepReport
+from pipeline.models import FileReport, MediaStatus, Station, SweepReport
 from pipeline.settings import Settings
 
 app = typer.Typer(
@@ -216,42 +217,66 @@ def watch(
 ) -> None:
     """Watch every registered station folder and ingest complete files as they land.
 
-    A file counts as complete once closed or moved in and unchanged for watch.stable_s
-    seconds; files are batched into one flow run per station; a reconciliation sweep runs at
-    start and every watch.sweep_interval_s. Stop with Ctrl-C.
+    A file counts as complete once its writer closed it (or renamed it into place) and it
+    stayed unchanged for watch.settle_s seconds; a file seen otherwise, after watch.stable_s.
+    Each batch is stored and catalogued in one flow run (intake-station); proxies and the
+    release from the dock follow in derive-station runs, so a long transcode never holds up
+    cataloguing. A reconciliation sweep runs at start and every watch.sweep_interval_s.
+    Stop with Ctrl-C.
 
     Example: evidence watch
     """
     settings = _settings()
     from devices.stations import list_stations
-    from devices.watcher import StationWatcher
     from flows.runtime import use_prefect
 
     stations = [s for s in list_stations(_catalog(settings)) if not station or s.id in station]
     if not stations:
         raise EvidenceError("no stations to watch: register one with `evidence stations add`")
     server = use_prefect(settings)
-    from flows.ingest import run_ingest
-
-    def on_batch(station_id: str, paths: list[Path] | None) -> None:
-        wanted = None if paths is None else [str(p) for p in paths]
-        if settings.prefect.deployments:
-            # Scale-out: a worker on some host runs the sweep; this station host only submits.
-            from flows.deploy import submit_ingest
-
-            run = submit_ingest(station_id, wanted)
-            what = "a sweep" if wanted is None else f"{len(wanted)} file(s)"
-            output.console.print(f"{station_id}: submitted {what} as flow run {run}")
-            return
-        report = run_ingest(settings, station_id, wanted)
-        for f in report.files:
-            output.console.print(f"{station_id} " + output.file_line(f))
-        if report.files:
-            output.console.print(output.sweep_summary(report))
-
     output.console.print(
         f"watching {', '.join(s.id for s in stations)}; Prefect UI: {server.ui_url} (Ctrl-C stops)"
     )
+    if settings.prefect.deployments:
+        _watch_submitting(settings, stations)
+        return
+    from flows.ingest import Intake
+    from flows.watch import WatchIngest
+
+    def print_files(report: SweepReport) -> None:
+        for f in report.files:
+            output.console.print(f"{report.station_id} " + output.file_line(f))
+
+    def on_intake(intake: Intake) -> None:
+        print_files(intake.report)
+        if intake.to_derive:
+            output.console.print(
+                f"{intake.report.station_id}: {len(intake.to_derive)} file(s) catalogued, "
+                "proxies to follow"
+            )
+
+    with WatchIngest(settings, on_intake, print_files) as ingest:
+        _run_watcher(settings, stations, ingest.on_batch)
+
+
+def _watch_submitting(settings: Settings, stations: list[Station]) -> None:
+    """Scale-out: a worker on some host runs each batch; this station host only submits."""
+    from flows.deploy import submit_ingest
+
+    def on_batch(station_id: str, paths: list[Path] | None) -> None:
+        wanted = None if paths is None else [str(p) for p in paths]
+        run = submit_ingest(station_id, wanted)
+        what = "a sweep" if wanted is None else f"{len(wanted)} file(s)"
+        output.console.print(f"{station_id}: submitted {what} as flow run {run}")
+
+    _run_watcher(settings, stations, on_batch)
+
+
+def _run_watcher(
+    settings: Settings, stations: list[Station], on_batch: Callable[[str, list[Path] | None], None]
+) -> None:
+    from devices.watcher import StationWatcher
+
     stop = threading.Event()
     try:
         StationWatcher(stations, settings.watch, settings.ingest.ignore, on_batch).run_forever(stop)

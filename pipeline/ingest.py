@@ -85,21 +85,30 @@ def ingest_job(ctx: IngestContext, station: Station, job_id: int) -> FileReport:
     """Run a job from its recorded step to the end. Never raises for bad input: a file ends
     archived, a duplicate, quarantined with a reason, or FAILED on a system error (the job
     then stays where it stands and the next run retries it)."""
-    report = _run(ctx, station, job_id, store_only=False)
+    report = _run(ctx, station, job_id, stop_at=JobState.DONE)
     assert report is not None, "a full run always ends in a report"
     return report
 
 
 def store_job(ctx: IngestContext, station: Station, job_id: int) -> FileReport | None:
-    """Only the first step (copy, hash, verify): None when the job may go on to
-    :func:`ingest_job`, else how the file ended. Lets a flow cap hashing apart from
-    transcoding."""
-    return _run(ctx, station, job_id, store_only=True)
+    """Only the first step (copy, hash, verify): None when the job may go on, else how the
+    file ended. Lets a flow cap hashing apart from transcoding."""
+    return _run(ctx, station, job_id, stop_at=JobState.STORED)
+
+
+def catalogue_job(ctx: IngestContext, station: Station, job_id: int) -> FileReport | None:
+    """Everything but derivation: None when the job goes on to :func:`ingest_job` for its
+    proxy and release, else how the file ended (a duplicate or a file quarantined at probe
+    needs no proxy, and is released here). Archivists see a file as soon as it is
+    catalogued, while proxies, which can take minutes, are made later."""
+    return _run(ctx, station, job_id, stop_at=JobState.CATALOGUED)
 
 
 def _run(
-    ctx: IngestContext, station: Station, job_id: int, *, store_only: bool
+    ctx: IngestContext, station: Station, job_id: int, *, stop_at: JobState
 ) -> FileReport | None:
+    """Run the job's steps from where it stands; ``stop_at`` STORED or CATALOGUED stops
+    before cataloguing or before deriving (None: the job goes on in a later pass)."""
     with ctx.catalog.begin() as conn:
         job = jobs_db.claim(conn, job_id, ctx.owner, ctx.clock())
         if job is None:
@@ -113,11 +122,13 @@ def _run(
             if outcome is not None:
                 return outcome
             job = _reload(ctx, job_id)
-        if store_only:
+        if stop_at is JobState.STORED:
             return None
         if job.state is JobState.STORED:
             _catalogue(ctx, station, job, source)
             job = _reload(ctx, job_id)
+        if job.state is JobState.CATALOGUED and stop_at is JobState.CATALOGUED:
+            return None
         if job.state is JobState.CATALOGUED:
             _derive(ctx, job)
             job = _reload(ctx, job_id)
@@ -469,11 +480,13 @@ def _report_unclaimed(ctx: IngestContext, job: jobs_db.Job) -> FileReport:
     return FileReport(job.source_path, Outcome.WAITING, reason=f"being ingested by {job.owner}")
 
 
-def open_context(settings: Settings) -> IngestContext:
-    """Catalog (migrated), store and a fresh owner id: everything a sweep needs."""
+def open_context(settings: Settings, owner: str | None = None) -> IngestContext:
+    """Catalog (migrated), store and an owner id (a fresh one unless given): everything a
+    sweep needs. A process that catalogues in one run and derives in a later one passes the
+    same owner to both, so its jobs stay its own in between."""
     return IngestContext(
         catalog=open_catalog(settings.catalog_url),
         store=open_store(settings),
         settings=settings,
-        owner=jobs_db.new_owner(),
+        owner=owner or jobs_db.new_owner(),
     )

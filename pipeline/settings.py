@@ -52,17 +52,26 @@ class TranscodeSettings(BaseModel):
     audio_bitrate: str = "96k"
     timeout_s: float = Field(600, gt=0, description="seconds one ffmpeg run may take")
     thumbnail_width: int = Field(320, ge=32, le=1920)
+    nice: int = Field(10, ge=0, le=19, description="ffmpeg's niceness: it yields the CPU")
 
 
 class WatchSettings(BaseModel):
     stable_s: float = Field(2.0, ge=0, description="unchanged size/mtime for this long = complete")
+    settle_s: float = Field(
+        0.25, ge=0, description="the same, for a file its writer closed or renamed into place"
+    )
     sweep_interval_s: float = Field(60.0, gt=0, description="reconciliation sweep period")
-    batch_window_s: float = Field(1.0, ge=0, description="gather ready files into one flow run")
+    batch_window_s: float = Field(0.0, ge=0, description="gather ready files into one flow run")
 
 
 class PrefectSettings(BaseModel):
     api_url: str = Field("", description="a Prefect API URL; empty means a local server")
     port: int = Field(4200, ge=1, le=65535, description="port of the local server")
+    database_url: str = Field(
+        "",
+        description="the local server's database: empty means SQLite under EVIDENCE_HOME; "
+        "a postgresql+asyncpg:// URL lets flow runs go concurrently",
+    )
     deployments: bool = Field(
         False, description="watch submits runs to the server's deployments (workers run them)"
     )

@@ -8,6 +8,7 @@ their target and renamed on success, so a half-written proxy never appears under
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -109,6 +110,7 @@ def make_proxy(
             on_progress=on_progress,
             duration_s=probe.duration_s,
             subject=src,
+            nice=settings.nice,
         )
 
 
@@ -126,7 +128,7 @@ def make_thumbnail(src: Path, dst: Path, probe: ProbeResult, settings: Transcode
     exe = find_ffmpeg(settings.ffmpeg)
     with _replacing(dst) as tmp:
         args = picture.output(str(tmp), **options).get_args()
-        run_ffmpeg([exe, *args], timeout_s=settings.timeout_s, subject=src)
+        run_ffmpeg([exe, *args], timeout_s=settings.timeout_s, subject=src, nice=settings.nice)
 
 
 def check_decodes(path: Path, settings: TranscodeSettings) -> None:
@@ -148,6 +150,7 @@ def run_ffmpeg(
     on_progress: Callable[[float], None] | None = None,
     duration_s: float | None = None,
     subject: Path,
+    nice: int = 0,
 ) -> None:
     """Run one ffmpeg command and raise TranscodeError(subject, reason) unless it succeeds.
 
@@ -155,7 +158,7 @@ def run_ffmpeg(
     ``get_args()`` builds them; as always with ffmpeg the last one is the output. The run fails
     when ffmpeg exits non-zero, outlives ``timeout_s`` (it is killed), or leaves its output
     file empty. ``on_progress`` gets increasing fractions of ``duration_s`` done, and 1.0 once
-    the run has succeeded.
+    the run has succeeded. ``nice`` lowers ffmpeg's CPU priority by that much.
     """
     command = [args[0], *_GLOBAL_FLAGS, *args[1:]]
     try:
@@ -170,6 +173,11 @@ def run_ffmpeg(
         )
     except OSError as exc:
         raise FfmpegNotFound(f"cannot start ffmpeg {args[0]}: {exc.strerror}") from exc
+    if nice:
+        # After the start rather than in a preexec_fn, which is unsafe with threads; ffmpeg
+        # runs its first milliseconds at normal priority.
+        with contextlib.suppress(ProcessLookupError):
+            os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
     assert process.stdout is not None and process.stderr is not None
     stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
     drain = threading.Thread(target=stderr_tail.extend, args=(process.stderr,), daemon=True)

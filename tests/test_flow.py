@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pipeline.catalog import media as media_db
-from pipeline.models import MediaStatus, Outcome, Station
+from pipeline.models import MediaStatus, Outcome, Station, SweepReport
 from pipeline.settings import Settings
 from tests.conftest import put
 
@@ -57,10 +59,10 @@ def test_one_flow_run_ingests_a_whole_sweep(
         assert len(ours) == 1, "one flow run per sweep, not one per file"
         assert ours[0].state is not None and ours[0].state.is_completed()
         tasks = client.read_task_runs()
-        file_tasks = [
-            t for t in tasks if t.flow_run_id == ours[0].id and t.name.startswith("ingest-file")
-        ]
-        assert len(file_tasks) == 3
+        stages = [t.name.rsplit("-", 1)[0] for t in tasks if t.flow_run_id == ours[0].id]
+        # 3 files, 2 workers: 3 chunks of one file, each through the three stages.
+        for stage in ("store-files", "catalogue-files", "derive-files"):
+            assert stages.count(stage) == 3, stages
 
 
 def test_the_flow_takes_only_the_given_paths(
@@ -85,3 +87,89 @@ def test_files_are_chunked_a_few_chunks_per_worker() -> None:
     parts = chunks(list(range(500)), workers=2)
     assert len(parts) == 8 and sorted(j for p in parts for j in p) == list(range(500))
     assert chunks([7, 8], workers=4) == [[7], [8]] and chunks([], workers=2) == []
+
+
+def test_intake_catalogues_at_once_and_derive_finishes_later(
+    flow_env: Settings,
+    catalog,
+    station: Station,
+    dock: Path,
+    clips: dict[str, Path],  # type: ignore[no-untyped-def]
+) -> None:
+    from flows.ingest import run_derive, run_ingest, run_intake
+    from pipeline.catalog.jobs import new_owner
+
+    video = put(clips["video"], dock, "BWC-1/a.mp4")
+    cut = put(clips["truncated"], dock, "BWC-1/cut.mp4")
+    owner = new_owner()
+
+    intake = run_intake(flow_env, station.id, [str(video), str(cut)], owner)
+
+    # The truncated file ended at intake; the video is catalogued, its proxy still to come.
+    assert [(Path(f.path).name, f.outcome) for f in intake.report.files] == [
+        ("cut.mp4", Outcome.QUARANTINED)
+    ]
+    assert len(intake.to_derive) == 1
+    with catalog.begin() as conn:
+        item = media_db.by_sha256(conn, sha256_of(video))
+    assert item is not None and item.status is MediaStatus.ARCHIVED and item.proxy_key is None
+    assert video.exists(), "the source stays on the dock until its job is done"
+
+    # Another sweep meanwhile leaves the watcher's job alone: it is claimed by a live owner.
+    sweep = run_ingest(flow_env, station.id)
+    assert [(Path(f.path).name, f.outcome) for f in sweep.files] == [("a.mp4", Outcome.WAITING)]
+
+    derived = run_derive(flow_env, station.id, list(intake.to_derive), owner)
+
+    assert [(Path(f.path).name, f.outcome) for f in derived.files] == [("a.mp4", Outcome.ARCHIVED)]
+    with catalog.begin() as conn:
+        item = media_db.get(conn, item.id)
+    assert item.proxy_key is not None and item.thumbnail_key is not None
+    assert not video.exists(), "released once derived"
+
+
+def test_evidence_watch_catalogues_each_batch_and_derives_behind_it(
+    flow_env: Settings,
+    catalog,
+    station: Station,
+    dock: Path,
+    clips: dict[str, Path],  # type: ignore[no-untyped-def]
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from devices.watcher import StationWatcher
+    from flows.ingest import Intake
+    from flows.watch import WatchIngest
+
+    intakes: list[Intake] = []
+    derived: list[SweepReport] = []
+    started = datetime.now(UTC)
+    with WatchIngest(flow_env, intakes.append, derived.append) as ingest:
+        watcher = StationWatcher([station], flow_env.watch, flow_env.ingest.ignore, ingest.on_batch)
+        with watcher:
+            landed = [put(clips[k], dock, f"BWC-1/{k}.mp4") for k in ("video", "video2")]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and sum(len(i.to_derive) for i in intakes) < 2:
+                time.sleep(0.05)
+            assert ingest.wait_idle(60)
+
+    assert sum(len(i.to_derive) for i in intakes) == 2
+    assert sorted(Path(f.path).name for r in derived for f in r.files) == [
+        "video.mp4",
+        "video2.mp4",
+    ]
+    assert all(f.outcome is Outcome.ARCHIVED for r in derived for f in r.files)
+    assert not any(p.exists() for p in landed)
+    with catalog.begin() as conn:
+        assert media_db.count(conn, MediaStatus.ARCHIVED) == 2
+    with get_client(sync_client=True) as client:
+        names = {
+            client.read_flow(r.flow_id).name
+            for r in client.read_flow_runs()
+            if r.parameters.get("station_id") == station.id and r.created and r.created >= started
+        }
+    assert names == {"intake-station", "derive-station"}
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

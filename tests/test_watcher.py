@@ -23,7 +23,8 @@ from pipeline.settings import WatchSettings
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id .* already exists:RuntimeWarning")
 
 IGNORE = ["*.part", "*.tmp", "*.crdownload", ".*"]
-STABLE_S = 0.2
+STABLE_S = 0.2  # quiet time of a file only seen created (or found by a sweep)
+SETTLE_S = 0.1  # quiet time of a file its writer closed or renamed into place
 TIMEOUT_S = 5.0  # bound on every wait; a pass takes a fraction of it
 
 
@@ -100,11 +101,15 @@ def watch(recorder: Recorder, station1: Station) -> Iterator[WatcherFactory]:
     def make(
         stations: list[Station] | None = None,
         stable_s: float = STABLE_S,
+        settle_s: float = SETTLE_S,
         batch_window_s: float = 0.1,
         sweep_interval_s: float = 3600.0,
     ) -> StationWatcher:
         settings = WatchSettings(
-            stable_s=stable_s, batch_window_s=batch_window_s, sweep_interval_s=sweep_interval_s
+            stable_s=stable_s,
+            settle_s=settle_s,
+            batch_window_s=batch_window_s,
+            sweep_interval_s=sweep_interval_s,
         )
         watcher = StationWatcher(stations or [station1], settings, IGNORE, recorder)
         watcher.start()
@@ -143,7 +148,7 @@ def test_copy_is_delivered_once_after_it_is_stable(
     recorder.wait_delivered(dst)
     _, sizes, delivered_at = next(c for c in recorder.calls if c[1])
     assert sizes == {dst: 50_000}
-    assert delivered_at - copied_at >= STABLE_S
+    assert delivered_at - copied_at >= SETTLE_S
     time.sleep(3 * STABLE_S)  # long enough for a wrong second delivery to show up
     assert recorder.delivered() == [dst]
 
@@ -170,6 +175,60 @@ def test_move_from_outside_the_station_is_delivered(
 
     recorder.wait_delivered(dst)
     assert recorder.delivered() == [dst]
+
+
+def test_a_closed_file_settles_briefly_a_file_only_seen_created_waits_stable_s(
+    watch: WatcherFactory, recorder: Recorder, station1: Station, outside: Path
+) -> None:
+    # The writer's close says "done": settle_s. A file that only appeared (moved in from
+    # another folder, or a copy whose close is still to come) gives no such word: stable_s.
+    watch(stable_s=1.5, settle_s=0.1, batch_window_s=0)
+    moved_src = write(outside / "moved.mp4")
+    closed = station1.root / "BWC-17" / "closed.mp4"
+    moved = station1.root / "BWC-17" / "moved.mp4"
+    start = time.monotonic()
+    write(closed)
+    moved_src.rename(moved)
+
+    recorder.wait_delivered(closed, moved)
+    at = {p: t for _, sizes, t in recorder.calls if sizes for p in sizes}
+    assert 0.1 <= at[closed] - start < 1.0
+    assert at[moved] - start >= 1.5
+
+
+def test_a_slow_batch_holds_up_neither_another_station_nor_its_own_next_files(
+    watch: WatcherFactory, recorder: Recorder, station1: Station, tmp_path: Path
+) -> None:
+    other = Station("S2", tmp_path / "dock2")
+    other.root.mkdir()
+    release = threading.Event()
+    slow_calls: list[list[Path]] = []
+    record = recorder.__call__
+
+    def slow_first_batch(station_id: str, paths: list[Path] | None) -> None:
+        record(station_id, paths)
+        if station_id == "S1" and paths is not None and not slow_calls:
+            slow_calls.append(paths)
+            release.wait(TIMEOUT_S)  # S1's first batch "transcodes" until released
+
+    watcher = StationWatcher(
+        [station1, other],
+        WatchSettings(stable_s=STABLE_S, settle_s=SETTLE_S, batch_window_s=0),
+        IGNORE,
+        slow_first_batch,
+    )
+    with watcher:
+        first = write(station1.root / "BWC-17" / "n1.mp4")
+        recorder.wait_delivered(first)
+        elsewhere = write(other.root / "BWC-30" / "o.mp4")
+        recorder.wait_delivered(elsewhere, station_id="S2")  # S1 is still busy
+        later = [write(station1.root / "BWC-17" / f"n{i}.mp4") for i in (2, 3, 4)]
+        time.sleep(3 * SETTLE_S)  # all three complete while S1's batch still runs
+        assert recorder.delivered() == [first]
+        release.set()
+        recorder.wait_delivered(*later)
+    # They gathered while S1 was busy, and went as one batch once it was free.
+    assert [sorted(b) for b in recorder.batches()] == [[first], sorted(later)]
 
 
 def test_hidden_tmp_and_ingested_files_are_never_delivered(
