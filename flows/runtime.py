@@ -69,9 +69,15 @@ def running_server(settings: Settings) -> ServerInfo | None:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if healthy(state["url"]):
-        return ServerInfo(state["url"], state.get("pid"), started=False)
-    return None
+    if not healthy(state["url"]):
+        return None
+    if state.get("database_url", "") != settings.prefect.database_url:
+        # Reusing it would keep the runs in the other database without a word.
+        raise PrefectUnavailable(
+            "the local Prefect server runs on another database than prefect.database_url; "
+            "restart it: evidence server stop && evidence server start"
+        )
+    return ServerInfo(state["url"], state.get("pid"), started=False)
 
 
 def use_prefect(settings: Settings, *, start: bool = True) -> ServerInfo:
@@ -147,7 +153,13 @@ def start_server(settings: Settings) -> ServerInfo:
                 f"the Prefect server did not answer within {START_TIMEOUT_S:g} s; see {log_path}"
             )
         time.sleep(0.25)
-    _state_file(settings).write_text(json.dumps({"url": url, "pid": proc.pid, "port": port}))
+    state = {
+        "url": url,
+        "pid": proc.pid,
+        "port": port,
+        "database_url": settings.prefect.database_url,
+    }
+    _state_file(settings).write_text(json.dumps(state))
     return ServerInfo(url, proc.pid, started=True)
 
 

@@ -240,6 +240,12 @@ def watch(
     if settings.prefect.deployments:
         _watch_submitting(settings, stations)
         return
+    if not settings.prefect.api_url and not settings.prefect.database_url:
+        output.err_console.print(
+            "note: the local Prefect server keeps its runs in SQLite, where the watcher's "
+            "intake and derive runs collide and a file can wait 2 s or more to be catalogued; "
+            "for production set prefect.database_url to a PostgreSQL database (docs/deploy.md)"
+        )
     from flows.ingest import Intake
     from flows.watch import WatchIngest
 

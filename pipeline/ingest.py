@@ -6,6 +6,10 @@
 Each step commits its job state together with its custody events, so a crash between steps
 loses nothing: the next run resumes at the recorded step, and every step is idempotent (the
 store is content-addressed, a media item is keyed by SHA-256, a sighting by its job).
+
+A run may stop early and leave the rest to a later one: :func:`store_job` after the copy (a
+flow caps hashing apart from the rest), :func:`catalogue_job` before derivation (the watcher
+catalogues at once and makes proxies behind).
 """
 
 from __future__ import annotations

@@ -11,7 +11,12 @@ queries, never one per item. How the common queries stay fast at a million items
 - text is looked up in the trigram index when it matches few items, and tested item by item
   (LIKE) when it matches many: the sort's index then brings the newest items first and the
   limit fills early. A count of the index's matches, stopped at ``BROAD``, decides (SQLite;
-  PostgreSQL's planner makes this choice itself).
+  PostgreSQL's planner makes this choice itself, from its statistics of the documents).
+
+PostgreSQL's btree indexes give a descending order with nulls first, so ``ORDER BY … DESC
+NULLS LAST`` cannot walk them: the planner fetched every match and sorted it (a scan of all of
+media for broad text). :func:`search` therefore asks PostgreSQL for the items with a sort value
+(``DESC``, which the index gives) and then, when the limit is not yet full, for those without.
 """
 
 from __future__ import annotations
@@ -87,8 +92,35 @@ def search(
     conn: Connection, query: Query, *, sort: Sort = NEWEST_FIRST, limit: int = 50
 ) -> Results:
     """The first ``limit`` items the query selects, in the sort's order."""
-    ids = [r.id for r in conn.execute(selection(conn, query, sort).limit(limit + 1))]
+    if conn.dialect.name == "postgresql" and sort.descending:
+        ids = _postgres_descending(conn, query, sort, limit + 1)
+    else:
+        ids = [r.id for r in conn.execute(selection(conn, query, sort).limit(limit + 1))]
     return Results(views(conn, ids[:limit]), len(ids) > limit)
+
+
+def _postgres_descending(conn: Connection, query: Query, sort: Sort, limit: int) -> list[int]:
+    """PostgreSQL: the first ``limit`` ids in :func:`selection`'s order, in up to two queries
+    whose order an index gives (a backward scan yields ``DESC NULLS FIRST``, never ``NULLS
+    LAST``): the items with a sort value, ``DESC``; then those without, by id."""
+    col = _SORT_COLUMNS[sort.key]
+    clause = where(query, conn.dialect.name)
+    valued = (
+        select(media.c.id)
+        .where(clause, col.is_not(None))
+        .order_by(col.desc(), media.c.id.desc())
+        .limit(limit)
+    )
+    ids = [r.id for r in conn.execute(valued)]
+    if len(ids) < limit and col.nullable:
+        missing = (
+            select(media.c.id)
+            .where(clause, col.is_(None))
+            .order_by(media.c.id.desc())
+            .limit(limit - len(ids))
+        )
+        ids += [r.id for r in conn.execute(missing)]
+    return ids
 
 
 def selection(conn: Connection, query: Query, sort: Sort = NEWEST_FIRST) -> Select[Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy
 
-from flows.runtime import server_environment, start_server, stop_server
+from flows.runtime import running_server, server_environment, start_server, stop_server
+from pipeline.errors import PrefectUnavailable
 from tests.conftest import make_settings
 
 
@@ -35,5 +37,11 @@ def test_a_local_server_on_postgresql_keeps_its_runs_there(tmp_path: Path, pg_ur
         # Prefect migrated its schema into our PostgreSQL database, not into a SQLite file.
         assert {"flow_run", "task_run", "deployment"} <= tables
         assert not list((settings.prefect_home).glob("*.db"))
+        # The next command finds it; one configured for SQLite is told to restart it.
+        found = running_server(settings)
+        assert found is not None and found.url == server.url
+        on_sqlite = make_settings(tmp_path / "home")
+        with pytest.raises(PrefectUnavailable, match="restart it"):
+            running_server(on_sqlite)
     finally:
         assert stop_server(settings)
