@@ -41,7 +41,7 @@ PG_TESTS := tests/test_ingest.py tests/test_registry.py tests/test_registry_inge
 unit-pg: $(STAMP)
 	EVIDENCE_TEST_CATALOG=postgresql $(BIN)/pytest $(PG_TESTS)
 
-# The benchmarks of BENCHMARKS.md at full size (about 10 minutes): a table on stdout and
+# The benchmarks of BENCHMARKS.md at full size (about 14 minutes): a table on stdout and
 # benchmarks/results/bench.json + bench.md. `make test` runs only a quick smoke of them.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

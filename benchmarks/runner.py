@@ -1,6 +1,6 @@
 """Run the benchmarks of issue 7 and write benchmarks/results/bench.json and bench.md.
 
-    python -m benchmarks             # full sizes (make bench), about 10 minutes
+    python -m benchmarks             # full sizes (make bench), about 14 minutes
     python -m benchmarks --quick     # tiny sizes, seconds: the smoke run of the test suite
     python -m benchmarks --only ingest_large --only memory
 
