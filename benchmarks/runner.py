@@ -39,7 +39,7 @@ from pipeline.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PREFECT_DATABASE = "evidence_bench_prefect"
+PREFECT_DATABASE = f"evidence_bench_prefect_{os.getpid()}"  # one per run: runs may overlap
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,8 @@ def _prefect(work: Path, api_url: str, database: str, needed: bool) -> Iterator[
     finally:
         if server.started:
             stop_server(settings)
+        if described == "postgresql":
+            _drop_postgres_database(database)
 
 
 def _fresh_postgres_database(admin_url: str) -> str:
@@ -188,6 +190,15 @@ def _fresh_postgres_database(admin_url: str) -> str:
         admin.dispose()
     url = sqlalchemy.make_url(admin_url).set(drivername="postgresql+asyncpg")
     return url.set(database=PREFECT_DATABASE).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(admin_url: str) -> None:
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PREFECT_DATABASE}" WITH (FORCE)')
+    finally:
+        admin.dispose()
 
 
 def _postgres_reachable(admin_url: str) -> bool:
