@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import os
 import random
 import statistics
 import tempfile
@@ -38,12 +37,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.exc import OperationalError
 
 from benchmarks.report import Figure, Result, Target
+from benchmarks.workbench import POSTGRES_ADMIN, fresh_postgres_database, postgres_unreachable
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog.db import MIGRATIONS, upgrade
 from pipeline.query import parse
@@ -52,9 +50,6 @@ from pipeline.search import search
 TARGET_P95_MS = 50.0
 SH = ZoneInfo("Asia/Shanghai")
 YEAR = datetime(2026, 1, 1, tzinfo=SH)
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-# One per process: a smoke run in the test suite and a full run may share a PostgreSQL.
-POSTGRES_DATABASE = f"evidence_bench_queries_{os.getpid()}"
 
 PLACES = [
     "某仓库",
@@ -413,22 +408,6 @@ def run_both(sizes: list[int], repeats: int, postgres_admin: str) -> tuple[Rows,
     return rows, skipped
 
 
-def postgres_unreachable(admin_url: str) -> str | None:
-    """Why the PostgreSQL at ``admin_url`` cannot be used; None when it answers within 2 s."""
-    url = sqlalchemy.make_url(admin_url)
-    try:
-        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 2})
-    except ImportError as exc:
-        return f"no driver for {url.drivername} ({exc})"
-    try:
-        with engine.connect():
-            return None
-    except OperationalError:
-        return f"none answered at {url.host}:{url.port or 5432} within 2 s"
-    finally:
-        engine.dispose()
-
-
 Opened = Iterator[tuple[Catalog, Callable[[], float]]]  # the catalog, and its size in MB
 
 
@@ -445,23 +424,12 @@ def _sqlite_catalog() -> Opened:
 
 @contextmanager
 def _postgres_catalog(admin_url: str) -> Opened:
-    """A new, empty database (one left by a crashed run is dropped first), dropped at the end."""
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    drop = f'DROP DATABASE IF EXISTS "{POSTGRES_DATABASE}" WITH (FORCE)'
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(drop)
-            conn.exec_driver_sql(f'CREATE DATABASE "{POSTGRES_DATABASE}"')
-        url = sqlalchemy.make_url(admin_url).set(database=POSTGRES_DATABASE)
+    with fresh_postgres_database(admin_url, "evidence_bench_queries") as url:
         cat = open_catalog(url.render_as_string(hide_password=False), migrate=False)
         try:
             yield cat, lambda: _scalar(cat, "SELECT pg_database_size(current_database())") / 1e6
         finally:
             cat.dispose()
-            with admin.connect() as conn:
-                conn.exec_driver_sql(drop)
-    finally:
-        admin.dispose()
 
 
 def _vacuum_analyze(cat: Catalog) -> None:

@@ -14,6 +14,7 @@ benchmark crashed; a missed target is a finding, not a failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import platform
@@ -30,16 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy
-
 from benchmarks import ingest_large, memory, proxy, queries, small_files, watch_latency
 from benchmarks.report import Result, to_markdown, write
+from benchmarks.workbench import POSTGRES_ADMIN, fresh_postgres_database, postgres_unreachable
 from flows.runtime import stop_server, use_prefect
 from pipeline.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PREFECT_DATABASE = f"evidence_bench_prefect_{os.getpid()}"  # one per run: runs may overlap
 
 
 @dataclass(frozen=True)
@@ -125,8 +123,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="admin URL of a PostgreSQL for the Prefect server's database, or 'sqlite'",
     )
     args = parser.parse_args(argv)
-    if args.prefect_db != "sqlite" and not _postgres_reachable(args.prefect_db):
-        print(f"no PostgreSQL at {args.prefect_db}: Prefect on SQLite", file=sys.stderr)
+    if args.prefect_db != "sqlite" and (why := postgres_unreachable(args.prefect_db)):
+        print(f"Prefect on SQLite: {why}", file=sys.stderr)
         args.prefect_db = "sqlite"
     return args
 
@@ -160,56 +158,24 @@ def _prefect(work: Path, api_url: str, database: str, needed: bool) -> Iterator[
     if not needed:
         yield ""
         return
-    overrides: dict[str, Any] = {"home": work / "prefect-server"}
-    described = "sqlite"
-    if api_url:
-        overrides["prefect"] = {"api_url": api_url}
-        described = f"a running server ({api_url})"
-    elif database != "sqlite":
-        overrides["prefect"] = {"database_url": _fresh_postgres_database(database)}
-        described = "postgresql"
-    settings = load_settings(**overrides)
-    server = use_prefect(settings)
-    try:
-        yield described
-    finally:
-        if server.started:
-            stop_server(settings)
-        if described == "postgresql":
-            _drop_postgres_database(database)
-
-
-def _fresh_postgres_database(admin_url: str) -> str:
-    """An empty database for the run's Prefect server, as an asyncpg URL."""
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PREFECT_DATABASE}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{PREFECT_DATABASE}"')
-    finally:
-        admin.dispose()
-    url = sqlalchemy.make_url(admin_url).set(drivername="postgresql+asyncpg")
-    return url.set(database=PREFECT_DATABASE).render_as_string(hide_password=False)
-
-
-def _drop_postgres_database(admin_url: str) -> None:
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PREFECT_DATABASE}" WITH (FORCE)')
-    finally:
-        admin.dispose()
-
-
-def _postgres_reachable(admin_url: str) -> bool:
-    engine = sqlalchemy.create_engine(admin_url, connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect():
-            return True
-    except sqlalchemy.exc.OperationalError:
-        return False
-    finally:
-        engine.dispose()
+    with contextlib.ExitStack() as stack:
+        overrides: dict[str, Any] = {"home": work / "prefect-server"}
+        described = "sqlite"
+        if api_url:
+            overrides["prefect"] = {"api_url": api_url}
+            described = f"a running server ({api_url})"
+        elif database != "sqlite":
+            url = stack.enter_context(fresh_postgres_database(database, "evidence_bench_prefect"))
+            asyncpg = url.set(drivername="postgresql+asyncpg")
+            overrides["prefect"] = {"database_url": asyncpg.render_as_string(hide_password=False)}
+            described = "postgresql"
+        settings = load_settings(**overrides)
+        server = use_prefect(settings)
+        try:
+            yield described
+        finally:
+            if server.started:
+                stop_server(settings)
 
 
 def _load() -> list[float]:

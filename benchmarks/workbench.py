@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy
+
 from devices.stations import add_station
 from pipeline.catalog import open_catalog
 from pipeline.ingest import INGESTED_DIR
@@ -154,3 +156,43 @@ def _cpu_times() -> tuple[int, int]:
         fields = [int(x) for x in f.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return sum(fields) - idle, idle
+
+
+#: Where the benchmarks look for a PostgreSQL (the development machines have one, trust auth).
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_unreachable(admin_url: str) -> str | None:
+    """Why the PostgreSQL at ``admin_url`` cannot be used; None when it answers within 2 s."""
+    url = sqlalchemy.make_url(admin_url)
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 2})
+    except ImportError as exc:
+        return f"no driver for {url.drivername} ({exc})"
+    try:
+        with engine.connect():
+            return None
+    except sqlalchemy.exc.OperationalError:
+        return f"none answered at {url.host}:{url.port or 5432} within 2 s"
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str, prefix: str) -> Iterator[sqlalchemy.URL]:
+    """A new, empty database named ``prefix`` and this process's id (runs may overlap on one
+    server), dropped at the end; its URL, with the admin URL's driver."""
+    name = f"{prefix}_{os.getpid()}"
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(drop)  # left by a crashed run of the same pid
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield sqlalchemy.make_url(admin_url).set(database=name)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(drop)
+    finally:
+        admin.dispose()

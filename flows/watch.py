@@ -78,11 +78,6 @@ class WatchIngest:
                 self._cond.notify_all()
         self._on_intake(replace(intake, to_derive=tuple(new)))
 
-    def queued(self) -> int:
-        """Jobs catalogued and waiting for their proxies (the run in progress included)."""
-        with self._cond:
-            return sum(len(q) for q in self._queue.values()) + (1 if self._deriving else 0)
-
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until nothing is queued or being derived; False on timeout."""
         with self._cond:
