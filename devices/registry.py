@@ -3,19 +3,26 @@
 Every change is a custody event with its actor. Assignment history is kept (an assignment is
 ended, never deleted), and one device is never held by two officers at once: an overlapping
 assignment is refused, since attribution must never have two answers.
+
+Serials, officer numbers and certificate numbers come from recorders, file names and people,
+and end up in folder names, file names, search terms and terminals: they are checked here,
+where every record is saved, whichever way it came (a command, an import).
 """
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from pipeline import custody
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
+from pipeline.catalog.schema import officers
 from pipeline.errors import NotFound, RegistryError
 from pipeline.models import Assignment, Device, DeviceStatus, EventKind, Officer, plain
 
@@ -47,10 +54,65 @@ def _record(conn: Connection, actor: str, entity: str, key: str, before: Any, af
     return change
 
 
+MAX_ID_LENGTH = 64  # the catalog's columns (PostgreSQL refuses longer)
+#: A recorder clock wrong by more than ten years is a typing mistake; an offset of 1e300
+#: would overflow every time corrected with it.
+MAX_CLOCK_OFFSET_S = 10 * 365.25 * 86400
+
+
+def identifier_problem(value: str) -> str | None:
+    """What is wrong with an identifier, or None. Refused: control and format characters
+    (NUL, escapes, bidirectional overrides), path separators, a leading '.', spaces around
+    it, the double quote (the query language cannot hold it), more than 64 characters."""
+    if not value:
+        return "the identifier is empty"
+    if len(value) > MAX_ID_LENGTH:
+        return f"an identifier cannot be longer than {MAX_ID_LENGTH} characters"
+    for char in value:
+        if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp"):
+            return f"an identifier cannot hold the control character U+{ord(char):04X}"
+        if char in '/\\"':
+            return f"an identifier cannot hold {char!r}"
+    if value.startswith("."):
+        return "an identifier cannot start with '.'"
+    if value != value.strip():
+        return "an identifier cannot start or end with a space"
+    return None
+
+
+def _shown(value: str) -> str:
+    """An identifier as an error shows it: quoted with escapes, and cut if long."""
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+def check_device(device: Device) -> None:
+    """Refuse a device record that must not be saved; RegistryError names it."""
+    problem = identifier_problem(device.serial)
+    if problem:
+        raise RegistryError(f"device {_shown(device.serial)}: {problem}")
+    offset = device.clock_offset_s
+    if not math.isfinite(offset) or abs(offset) > MAX_CLOCK_OFFSET_S:
+        raise RegistryError(
+            f"device {device.serial}: clock_offset_s {offset} is not a number of seconds "
+            f"within ten years ({MAX_CLOCK_OFFSET_S:.0f})"
+        )
+
+
+def check_officer(officer: Officer) -> None:
+    """Refuse an officer record that must not be saved; RegistryError names it."""
+    problem = identifier_problem(officer.id)
+    if problem:
+        raise RegistryError(f"officer {_shown(officer.id)}: {problem}")
+    problem = identifier_problem(officer.cert_no)
+    if problem:
+        raise RegistryError(
+            f"officer {officer.id}: certificate number {_shown(officer.cert_no)}: {problem}"
+        )
+
+
 def save_device(conn: Connection, device: Device, actor: str) -> Change:
     """Add or update a device; unchanged when identical (re-imports change nothing)."""
-    if not device.serial.strip():
-        raise RegistryError("a device needs a serial")
+    check_device(device)
     before = rows.device(conn, device.serial)
     if before == device:
         return Change("device", device.serial, "unchanged")
@@ -59,8 +121,7 @@ def save_device(conn: Connection, device: Device, actor: str) -> Change:
 
 
 def save_officer(conn: Connection, officer: Officer, actor: str) -> Change:
-    if not officer.id.strip() or not officer.cert_no.strip():
-        raise RegistryError(f"officer {officer.id!r}: needs an id and a certificate number")
+    check_officer(officer)
     holder = rows.officer_by_cert(conn, officer.cert_no)
     if holder is not None and holder.id != officer.id:
         raise RegistryError(
@@ -146,10 +207,28 @@ def end_assignment(conn: Connection, serial: str, at: datetime, actor: str) -> A
     return Assignment(current.id, serial, current.officer_id, current.start, at)
 
 
+def require_registrar(conn: Connection, actor: str) -> None:
+    """Registry and station changes are made by a registered officer (by an administrator,
+    once the web application's users exist): a dump folder decides what is archived and
+    released, a device record who is attributed. A new instance, with no officer yet, is
+    set up by whoever is named."""
+    if not actor or not actor.strip():
+        raise RegistryError("a registry change needs a named actor (--as OFFICER-ID)")
+    if rows.officer(conn, actor) is not None:
+        return
+    if conn.execute(select(func.count()).select_from(officers)).scalar_one() == 0:
+        return
+    raise RegistryError(
+        f"{_shown(actor)} is not a registered officer: registry and station changes are "
+        "made by registered officers (--as OFFICER-ID)"
+    )
+
+
 def set_status(
     catalog: Catalog, serial: str, status: DeviceStatus, actor: str, reason: str = ""
 ) -> Change:
     with catalog.begin() as conn:
+        require_registrar(conn, actor)
         device = rows.device(conn, serial)
         if device is None:
             raise NotFound("device", serial)

@@ -23,6 +23,7 @@ from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
 from pipeline.errors import EvidenceError, RegistryError
 from pipeline.models import Device, DeviceKind, DeviceStatus, Officer, Role, Station
+from pipeline.settings import Settings
 from pipeline.tabular import read_records, text_value, time_value
 
 SECTIONS = ("stations", "officers", "devices", "assignments")
@@ -67,13 +68,27 @@ class RegistryFile:
 
 
 def read_file(path: Path, tz: ZoneInfo) -> RegistryFile:
-    """Parse and validate a YAML or CSV registry file; RegistryError lists every problem."""
+    """Parse and validate a YAML or CSV registry file; RegistryError lists every problem. A
+    record given twice is refused: which of the two should win is the writer's to say."""
     result, problems = RegistryFile(), []
+    first: dict[tuple[str, str], int] = {}
     for section, line, data in read_records(path, _REQUIRED, RegistryError):
         try:
-            result.add(section, _record(section, data, tz), line)
-        except (ValueError, KeyError, TypeError) as exc:
+            record = _record(section, data, tz)
+            if isinstance(record, Device):
+                registry.check_device(record)
+            elif isinstance(record, Officer):
+                registry.check_officer(record)
+        except (ValueError, KeyError, TypeError, RegistryError) as exc:
             problems.append(f"{path}:{line}: {section}: {exc}")
+            continue
+        key = _key(record)
+        if (section, key) in first:
+            given = first[section, key]
+            problems.append(f"{path}:{line}: {section}: {key} is already given at line {given}")
+            continue
+        first[section, key] = line
+        result.add(section, record, line)
     if problems:
         raise RegistryError(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(problems))
     return result
@@ -94,15 +109,12 @@ def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
             text_value(data, "location"),
         )
     if section == "officers":
-        roles = data.get("roles") or [Role.ENFORCEMENT.value]
-        if isinstance(roles, str):
-            roles = [r for r in roles.replace(";", ",").split(",") if r.strip()]
         return Officer(
             text_value(data, "id"),
             text_value(data, "name"),
             text_value(data, "cert_no"),
             text_value(data, "department"),
-            tuple(Role(r.strip()) for r in roles),
+            _roles(data.get("roles")),
         )
     if section == "devices":
         return Device(
@@ -111,7 +123,7 @@ def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
             DeviceStatus(text_value(data, "status", "active")),
             text_value(data, "vendor"),
             text_value(data, "model"),
-            float(data.get("clock_offset_s") or 0.0),
+            _seconds(data.get("clock_offset_s"), "clock_offset_s"),
         )
     end = data.get("to")
     return AssignmentRecord(
@@ -122,28 +134,73 @@ def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
     )
 
 
+def _roles(value: Any) -> tuple[Role, ...]:
+    """A list of role names, or one text of them separated by ',' or ';' (a CSV cell)."""
+    if value in (None, "", []):
+        return (Role.ENFORCEMENT,)
+    names = value.replace(";", ",").split(",") if isinstance(value, str) else value
+    known = ", ".join(Role)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"roles must be a list of role names ({known})")
+    roles = []
+    for name in (n.strip() for n in names if n.strip()):
+        if name not in Role.__members__.values():
+            raise ValueError(f"roles: unknown role {name[:40]!r} ({known})")
+        roles.append(Role(name))
+    return tuple(roles)
+
+
+def _seconds(value: Any, key: str) -> float:
+    if value in (None, ""):
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{key} must be a number of seconds")
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{key} {str(value)[:40]!r} is not a number of seconds") from None
+
+
+def _key(record: Any) -> str:
+    """What identifies a record within its section."""
+    if isinstance(record, Device):
+        return f"serial {record.serial}"
+    if isinstance(record, AssignmentRecord):
+        return f"device {record.device} from {record.start.isoformat()}"
+    return f"id {record.id}"
+
+
 # --------------------------------------------------------------------------------- applying
 
 
 def apply(
-    catalog: Catalog, parsed: RegistryFile, source: Path, actor: str
+    catalog: Catalog,
+    parsed: RegistryFile,
+    source: Path,
+    actor: str,
+    *,
+    settings: Settings | None = None,
 ) -> list[registry.Change]:
-    """Apply a validated file in one transaction: all of it, or (on a refusal) none of it."""
+    """Apply a validated file in one transaction: all of it, or (on a refusal) none of it.
+    With ``settings``, a station whose dump folder overlaps EVIDENCE_HOME is refused."""
     changes: list[registry.Change] = []
     with catalog.begin() as conn:
+        registry.require_registrar(conn, actor)  # as the catalog stood before the file
         for section in SECTIONS:
             for record in getattr(parsed, section):
                 try:
-                    changes.append(_apply_one(conn, section, record, actor))
+                    changes.append(_apply_one(conn, section, record, actor, settings))
                 except EvidenceError as exc:
                     line = parsed.lines[id(record)]
                     raise RegistryError(f"{source}:{line}: {section}: {exc}") from exc
     return changes
 
 
-def _apply_one(conn: Any, section: str, record: Any, actor: str) -> registry.Change:
+def _apply_one(
+    conn: Any, section: str, record: Any, actor: str, settings: Settings | None
+) -> registry.Change:
     if section == "stations":
-        return save_station(conn, record, actor)
+        return save_station(conn, record, actor, settings=settings)
     if section == "officers":
         return registry.save_officer(conn, record, actor)
     if section == "devices":

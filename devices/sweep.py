@@ -6,17 +6,25 @@
 
 from __future__ import annotations
 
+import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from devices.scan import scan_station
+from devices.stations import check_station_root, list_stations
+from pipeline import dockfs
 from pipeline.catalog import jobs as jobs_db
-from pipeline.errors import StationError
+from pipeline.errors import EvidenceError
 from pipeline.ingest import IngestContext, ingest_job, prepare
-from pipeline.models import FileReport, Outcome, Station, SweepReport
+from pipeline.models import FileReport, Outcome, SourceFile, Station, SweepReport
+from pipeline.writers import is_network_mount
+
+#: How long after its release a file in ``.ingested/`` is watched for a late writer.
+GROWTH_WATCH = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -31,28 +39,66 @@ def plan_sweep(
     ctx: IngestContext, station: Station, paths: Sequence[Path] | None = None
 ) -> SweepPlan:
     """Jobs for the station's complete files. A full sweep (``paths`` None) also takes the
-    unfinished jobs a crash left behind; a sweep of named files takes just those, which the
-    caller (the watcher) saw closed: they need only be ``watch.settle_s`` old."""
+    unfinished jobs a crash left behind and files that grew in ``.ingested/`` after their
+    release; a sweep of named files takes just those, which the caller (the watcher) saw
+    closed: they need only be ``watch.settle_s`` old.
+
+    Raises StationError only for the station as a whole (its dump folder is missing, or
+    overlaps the archive): any problem of one entry is a line of the report."""
     started = time.monotonic()
-    if not station.root.is_dir():
-        raise StationError(station.id, f"dump folder {station.root} is missing")
-    watch = ctx.settings.watch
+    settings = ctx.settings
+    check_station_root(settings, station, list_stations(ctx.catalog))
+    watch = settings.watch
     min_age = watch.stable_s if paths is None else min(watch.settle_s, watch.stable_s)
-    scan = scan_station(station, ctx.settings.ingest.ignore, min_age, only=paths)
-    job_ids = prepare(ctx, list(scan.ready))
+    if is_network_mount(station.root):
+        # A writer on another machine is invisible in /proc: only patience tells.
+        min_age = max(min_age, watch.network_stable_s)
+    scan = scan_station(
+        station,
+        settings.ingest.ignore,
+        min_age,
+        only=paths,
+        encodings=settings.ingest.legacy_encodings,
+        writer_check=watch.writer_check,
+    )
+    sources = list(scan.ready)
     leftovers: list[int] = []
     if paths is None:
-        with ctx.catalog.begin() as conn:
-            leftovers = [j.id for j in jobs_db.unfinished(conn, station.id) if j.id not in job_ids]
+        sources += grown_after_release(ctx, station)
+        with ctx.catalog.read() as conn:
+            leftovers = [j.id for j in jobs_db.unfinished(conn, station.id)]
+    job_ids, unplanned = prepare(ctx, sources)
+    leftovers = [j for j in leftovers if j not in job_ids]
     waiting = tuple(
-        FileReport(
-            str(s.path),
-            Outcome.WAITING,
-            reason=f"still being written (changed within {min_age:g} s)",
-        )
+        FileReport(s.shown, Outcome.WAITING, reason=scan.waiting_reason(s, min_age))
         for s in scan.waiting
     )
-    return SweepPlan(station, (*job_ids, *leftovers), waiting, started)
+    return SweepPlan(
+        station, (*job_ids, *leftovers), (*waiting, *scan.refused, *unplanned), started
+    )
+
+
+def grown_after_release(ctx: IngestContext, station: Station) -> list[SourceFile]:
+    """Released files in ``.ingested/`` that are no longer what was released: a writer that
+    went on after the release (a network dock, a writer /proc cannot see). Their bytes are
+    ingested again, as a new item flagged as the continuation of the first."""
+    since = ctx.clock() - GROWTH_WATCH
+    encodings = ctx.settings.ingest.legacy_encodings
+    with ctx.catalog.read() as conn:
+        released = jobs_db.recently_released(conn, station.id, since)
+    grown: list[SourceFile] = []
+    for job in released:
+        assert job.released_to is not None
+        # The readable form is the real name for UTF-8 names (all but legacy-encoded cards,
+        # whose late writers are then left to the writer check).
+        path = Path(job.released_to)
+        try:
+            st = dockfs.lstat_in_dock(station.root, path)
+        except (OSError, EvidenceError):
+            continue  # taken away by an operator: nothing left to notice
+        if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+            grown.append(SourceFile.seen(station.id, path, st, dockfs.readable(path, encodings)))
+    return grown
 
 
 def finish_sweep(plan: SweepPlan, reports: Sequence[FileReport]) -> SweepReport:

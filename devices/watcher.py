@@ -53,6 +53,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from devices.scan import INGESTED_DIR, is_ignored
+from pipeline.dockfs import raw_name
 from pipeline.errors import StationError
 from pipeline.models import Station
 from pipeline.settings import WatchSettings
@@ -328,6 +329,15 @@ class StationWatcher:
         return None if nearest == math.inf else max(0.0, nearest - time.monotonic())
 
     def _deliver(self, station_id: str, paths: list[Path] | None) -> None:
+        if paths is not None and any(raw_name(p) is not None for p in paths):
+            # A name that is not UTF-8 cannot travel as a flow run's parameter (JSON): a
+            # sweep of the station, which finds it on the dock, takes it instead, now.
+            paths = [p for p in paths if raw_name(p) is None]
+            with self._cond:
+                self._sweep_due[station_id] = time.monotonic()
+                self._cond.notify_all()
+            if not paths:
+                return
         what = "sweep" if paths is None else f"batch of {len(paths)} file(s)"
         logger.info("station %s: %s", station_id, what)
         try:

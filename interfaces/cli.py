@@ -52,10 +52,9 @@ def _global(
     if home is not None:
         os.environ["EVIDENCE_HOME"] = str(home)
     # Each file's outcome is printed as a line of its own; logs repeat it only when asked.
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(output.InertFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, handlers=[handler])
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
 
 
@@ -100,7 +99,7 @@ def init(json_out: JsonOpt = False) -> None:
         output.print_json(info)
     else:
         for key, value in info.items():
-            output.console.print(f"[bold]{key}[/]: {value}")
+            output.console.print(output.line((key, "bold"), ": ", value))
 
 
 # ------------------------------------------------------------------------------ stations
@@ -123,12 +122,18 @@ def stations_add(
 
     settings = _settings()
     station = add_station(
-        _catalog(settings), station_id, root, actor or settings.actor, name=name, location=location
+        _catalog(settings),
+        station_id,
+        root,
+        actor or settings.actor,
+        name=name,
+        location=location,
+        settings=settings,
     )
     if json_out:
         output.print_json(station)
     else:
-        output.console.print(f"station {station.id} added: {station.root}")
+        output.console.print(output.text(f"station {station.id} added: {station.root}"))
 
 
 @stations_app.command("list")
@@ -235,7 +240,10 @@ def watch(
         raise EvidenceError("no stations to watch: register one with `evidence stations add`")
     server = use_prefect(settings)
     output.console.print(
-        f"watching {', '.join(s.id for s in stations)}; Prefect UI: {server.ui_url} (Ctrl-C stops)"
+        output.text(
+            f"watching {', '.join(s.id for s in stations)}; Prefect UI: {server.ui_url} "
+            "(Ctrl-C stops)"
+        )
     )
     if settings.prefect.deployments:
         _watch_submitting(settings, stations)
@@ -251,14 +259,16 @@ def watch(
 
     def print_files(report: SweepReport) -> None:
         for f in report.files:
-            output.console.print(f"{report.station_id} " + output.file_line(f))
+            output.console.print(output.line(f"{report.station_id} ", output.file_line(f)))
 
     def on_intake(intake: Intake) -> None:
         print_files(intake.report)
         if intake.to_derive:
             output.console.print(
-                f"{intake.report.station_id}: {len(intake.to_derive)} file(s) catalogued, "
-                "proxies to follow"
+                output.text(
+                    f"{intake.report.station_id}: {len(intake.to_derive)} file(s) catalogued, "
+                    "proxies to follow"
+                )
             )
 
     with WatchIngest(settings, on_intake, print_files) as ingest:
@@ -273,7 +283,7 @@ def _watch_submitting(settings: Settings, stations: list[Station]) -> None:
         wanted = None if paths is None else [str(p) for p in paths]
         run = submit_ingest(station_id, wanted)
         what = "a sweep" if wanted is None else f"{len(wanted)} file(s)"
-        output.console.print(f"{station_id}: submitted {what} as flow run {run}")
+        output.console.print(output.text(f"{station_id}: submitted {what} as flow run {run}"))
 
     _run_watcher(settings, stations, on_batch)
 
@@ -347,7 +357,9 @@ def media_show(
         return
     output.console.print(output.media_detail(item, {k: v for k, v in keys.items() if v}))
     for ev in history:
-        output.console.print(f"  #{ev.seq} {ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value} by {ev.actor}")
+        output.console.print(
+            output.text(f"  #{ev.seq} {ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value} by {ev.actor}")
+        )
 
 
 @quarantine_app.command("list")
@@ -382,7 +394,9 @@ def server_start(json_out: JsonOpt = False) -> None:
         output.print_json({"api_url": info.url, "ui_url": info.ui_url, "pid": info.pid})
     else:
         verb = "started" if info.started else "running"
-        output.console.print(f"Prefect server {verb}: UI {info.ui_url}, API {info.url}")
+        output.console.print(
+            output.text(f"Prefect server {verb}: UI {info.ui_url}, API {info.url}")
+        )
 
 
 @server_app.command("status")
@@ -394,7 +408,7 @@ def server_status(json_out: JsonOpt = False) -> None:
     if json_out:
         output.print_json(None if info is None else {"api_url": info.url, "pid": info.pid})
     else:
-        output.console.print(f"running: {info.ui_url}" if info else "not running")
+        output.console.print(output.text(f"running: {info.ui_url}" if info else "not running"))
     raise typer.Exit(0 if info else 1)
 
 
@@ -432,7 +446,7 @@ def main() -> None:
     except EvidenceError as exc:
         # Unwrapped and without markup: the message names files and may hold brackets.
         output.err_console.print(f"[bold red]error[/] ({exc.code}): ", end="")
-        output.err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        output.err_console.print(output.text(exc), highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -126,7 +126,7 @@ def run_demo(home: Path | None) -> int:
 
     reports: list[SweepReport] = []
     try:
-        file_listeners.append(lambda r: console.print("  " + output.file_line(r)))
+        file_listeners.append(lambda r: console.print(output.line("  ", output.file_line(r))))
         for station_id in docks:
             console.rule(f"flow run ingest-station: {station_id}")
             report = run_ingest(settings, station_id)

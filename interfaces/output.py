@@ -1,14 +1,24 @@
-"""Turning domain values into tables for people and JSON for scripts."""
+"""Turning domain values into tables for people and JSON for scripts.
+
+Every text the catalog holds came from a dock, a file's metadata, an import or a person, so it
+is data, never markup: it reaches Rich only as a ``Text`` (``text``, or ``line`` when a line
+mixes it with styles of ours), with its control characters made visible (``shown``).
+A stored "[/]" would otherwise end a listing with a MarkupError, and an ESC sequence would
+drive the reader's terminal.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.models import (
     FileReport,
@@ -20,8 +30,22 @@ from pipeline.models import (
     plain,
 )
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: a stored ":warning:" is shown as typed.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
+
+# What a terminal acts on instead of showing: C0 controls but tab and newline, DEL, C1 (0x9b
+# alone is a CSI to many terminals), the Unicode line separators and bidirectional controls
+# (they reorder what follows, "Trojan Source"), and lone surrogates (os.fsdecode's stand-ins
+# for undecodable bytes of a file name, which no terminal encoding can write).
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+    "\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+# JSON escapes C0 itself; these it leaves raw with ensure_ascii=False.
+_JSON_UNSAFE = re.compile(
+    "[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 OUTCOME_STYLE = {
     Outcome.ARCHIVED: "green",
@@ -29,11 +53,15 @@ OUTCOME_STYLE = {
     Outcome.QUARANTINED: "yellow",
     Outcome.WAITING: "blue",
     Outcome.FAILED: "bold red",
+    Outcome.REFUSED: "magenta",
+    Outcome.VANISHED: "bold magenta",
 }
 OUTCOME_ZH = {
     Outcome.ARCHIVED: "已归档",
     Outcome.DUPLICATE: "重复",
     Outcome.QUARANTINED: "已隔离",
+    Outcome.REFUSED: "拒收",
+    Outcome.VANISHED: "已消失",
     Outcome.WAITING: "等待",
     Outcome.FAILED: "失败",
 }
@@ -42,9 +70,48 @@ OUTCOME_ZH = {
 to_jsonable = plain
 
 
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the byte the file system gave
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(value: object) -> str:
+    """``value`` as text a terminal shows and does not act on: ESC becomes ``\\x1b``."""
+    return _UNSAFE.sub(_visible, str(value))
+
+
+def text(value: object, style: str = "") -> Text:
+    """Stored text for a table cell, a title or a whole line: never parsed as markup."""
+    return Text(shown(value), style=style)
+
+
+def line(*parts: object | tuple[object, str]) -> Text:
+    """A line of stored text and styled pieces, ``(text, style)``, none parsed as markup:
+    ``line((case.number, "bold"), " ", case.title)``. (Escaping into a markup string instead
+    gets a value that ends in a backslash wrong.)"""
+    return Text.assemble(
+        *(
+            p if isinstance(p, Text) else (shown(p[0]), p[1]) if isinstance(p, tuple) else shown(p)
+            for p in parts
+        )
+    )
+
+
+class InertFormatter(logging.Formatter):
+    """Log lines name dock files and quote errors: their control characters are shown."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record))
+
+
 def print_json(value: Any) -> None:
-    # Plain print: rich would wrap long lines and colour the output of a script's pipe.
-    print(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))
+    # Plain print: rich would wrap long lines and colour the output of a script's pipe. The
+    # \u escapes keep every value exact for a JSON reader while the raw bytes never reach
+    # a terminal the output is shown on.
+    dumped = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2)
+    print(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped))
 
 
 def _short(sha: str | None) -> str:
@@ -56,25 +123,25 @@ def _seconds(value: float | None) -> str:
 
 
 def sweep_table(report: SweepReport) -> Table:
-    table = Table(title=f"Station {report.station_id}: {len(report.files)} files")
+    table = Table(title=text(f"Station {report.station_id}: {len(report.files)} files"))
     for col in ("file", "outcome", "kind", "sha256", "media", "reason"):
         table.add_column(col, overflow="fold")
     for f in report.files:
         style = OUTCOME_STYLE[f.outcome]
         table.add_row(
-            Path(f.path).name,
+            text(Path(f.path).name),
             f"[{style}]{f.outcome.value} {OUTCOME_ZH[f.outcome]}[/]",
             f.kind.value if f.kind else "",
             _short(f.sha256),
             str(f.media_id or ""),
-            f.reason or "",
+            text(f.reason or ""),
         )
     return table
 
 
-def sweep_summary(report: SweepReport) -> str:
+def sweep_summary(report: SweepReport) -> Text:
     parts = [f"{report.count(o)} {o.value}" for o in Outcome if report.count(o)]
-    return f"{report.station_id}: {', '.join(parts) or 'no files'} in {report.seconds:.1f} s"
+    return text(f"{report.station_id}: {', '.join(parts) or 'no files'} in {report.seconds:.1f} s")
 
 
 def media_table(items: list[MediaItem]) -> Table:
@@ -97,8 +164,8 @@ def media_table(items: list[MediaItem]) -> Table:
             str(m.id),
             f"{m.kind.value} {m.kind.label_zh}",
             m.status.value,
-            m.original_name,
-            m.station_id,
+            text(m.original_name),
+            text(m.station_id),
             recorded.strftime("%Y-%m-%d %H:%M:%S") if recorded else "",
             _seconds(m.probe.duration_s),
             f"{m.size:,}",
@@ -129,7 +196,7 @@ def media_detail(item: MediaItem, paths: dict[str, str]) -> Table:
     rows.extend(paths.items())
     for name, value in rows:
         if value is not None:
-            table.add_row(name, str(value))
+            table.add_row(text(name), text(value))
     return table
 
 
@@ -140,10 +207,10 @@ def quarantine_table(entries: list[QuarantineEntry]) -> Table:
     for e in entries:
         table.add_row(
             str(e.id),
-            e.station_id,
-            Path(e.source_path).name,
-            e.code,
-            e.reason,
+            text(e.station_id),
+            text(Path(e.source_path).name),
+            text(e.code),
+            text(e.reason),
             str(e.media_id or ""),
             _short(e.sha256) if e.sha256 else "source kept on the dock",
         )
@@ -155,11 +222,11 @@ def stations_table(stations: list[Station]) -> Table:
     for col in ("id", "name", "dump folder", "location"):
         table.add_column(col, overflow="fold")
     for s in stations:
-        table.add_row(s.id, s.name, str(s.root), s.location)
+        table.add_row(text(s.id), text(s.name), text(s.root), text(s.location))
     return table
 
 
-def file_line(report: FileReport) -> str:
-    style = OUTCOME_STYLE[report.outcome]
+def file_line(report: FileReport) -> Text:
     reason = f" — {report.reason}" if report.reason else ""
-    return f"[{style}]{report.outcome.value:<11}[/] {Path(report.path).name}{reason}"
+    outcome = (f"{report.outcome.value:<11}", OUTCOME_STYLE[report.outcome])
+    return line(outcome, " ", Path(report.path).name, reason)

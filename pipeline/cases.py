@@ -9,6 +9,7 @@ rule. Every change is a custody event.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -34,6 +35,23 @@ from pipeline.models import (
     Signature,
 )
 from pipeline.settings import Settings
+
+#: What a case number may hold: letters and digits of any script (CJK included), '-', '_', '.',
+#: and the brackets Chinese case numbers use (市监罚〔2026〕0113号, (2026)0113, 【2026】, [2026]);
+#: 1-64 of them (the column's width), not starting with '.'. No '/', '\', whitespace or control
+#: character: a number is shown, searched for and written into bags, never taken as a path.
+CASE_NUMBER = re.compile(r"(?!\.)[\w\-.()（）〔〕［］\[\]【】]{1,64}")
+
+
+def check_number(number: str) -> str:
+    """``number`` if a new case may have it, else CaseError naming it and saying why."""
+    if not CASE_NUMBER.fullmatch(number):
+        raise CaseError(
+            repr(number) if not number.isprintable() or not number else number,
+            "a case number is 1-64 letters, digits, '-', '_', '.' or brackets (〔〕()[]【】), "
+            "not starting with '.'",
+        )
+    return number
 
 
 def due_of(settings: Settings, action_end: datetime | None) -> tuple[date | None, bool]:
@@ -70,8 +88,11 @@ def save_case(
 ) -> str:
     """Create or update a case; 'added', 'changed' or 'unchanged'."""
     categories.get(case.category)
-    if not case.number.strip() or not case.title.strip():
-        raise CaseError(case.number, "a case needs a number and a title")
+    before = case_rows.get(conn, case.number)
+    if before is None:  # a case an older, unchecked version made keeps working by its number
+        check_number(case.number)
+    if not case.title.strip():
+        raise CaseError(case.number, "a case needs a title")
     for officer in case.officers:
         if registry_rows.officer(conn, officer) is None:
             raise CaseError(case.number, f"officer {officer} is not registered")
@@ -79,7 +100,6 @@ def save_case(
         raise CaseError(case.number, "the action ends before it starts")
     due, provisional = due_of(settings, case.action_end)
     case = replace(case, due=due, due_provisional=provisional)
-    before = case_rows.get(conn, case.number)
     if before == case:
         return "unchanged"
     if before is not None and before.status is CaseStatus.ARCHIVED:

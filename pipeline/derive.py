@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import transcode
-from pipeline.errors import MediaError
+from pipeline.errors import MediaError, TranscodeError
 from pipeline.models import MediaItem
 from pipeline.settings import Settings
 from pipeline.store import ArchiveStore
+from pipeline.transcode import Derivative
 
 
 @dataclass(frozen=True)
@@ -21,23 +22,32 @@ class Derived:
 
 
 def make_derivatives(store: ArchiveStore, settings: Settings, item: MediaItem) -> Derived:
-    """Proxy and thumbnail into the store. A file ffmpeg cannot decode comes back as a
-    failure (the caller quarantines it; its original stays archived bit for bit); a missing
-    ffmpeg or an unwritable store raise, as system errors that decide nothing."""
+    """Proxy and thumbnail into the store. A file ffmpeg cannot convert comes back as a
+    failure (the caller quarantines it; its original stays archived bit for bit) only if the
+    same ffmpeg with the same settings converts a test clip: otherwise the binary or a setting
+    is at fault and TranscoderUnusable is raised. That, a missing ffmpeg and an unwritable
+    store are system errors that decide nothing about the file."""
     proxy_key = thumb_key = None
     work = settings.home / "work"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work) as tmp, store.original_file(item.sha256) as src:
+        step: Derivative | None = None
         try:
             suffix = transcode.proxy_suffix(item.kind)
             if suffix is not None:
+                step = Derivative.proxy_of(item.kind)
                 proxy = Path(tmp) / f"proxy{suffix}"
                 transcode.make_proxy(src, proxy, item.probe, settings.transcode)
                 proxy_key = store.put_derived(item.sha256, proxy.name, proxy)
             if transcode.wants_thumbnail(item.kind):
+                step = Derivative.THUMBNAIL
                 thumb = Path(tmp) / "thumbnail.jpg"
                 transcode.make_thumbnail(src, thumb, item.probe, settings.transcode)
                 thumb_key = store.put_derived(item.sha256, thumb.name, thumb)
-        except MediaError as exc:
+        except TranscodeError as exc:
+            assert step is not None, "only making a derivative runs ffmpeg"
+            # A wrong binary or setting fails on every file alike (and so does a timeout too
+            # short for anything): quarantining each would condemn good recordings.
+            transcode.SELF_TESTS.check(step, settings.transcode, Path(tmp))
             return Derived(proxy_key, thumb_key, exc)
     return Derived(proxy_key, thumb_key, None)

@@ -110,6 +110,12 @@ class UnreadableMedia(MediaError):
     code = "unreadable-media"
 
 
+class NameContradictsContent(MediaError):
+    """The file's name promises recorded media, its content is something else."""
+
+    code = "name-contradicts-content"
+
+
 class TranscodeError(MediaError):
     """ffmpeg failed, timed out, or produced no output for a proxy or thumbnail."""
 
@@ -255,3 +261,24 @@ class TagError(EvidenceError):
     def __init__(self, tag: str, message: str) -> None:
         super().__init__(f"tag {tag!r}: {message}")
         self.tag = tag
+
+
+# ---------------------------------------------------------------------------- transcoding
+
+
+class TranscoderUnusable(EvidenceError):
+    """ffmpeg, as configured, cannot make a derivative of a test clip it generated itself: the
+    binary or a transcode setting is wrong, so a failure on a recording says nothing about the
+    recording (the job fails and is retried; nothing is quarantined)."""
+
+    code = "transcoder-unusable"
+
+    def __init__(self, ffmpeg: str, what: str, settings: str, reason: str) -> None:
+        super().__init__(
+            f"ffmpeg {ffmpeg} cannot make {what} of a test clip with these settings "
+            f"({settings}): {reason}"
+        )
+        self.ffmpeg = ffmpeg
+        self.what = what
+        self.settings = settings
+        self.reason = reason

@@ -21,7 +21,9 @@ hashed in one read; the bag is written under a temporary name and renamed when c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
 import hashlib
 import json
 import re
@@ -45,7 +47,7 @@ from pipeline.errors import ChecksumMismatch, CustodyBroken, ExportError
 from pipeline.hashing import ALGORITHM, copy_and_hash
 from pipeline.keys import public_pem
 from pipeline.models import EventKind, MediaItem
-from pipeline.store import ArchiveStore
+from pipeline.store import ArchiveStore, _writer_gone, temporary_name
 
 VERIFIER = Path(rules.__file__)
 TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "README.txt", "verify_bag.py")
@@ -72,7 +74,7 @@ class _Payload:
         self.bytes = 0
 
     def _target(self, relative: str) -> Path:
-        path = self.bag / "data" / relative
+        path = inside(self.bag / "data", relative)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -132,7 +134,8 @@ def export_bag(
         raise ExportError(out, f"case {case} has no linked records" if case else "no media given")
     now = now or datetime.now(UTC)
     export_id = uuid.uuid4().hex
-    staging = out.parent / f".{out.name}.partial-{export_id[:8]}"
+    _remove_abandoned(out)
+    staging = out.parent / f"{_staging_prefix(out)}{temporary_name('')}"
     try:
         staging.mkdir(parents=True)
         payload = _Payload(staging, block_size)
@@ -172,6 +175,21 @@ def export_bag(
         (segment["anchor"]["seq"] + 1, segment["last_seq"]),
         tuple(key_ids),
     )
+
+
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.partial-"
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Remove the staging folders that exports to ``out`` killed midway left: copies of
+    archived originals, never a bag (a bag is only ever ``out``, renamed into place whole).
+    The staging name tells which process wrote it; a live one's is left alone."""
+    prefix = _staging_prefix(out)
+    for leftover in out.parent.glob(glob.escape(prefix) + "*"):
+        with contextlib.suppress(FileNotFoundError):
+            if _writer_gone(leftover.name[len(prefix) :], leftover.stat().st_mtime):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _record(
@@ -296,7 +314,9 @@ def _first_seq(conn: Connection, media_ids: set[int]) -> int:
 
 def _write_tags(bag: Path, payload: _Payload, export: dict[str, Any], now: datetime) -> None:
     manifest = "".join(f"{sha}  {path}\n" for path, sha in sorted(payload.manifest))
-    reason = " ".join(str(export["reason"]).split())  # bag-info values are single lines
+    # bag-info values are single lines: a newline in who or why would forge another field
+    reason = " ".join(str(export["reason"]).split())
+    who = " ".join(str(export["exported_by"]).split())
     files = {
         "bagit.txt": "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
         "bag-info.txt": (
@@ -304,7 +324,7 @@ def _write_tags(bag: Path, payload: _Payload, export: dict[str, Any], now: datet
             f"Bagging-Date: {now.astimezone(UTC):%Y-%m-%d}\n"
             f"External-Identifier: {export['export_id']}\n"
             f"External-Description: Evidence export of {len(export['items'])} media "
-            f"item(s) by {export['exported_by']}: {reason}\n"
+            f"item(s) by {who}: {reason}\n"
             f"Payload-Oxum: {payload.bytes}.{len(payload.manifest)}\n"
         ),
         "manifest-sha256.txt": manifest,
@@ -363,10 +383,32 @@ How hashes are computed is written at the top of verify_bag.py.
 """
 
 
+#: Bytes of a name safe_name keeps: file systems allow 255 (NAME_MAX), and a bag's names get
+#: prefixes ("<media id>_", ".partial-…"); a dock's longest CJK name is 85 characters.
+NAME_BYTES = 200
+
+
 def safe_name(name: str) -> str:
-    """A file name that is the same on every file system and in a BagIt manifest."""
+    """A file name that is the same on every file system and in a BagIt manifest: letters,
+    digits, '.', '_', '-', at most NAME_BYTES in UTF-8, its extension kept."""
     cleaned = re.sub(r"[^\w.\-]+", "_", name).strip("._") or "file"
-    return cleaned[:120]
+    stem, dot, suffix = cleaned.rpartition(".")
+    if not dot or not stem or len(suffix) > 16:
+        stem, suffix = cleaned, ""
+    else:
+        suffix = "." + suffix
+    room = NAME_BYTES - len(suffix.encode())
+    return (stem.encode()[:room].decode(errors="ignore").rstrip("._-") or "file") + suffix
+
+
+def inside(folder: Path, relative: str) -> Path:
+    """``folder / relative``, refused unless it stays inside ``folder``: names in a bag come
+    from stored text, and no stored text may place a file elsewhere."""
+    path = folder / relative
+    base = folder.resolve()
+    if not path.resolve().is_relative_to(base) or path.resolve() == base:
+        raise ExportError(folder, f"{relative!r} would be written outside it")
+    return path
 
 
 def _json(value: Any) -> bytes:

@@ -29,32 +29,53 @@ ALGORITHM = "sha256"
 _DEPTH = 3
 
 
-def copy_and_hash(source: Path, target: BinaryIO, block_size: int) -> Digest:
+def subject_of(source: Path | BinaryIO) -> Path:
+    """What an error about a source names: its path, or the text name of an open file."""
+    return source if isinstance(source, Path) else Path(str(source.name))
+
+
+def copy_and_hash(source: Path | BinaryIO, target: BinaryIO, block_size: int) -> Digest:
     """Copy ``source`` into the open ``target`` and hash it in the same pass.
 
+    ``source`` is a path, or a file already opened for reading (a dock file opened without
+    following links, see pipeline.dockfs: its ``name`` is the text that errors show).
     Raises SourceError when the source cannot be read or changes while it is read: a file
     still being written by the dock must not be taken with half its bytes. An error writing
     ``target`` (a full archive disk) is the OSError it is: the store's failure, not the file's.
     """
+    if isinstance(source, Path):
+        with _reading(source):
+            src = source.open("rb", buffering=0)
+        with src:
+            return _copy_and_hash(src, source, target, block_size, restat=source.stat)
+    return _copy_and_hash(source, subject_of(source), target, block_size)
+
+
+def _copy_and_hash(
+    src: BinaryIO,
+    subject: Path,
+    target: BinaryIO,
+    block_size: int,
+    restat: Callable[[], os.stat_result] | None = None,
+) -> Digest:
+    stat_now = restat or (lambda: os.fstat(src.fileno()))
     digest = hashlib.sha256()
-    with _reading(source):
-        before = source.stat()
-        src = source.open("rb", buffering=0)
-    with src:
+    with _reading(subject):
+        before = stat_now()
 
-        def read_and_hash(buffer: bytearray) -> int:
-            with _reading(source):
-                n = src.readinto(buffer) or 0
-            digest.update(memoryview(buffer)[:n])
-            return n
+    def read_and_hash(buffer: bytearray) -> int:
+        with _reading(subject):
+            n = src.readinto(buffer) or 0  # type: ignore[attr-defined]
+        digest.update(memoryview(buffer)[:n])
+        return n
 
-        size = _overlapped(read_and_hash, _writer(target), block_size, before.st_size)
-    with _reading(source):
-        after = source.stat()
+    size = _overlapped(read_and_hash, _writer(target), block_size, before.st_size)
+    with _reading(subject):
+        after = stat_now()
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
         size != after.st_size
     ):
-        raise SourceChanged(source, "changed while being read (still being written?)")
+        raise SourceChanged(subject, "changed while being read (still being written?)")
     return Digest(digest.hexdigest(), size)
 
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from pipeline.catalog import registry
+from pipeline.dockfs import readable
 from pipeline.errors import DeviceError, DeviceLost, DeviceRetired, UnknownDevice
 from pipeline.models import (
     Assignment,
@@ -68,6 +69,17 @@ def match_filename(
 def normalize_serial(serial: str) -> str:
     """Serials are written BWC-0017, bwc0017, BWC_0017…: compare them without case or marks."""
     return re.sub(r"[^0-9A-Za-z]", "", serial).upper()
+
+
+def dock_relative(station_root: Path, source: SourceFile) -> Path:
+    """The source's readable path below the station root; a file that grew in
+    ``.ingested/`` after its release counts as where it was first found."""
+    root = readable(station_root)
+    shown = source.shown
+    relative = Path(shown[len(root) + 1 :] if shown.startswith(root + "/") else source.name)
+    if relative.parts and relative.parts[0] == ".ingested":
+        relative = Path(*relative.parts[1:])
+    return relative
 
 
 def serial_sources(
@@ -186,8 +198,8 @@ def identify(
     now: datetime,
 ) -> tuple[Identification, Device | None]:
     """Everything the registry can say about one file; the device, if registered."""
-    name = match_filename(source.path.name, settings.filename_patterns, ZoneInfo(settings.timezone))
-    found = serial_sources(source.path.relative_to(station_root), probe, name)
+    name = match_filename(source.name, settings.filename_patterns, ZoneInfo(settings.timezone))
+    found = serial_sources(dock_relative(station_root, source), probe, name)
     serial, flags = choose_serial(found, settings.precedence)
     device = find_device(conn, serial)
     start, end, time_source = recorded_interval(probe, name, source, device)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+from pipeline.dockfs import raw_name, readable
 
 
 class MediaKind(enum.StrEnum):
@@ -52,10 +55,11 @@ class JobState(enum.StrEnum):
     DERIVED = "derived"  # proxy and thumbnail made (or not needed, or quarantined)
     DONE = "done"  # source released from the dock
     HELD = "held"  # source kept on the dock on purpose (e.g. checksum mismatch)
+    VANISHED = "vanished"  # the source left the dock before it was stored (alert raised)
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.HELD)
+        return self in (JobState.DONE, JobState.HELD, JobState.VANISHED)
 
 
 class Outcome(enum.StrEnum):
@@ -66,6 +70,8 @@ class Outcome(enum.StrEnum):
     QUARANTINED = "quarantined"  # preserved (or held on the dock) with a reason
     WAITING = "waiting"  # still being written (or taken by another sweep): next sweep
     FAILED = "failed"  # a system error: nothing decided, the job will be retried
+    REFUSED = "refused"  # not a regular file (link, FIFO…) or not the dock's: left, reported
+    VANISHED = "vanished"  # left the dock before a verified copy existed: an alert is raised
 
 
 class EventKind(enum.StrEnum):
@@ -106,12 +112,48 @@ class Station:
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A file on a dock, as seen at one moment."""
+    """A file on a dock, as seen at one moment.
+
+    ``path`` is the real name (a name that is not UTF-8 holds surrogate escapes of its
+    bytes); ``shown`` is its readable text, which is what the catalog, reports and logs get.
+    ``dev``, ``ino`` and ``ctime_ns`` tell which file it was (None when not known)."""
 
     station_id: str
     path: Path
     size: int
     mtime_ns: int
+    text: str = ""  # readable form of ``path``, decoded with the station's encodings
+    dev: int | None = None
+    ino: int | None = None
+    ctime_ns: int | None = None
+
+    @classmethod
+    def seen(cls, station_id: str, path: Path, st: os.stat_result, text: str) -> SourceFile:
+        """The file as ``lstat`` found it just now."""
+        return cls(
+            station_id,
+            path,
+            st.st_size,
+            st.st_mtime_ns,
+            text=text,
+            dev=st.st_dev,
+            ino=st.st_ino,
+            ctime_ns=st.st_ctime_ns,
+        )
+
+    @property
+    def shown(self) -> str:
+        return self.text or readable(self.path)
+
+    @property
+    def name(self) -> str:
+        """The readable file name."""
+        return self.shown.rsplit("/", 1)[-1]
+
+    @property
+    def raw(self) -> bytes | None:
+        """The name's bytes when they are not UTF-8 (the catalog keeps them to reopen it)."""
+        return raw_name(self.path)
 
 
 @dataclass(frozen=True)

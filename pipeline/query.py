@@ -66,10 +66,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import (
@@ -246,31 +247,57 @@ _TIME = re.compile(
 )
 
 
-def _period(text: str, tz: tzinfo) -> tuple[datetime, datetime]:
-    """The UTC [start, end) that a typed date or time stands for."""
+# The first and last moments a datetime holds. A period at either end of the calendar can
+# run past them once in UTC (0001-01-01 in +08:00 starts in year 0): that end is then open,
+# since no stored time lies beyond it, and a period wholly beyond them holds nothing.
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def _period(text: str, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
+    """The UTC [start, end) that a typed date or time stands for (None: open, past the end
+    of the calendar)."""
     m = _TIME.fullmatch(text)
     if m is None:
         raise _Bad("not a date")
     n = {k: int(v) for k, v in m.groupdict().items() if v is not None and k != "zone"}
-    zone = tz if m["zone"] is None else datetime.fromisoformat(f"2000-01-01T00{m['zone']}").tzinfo
     try:
+        zone = (
+            tz if m["zone"] is None else datetime.fromisoformat(f"2000-01-01T00{m['zone']}").tzinfo
+        )
         if "q" in n:
             start = datetime(n["y"], 3 * n["q"] - 2, 1, tzinfo=zone)
-            end = _add_months(start, 3)
         else:
             start = datetime(
                 n["y"], n.get("mo", 1), n.get("d", 1), n.get("h", 0), n.get("mi", 0),
                 n.get("s", 0), tzinfo=zone,
             )  # fmt: skip
-            if "mo" not in n:
-                end = start.replace(year=start.year + 1)
-            elif "d" not in n:
-                end = _add_months(start, 1)
-            else:
-                end = start + next(unit for k, unit in _UNITS if k in n)
     except ValueError:
         raise _Bad("not a date") from None
-    return start.astimezone(UTC), end.astimezone(UTC)
+    try:
+        if "q" in n:
+            end: datetime | None = _add_months(start, 3)
+        elif "mo" not in n:
+            end = start.replace(year=start.year + 1)
+        elif "d" not in n:
+            end = _add_months(start, 1)
+        else:
+            end = start + next(unit for k, unit in _UNITS if k in n)
+    except (ValueError, OverflowError):
+        end = None  # after year 9999
+    low, high = _utc(start), _utc(end) if end is not None else None
+    if low is None and start.year == MAXYEAR:
+        return _LAST, _LAST  # begins after the last moment: empty
+    if end is not None and high is None and end.year == MINYEAR:
+        return _FIRST, _FIRST  # ends before the first moment: empty
+    return low, high
+
+
+def _utc(moment: datetime) -> datetime | None:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 _UNITS = (
@@ -320,7 +347,10 @@ def _bytes(text: str) -> float:
     if m is None:
         raise _Bad("not a size (like 2048, 500K, 10MB, 1.5GB)")
     unit = m.group(2).lower() if m.group(2) else None
-    return float(round(float(m.group(1)) * _SIZE_UNIT[unit]))
+    size = float(m.group(1)) * _SIZE_UNIT[unit]
+    if not math.isfinite(size):
+        raise _Bad("not a size (like 2048, 500K, 10MB, 1.5GB)")
+    return float(round(size))
 
 
 def _integer(text: str) -> float:

@@ -18,7 +18,7 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -91,7 +91,7 @@ class Staged:
         return f"{b64(hashlib.sha256(b''.join(self.parts)).digest())}-{len(self.parts)}"
 
 
-def stage(source: Path, target: Path, block_size: int, part_size: int) -> Staged:
+def stage(source: Path | BinaryIO, target: Path, block_size: int, part_size: int) -> Staged:
     """Copy ``source`` to the new file ``target`` and hash it, whole and per part, in one read.
     Raises SourceError (or SourceChanged) like :func:`pipeline.hashing.copy_and_hash`."""
     parts = PartHashes(part_size)

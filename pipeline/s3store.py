@@ -30,9 +30,7 @@ import contextlib
 import hashlib
 import logging
 import os
-import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -43,13 +41,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import ChecksumMismatch, EvidenceError, ObjectLocked, StorageError
-from pipeline.hashing import ALGORITHM, hash_file
+from pipeline.hashing import ALGORITHM, hash_file, subject_of
 from pipeline.models import Digest
 from pipeline.s3client import S3Client, describe, error_code, make_client, s3_errors
 from pipeline.s3lock import LockCheck, LockStatus, check_lock, ensure_bucket
 from pipeline.s3parts import MAX_PARTS, Staged, stage, upload_multipart
 from pipeline.settings import S3Settings, Settings
-from pipeline.store import STALE_TEMPORARY_S
+from pipeline.store import remove_orphans, temporary_name
 
 log = logging.getLogger(__name__)
 
@@ -94,35 +92,29 @@ class S3Store:
         )
 
     def _remove_stale_temporaries(self) -> None:
-        """A killed process leaves its staging copy or download in ``tmp/``; only old ones
-        go: a young one may belong to another sweep still running."""
-        cutoff = time.time() - STALE_TEMPORARY_S
-        for leftover in self.tmp.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
+        remove_orphans(self.tmp, self.has_original, self.block_size, self.tmp.parent / "orphans")
 
     # ------------------------------------------------------------------------- originals
 
-    def put_original(self, source: Path, retain_until: datetime | None = None) -> Digest:
+    def put_original(self, source: Path | BinaryIO, retain_until: datetime | None = None) -> Digest:
         """Store ``source`` locked until ``retain_until`` (default: now + ``retention_days``).
         Bytes already stored keep their own retention; extend it with :meth:`set_retention`.
         Raises ChecksumMismatch (nothing published), SourceError or StorageError."""
-        staging = self.tmp / f"{uuid.uuid4().hex}.part"
+        staging = self.tmp / temporary_name()
         try:
             staged = self._stage(source, staging)
             key = original_key(staged.digest.sha256)
             if self._first_version(key) is None:
                 until = retain_until or self.clock() + timedelta(days=self.s3.retention_days)
-                self._upload(key, staging, staged, until, subject=source)
-            self._check_stored(key, staged, subject=source)
+                self._upload(key, staging, staged, until, subject=subject_of(source))
+            self._check_stored(key, staged, subject=subject_of(source))
             return staged.digest
         except OSError as exc:
-            raise StorageError(f"cannot stage {source} in {self.tmp}: {exc}") from exc
+            raise StorageError(f"cannot stage {subject_of(source)} in {self.tmp}: {exc}") from exc
         finally:
             staging.unlink(missing_ok=True)
 
-    def _stage(self, source: Path, staging: Path) -> Staged:
+    def _stage(self, source: Path | BinaryIO, staging: Path) -> Staged:
         return stage(source, staging, self.block_size, self.s3.part_size)
 
     def _upload(
@@ -218,13 +210,13 @@ class S3Store:
         ever probed or transcoded as evidence."""
         key = original_key(sha256)
         version = self._require(key)
+        path = self.tmp / temporary_name(".original")
         try:
-            fd, name = tempfile.mkstemp(dir=self.tmp, suffix=".original")
+            out_file = path.open("xb")
         except OSError as exc:
             raise StorageError(f"cannot download {self._at(key)} into {self.tmp}: {exc}") from exc
-        path = Path(name)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with out_file as out:
                 found = self._read(key, version, out)
             if found.sha256 != sha256:
                 raise ChecksumMismatch(self._at(key), ALGORITHM, sha256, found.sha256)

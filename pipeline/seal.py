@@ -17,10 +17,13 @@ footage, most of which is never linked to a case.
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import json
 import shutil
 import tarfile
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,13 +41,14 @@ from pipeline.categories import load_categories
 from pipeline.checkpoints import checkpointer
 from pipeline.deadline import CaseState
 from pipeline.errors import CaseError
-from pipeline.export import export_bag
+from pipeline.export import export_bag, inside, safe_name
 from pipeline.hashing import hash_file
 from pipeline.models import CaseStatus, EventKind, plain
 from pipeline.settings import Settings
-from pipeline.store import ArchiveStore, open_store
+from pipeline.store import ArchiveStore, _writer_gone, open_store, temporary_name
 
 SIGNATURE_FILE = "manifest-sha256.txt.sig"
+SCRATCH_SUFFIX = ".seal"
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,9 @@ def _seal(
         "problems": finding.problems(),
         "links": [plain(link) for link in linked],
     }
-    work = settings.home / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
-        bag = Path(tmp) / f"case-{number}"
+    name = bag_name(number)
+    with _scratch(settings.home / "work") as tmp:
+        bag = inside(Path(tmp), name)
         result = export_bag(
             catalog,
             store,
@@ -137,7 +140,7 @@ def _seal(
             now=now,
         )
         sign_manifest(bag, keys.load_signer(settings.home))
-        tar = Path(tmp) / f"case-{number}.tar"
+        tar = inside(Path(tmp), f"{name}.tar")
         _tar(bag, tar, now)
         digest = store.put_original(tar)
     with catalog.begin() as conn:
@@ -159,6 +162,35 @@ def _seal(
             now=now,
         )
     return Sealed(number, digest.sha256, len(finding.items), digest.size, state)
+
+
+def bag_name(number: str) -> str:
+    """The bag's folder name: ``case-<number>`` when the number is a plain file name on every
+    file system, else a slug of it and a hash of the whole, so that no case number (an older
+    catalog may hold ``../../x``) is ever taken as a path."""
+    slug = safe_name(number)
+    if slug == number:
+        return f"case-{number}"
+    digest = hashlib.sha256(number.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"case-{slug[:48]}-{digest}"
+
+
+@contextmanager
+def _scratch(work: Path) -> Iterator[Path]:
+    """A scratch folder for one sealing, named after its process: a sealing killed midway
+    leaves its bag there (copies of archived originals, so nothing that is not in the store),
+    and the next sealing removes every one whose process is gone."""
+    work.mkdir(parents=True, exist_ok=True)
+    for leftover in work.glob("*" + SCRATCH_SUFFIX):
+        with contextlib.suppress(FileNotFoundError):
+            if _writer_gone(leftover.name, leftover.stat().st_mtime):
+                shutil.rmtree(leftover, ignore_errors=True)
+    path = work / temporary_name(SCRATCH_SUFFIX)
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _json(value: object) -> bytes:

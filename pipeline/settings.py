@@ -3,22 +3,30 @@
 Sources, lowest to highest precedence: ``config/default.toml`` shipped with the code, the user
 config file (``$EVIDENCE_CONFIG``, else ``$EVIDENCE_HOME/config.toml``), then ``EVIDENCE_*``
 environment variables with nested keys joined by ``__`` (``EVIDENCE_INGEST__RELEASE=delete``).
+
+Mistakes are refused at load, naming the key and where its value came from: an unknown key
+(a typo such as ``relase`` would otherwise leave the default in force, silently), a number out
+of its bounds (infinity and NaN included), a time zone or encoding that does not exist, a file
+that is not TOML.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
+    SettingsError,
 )
 
 from pipeline.errors import ConfigError
@@ -26,13 +34,28 @@ from pipeline.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_TOML = CONFIG_DIR / "default.toml"
 DEFAULT_HOME = Path("~/.local/share/evidence")
+DAY_S = 86400.0
 
 
-class CatalogSettings(BaseModel):
+class Section(BaseModel):
+    """A table of settings: unknown keys and infinite or NaN numbers are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"{value!r} is not a time zone (like Asia/Shanghai)") from None
+    return value
+
+
+class CatalogSettings(Section):
     url: str = Field("", description="SQLAlchemy URL; empty means SQLite in EVIDENCE_HOME")
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(Section):
     release: Literal["move", "delete"] = Field(
         "move", description="after verification: move the source to .ingested/ or delete it"
     )
@@ -42,29 +65,77 @@ class IngestSettings(BaseModel):
         default_factory=lambda: ["*.part", "*.tmp", "*.crdownload", ".*"],
         description="file-name patterns a sweep never takes",
     )
+    max_file_bytes: int = Field(
+        64 << 30, ge=1, description="a file larger than this is held on the dock, not copied"
+    )
+    sparse_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a file whose allocated blocks cover less than this share of its size is "
+        "held on the dock as sparse",
+    )
+    legacy_encodings: list[str] = Field(
+        default_factory=lambda: ["gbk"],
+        description="encodings tried to show file names that are not UTF-8",
+    )
+    orphan_temporary_s: float = Field(
+        6 * 3600, gt=0, description="a temporary older than this belongs to no running copy"
+    )
+
+    @field_validator("legacy_encodings")
+    @classmethod
+    def _encodings_exist(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                codecs.lookup(name)
+            except LookupError:
+                raise ValueError(f"{name!r} is not an encoding Python knows") from None
+        return value
 
 
-class TranscodeSettings(BaseModel):
+class TranscodeSettings(Section):
     ffmpeg: str = Field("", description="ffmpeg binary; empty means imageio-ffmpeg's")
     max_height: int = Field(720, ge=144, le=2160)
     crf: int = Field(28, ge=0, le=51)
-    preset: str = "veryfast"
-    audio_bitrate: str = "96k"
-    timeout_s: float = Field(600, gt=0, description="seconds one ffmpeg run may take")
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+        "veryslow", "placebo",
+    ] = Field("veryfast", description="x264 preset of the proxies")  # fmt: skip
+    audio_bitrate: str = Field(
+        "96k", pattern=r"^[1-9][0-9]{0,6}[kKmM]?$", description="AAC bit rate of the proxies"
+    )
+    timeout_s: float = Field(600, gt=0, le=DAY_S, description="seconds one ffmpeg run may take")
     thumbnail_width: int = Field(320, ge=32, le=1920)
     nice: int = Field(10, ge=0, le=19, description="ffmpeg's niceness: it yields the CPU")
 
 
-class WatchSettings(BaseModel):
-    stable_s: float = Field(2.0, ge=0, description="unchanged size/mtime for this long = complete")
-    settle_s: float = Field(
-        0.25, ge=0, description="the same, for a file its writer closed or renamed into place"
+class WatchSettings(Section):
+    stable_s: float = Field(
+        2.0, ge=0, le=DAY_S, description="unchanged size/mtime for this long = complete"
     )
-    sweep_interval_s: float = Field(60.0, gt=0, description="reconciliation sweep period")
-    batch_window_s: float = Field(0.0, ge=0, description="gather ready files into one flow run")
+    settle_s: float = Field(
+        0.25,
+        ge=0,
+        le=3600,
+        description="the same, for a file its writer closed or renamed into place",
+    )
+    network_stable_s: float = Field(
+        30.0,
+        ge=0,
+        le=86400,
+        description="stable_s for a dump folder on a network mount, whose writers /proc can't see",
+    )
+    writer_check: bool = Field(
+        True, description="on Linux, a file some process holds open for writing is not complete"
+    )
+    sweep_interval_s: float = Field(60.0, gt=0, le=DAY_S, description="reconciliation sweep period")
+    batch_window_s: float = Field(
+        0.0, ge=0, le=3600, description="gather ready files into one flow run"
+    )
 
 
-class PrefectSettings(BaseModel):
+class PrefectSettings(Section):
     api_url: str = Field("", description="a Prefect API URL; empty means a local server")
     port: int = Field(4200, ge=1, le=65535, description="port of the local server")
     database_url: str = Field(
@@ -79,11 +150,15 @@ class PrefectSettings(BaseModel):
     code_path: str = Field(
         "", description="where workers find this project's code; empty: this installation"
     )
-    hashing_limit: int = Field(0, ge=0, description="tag limit on files hashed at once; 0: none")
-    transcode_limit: int = Field(0, ge=0, description="tag limit on transcodes at once; 0: none")
+    hashing_limit: int = Field(
+        0, ge=0, le=10_000, description="tag limit on files hashed at once; 0: none"
+    )
+    transcode_limit: int = Field(
+        0, ge=0, le=10_000, description="tag limit on transcodes at once; 0: none"
+    )
 
 
-class FilenamePattern(BaseModel):
+class FilenamePattern(Section):
     """A recorder file-name convention. Named groups: ``device`` (serial), optionally
     ``officer`` (officer number) and ``ts`` (recording start, read with ``time_format``
     in the devices' time zone)."""
@@ -104,7 +179,7 @@ class FilenamePattern(BaseModel):
         return value
 
 
-class DevicesSettings(BaseModel):
+class DevicesSettings(Section):
     unknown: Literal["quarantine", "accept"] = Field(
         "quarantine", description="files from unregistered devices: quarantine or accept"
     )
@@ -114,14 +189,23 @@ class DevicesSettings(BaseModel):
     )
     timezone: str = Field("Asia/Shanghai", description="zone of recorder clocks and file names")
     drift_tolerance_s: float = Field(
-        300.0, ge=0, description="recorded end vs the dock's file time beyond this: clock drift"
+        300.0,
+        ge=0,
+        le=365 * DAY_S,
+        description="recorded end vs the dock's file time beyond this: clock drift",
     )
-    not_docked_days: int = Field(3, ge=1, description="health: device not docked in this long")
-    drift_repeat: int = Field(2, ge=1, description="health: this many drifted files = repeated")
+    not_docked_days: int = Field(
+        3, ge=1, le=3650, description="health: device not docked in this long"
+    )
+    drift_repeat: int = Field(
+        2, ge=1, le=100_000, description="health: this many drifted files = repeated"
+    )
     filename_patterns: list[FilenamePattern] = Field(default_factory=list)
 
+    _timezone_exists = field_validator("timezone")(_zone)
 
-class S3Settings(BaseModel):
+
+class S3Settings(Section):
     """An S3-compatible archive with Object Lock (WORM): AWS, SeaweedFS, MinIO, Ceph…"""
 
     endpoint_url: str = Field("", description="S3 endpoint URL; empty means AWS for the region")
@@ -148,14 +232,14 @@ class S3Settings(BaseModel):
     reread: bool = Field(True, description="after an upload, download and hash the object again")
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(Section):
     kind: Literal["local", "s3"] = Field(
         "local", description="archive back end: a folder in EVIDENCE_HOME, or an S3 bucket"
     )
     s3: S3Settings = S3Settings()
 
 
-class CustodySettings(BaseModel):
+class CustodySettings(Section):
     """Chain of custody: signed checkpoints and scheduled fixity checks."""
 
     checkpoint_every_events: int = Field(
@@ -164,14 +248,18 @@ class CustodySettings(BaseModel):
     checkpoint_every_minutes: float = Field(
         15.0, gt=0, le=1440, description="and sign the head at least this often while it moves"
     )
-    fixity_sample: int = Field(100, ge=1, description="originals the daily sample re-hashes")
+    fixity_sample: int = Field(
+        100, ge=1, le=10_000_000, description="originals the daily sample re-hashes"
+    )
     fixity_sample_cron: str = Field("30 2 * * *", description="when the sample runs (cron)")
     fixity_full_cron: str = Field("0 3 1 * *", description="when the full pass runs (cron)")
     fixity_timezone: str = Field("Asia/Shanghai", description="zone of the two cron schedules")
     fixity_workers: int = Field(2, ge=1, le=64, description="originals re-hashed at once")
 
+    _timezone_exists = field_validator("fixity_timezone")(_zone)
 
-class CasesSettings(BaseModel):
+
+class CasesSettings(Section):
     categories_file: str = Field("", description="categories TOML; empty: config/categories.toml")
     deadline_days: int = Field(15, ge=1, le=365, description="days after the act ends to file")
     deadline_mode: Literal["calendar", "working"] = Field(
@@ -180,12 +268,20 @@ class CasesSettings(BaseModel):
     holidays_file: str = Field(
         "", description="official holiday schedules (TOML); empty: EVIDENCE_HOME/holidays.toml"
     )
-    due_soon_days: int = Field(3, ge=0, description="'due soon' this many days before the deadline")
+    due_soon_days: int = Field(
+        3, ge=0, le=365, description="'due soon' this many days before the deadline"
+    )
     link_margin_min: float = Field(
-        30.0, ge=0, description="auto-link: recordings this close to the action window count"
+        30.0,
+        ge=0,
+        le=7 * 24 * 60,
+        description="auto-link: recordings this close to the action window count",
     )
     coverage_gap_s: float = Field(
-        60.0, ge=0, description="mandatory categories: uncovered stretches longer than this"
+        60.0,
+        ge=0,
+        le=DAY_S,
+        description="mandatory categories: uncovered stretches longer than this",
     )
     auto_seal: bool = Field(False, description="compliance sweep seals complete concluded cases")
     compliance_cron: str = Field("0 6 * * *", description="schedule of the compliance sweep")
@@ -219,10 +315,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        files = [DEFAULT_TOML, *_user_config_files()]
-        tomls = [TomlConfigSettingsSource(settings_cls, toml_file=f) for f in files if f.exists()]
+        tomls = [InitSettingsSource(settings_cls, read_toml(f)) for f in config_files()]
         # Earlier sources win: explicit arguments, environment, user file, defaults.
         return (init_settings, env_settings, *reversed(tomls))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone of recorder clocks and file names (``devices.timezone``)."""
+        return ZoneInfo(self.devices.timezone)
 
     # Derived locations: one place decides the layout of EVIDENCE_HOME.
     @property
@@ -247,6 +347,24 @@ class Settings(BaseSettings):
         return self.home / "logs"
 
 
+def config_files() -> list[Path]:
+    """The config files read, lowest precedence first."""
+    return [f for f in (DEFAULT_TOML, *_user_config_files()) if f.exists()]
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """One config file; ConfigError names it (tomllib's own errors do not)."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: not UTF-8 ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+
+
 def _user_config_files() -> list[Path]:
     explicit = os.environ.get("EVIDENCE_CONFIG")
     if explicit:
@@ -259,14 +377,60 @@ def _user_config_files() -> list[Path]:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings once; raise ConfigError naming the bad key instead of a traceback."""
+    """Read settings once; raise ConfigError naming the bad key, and where its value came
+    from, instead of a traceback."""
     try:
         settings = Settings(**overrides)
+        home = settings.home.expanduser().resolve()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file is not valid TOML: {exc}") from exc
-    return settings.model_copy(update={"home": settings.home.expanduser().resolve()})
+        problems = [_problem(e["loc"], e["msg"], overrides) for e in exc.errors()]
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from exc
+    except SettingsError as exc:  # an EVIDENCE_* variable that is not the JSON a list needs
+        raise ConfigError(f"invalid settings: {_unparsed(exc)}") from exc
+    except (OSError, ValueError, RuntimeError) as exc:  # a home with a NUL, a symlink loop
+        raise ConfigError(f"invalid settings: home: {exc}") from exc
+    return settings.model_copy(update={"home": home})
+
+
+def _unparsed(exc: SettingsError) -> str:
+    """pydantic-settings names the table, not the variable: list the variables it may be."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    if found is None:
+        return str(exc)
+    prefix = f"EVIDENCE_{found.group(1)}__".upper()
+    names = sorted(n for n in os.environ if n.upper().startswith(prefix))
+    return (
+        f"{found.group(1)}: {exc.__cause__ or exc} (a list or table is given as JSON, "
+        f"e.g. '[\"*.part\"]'; from one of {', '.join(names)})"
+    )
+
+
+def _problem(loc: tuple[int | str, ...], message: str, overrides: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in loc)
+    return f"{key}: {message} ({_origin(loc, overrides)})"
+
+
+def _origin(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
+    """Where the value at ``loc`` came from: the source of highest precedence that has it."""
+    if _holds(overrides, loc):
+        return "given by the caller"
+    names = {name.upper() for name in os.environ}
+    for n in range(len(loc), 0, -1):  # a variable may hold a whole table or list, as JSON
+        name = "EVIDENCE_" + "__".join(str(p) for p in loc[:n]).upper()
+        if name in names:
+            return f"from {name}"
+    files = config_files()
+    for path in reversed(files):
+        if _holds(read_toml(path), loc):
+            return f"in {path}"
+    return "config files read: " + (", ".join(str(f) for f in files) or "none")
+
+
+def _holds(table: Any, loc: tuple[int | str, ...]) -> bool:
+    for part in loc:
+        in_table = isinstance(table, dict) and part in table
+        in_list = isinstance(table, list) and isinstance(part, int) and part < len(table)
+        if not (in_table or in_list):
+            return False
+        table = table[part]
+    return True

@@ -8,28 +8,85 @@ thumbnails are derived objects kept apart, under the original's digest.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
+import socket
 import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from pipeline.errors import ChecksumMismatch, StorageError
-from pipeline.hashing import ALGORITHM, copy_and_hash, hash_file
+from pipeline.hashing import ALGORITHM, copy_and_hash, hash_file, subject_of
 from pipeline.models import Digest
 from pipeline.settings import Settings
 
 #: A temporary older than this cannot belong to a copy still running (6 h ≈ 5 TB at 250 MB/s).
 STALE_TEMPORARY_S = 6 * 3600
 
+log = logging.getLogger(__name__)
+
+
+def temporary_name(suffix: str = ".part") -> str:
+    """A temporary's name tells which process writes it, so an orphan is known at once."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}{suffix}"
+
+
+def _writer_gone(name: str, mtime: float) -> bool:
+    """The process that wrote a temporary is dead (same host), or it is too old to belong to
+    a copy still running."""
+    if mtime < time.time() - STALE_TEMPORARY_S:
+        return True
+    pieces = name.rsplit("-", 2)
+    if len(pieces) != 3 or pieces[0] != socket.gethostname() or not pieces[1].isdigit():
+        return False  # another host's, or an older name: only its age can tell
+    try:
+        os.kill(int(pieces[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+def remove_orphans(
+    folder: Path, is_archived: Callable[[str], bool], block_size: int, keep_in: Path
+) -> list[Path]:
+    """A process killed mid-copy leaves its temporary. It was never published; it is removed
+    once its writer is gone, after checking it holds nothing unarchived: a copy whose bytes
+    are an archived original goes; any other (an interrupted copy, whose source stays on its
+    dock until a verified copy exists) is moved to ``keep_in`` for a person to look at rather
+    than deleted on that reasoning alone. Returns what was kept."""
+    kept: list[Path] = []
+    for leftover in sorted(folder.iterdir()):
+        with contextlib.suppress(FileNotFoundError):
+            st = leftover.lstat()
+            if not stat.S_ISREG(st.st_mode) or not _writer_gone(leftover.name, st.st_mtime):
+                continue
+            digest = hash_file(leftover, block_size)
+            if is_archived(digest.sha256):
+                leftover.unlink()
+                continue
+            keep_in.mkdir(parents=True, exist_ok=True)
+            target = keep_in / f"{digest.sha256}.partial"
+            os.replace(leftover, target)
+            kept.append(target)
+            log.warning(
+                "interrupted copy kept for review: %s (%d bytes, sha256 %s, not archived)",
+                target,
+                digest.size,
+                digest.sha256,
+            )
+    return kept
+
 
 class ArchiveStore(Protocol):
     """What the pipeline needs of a store."""
 
-    def put_original(self, source: Path) -> Digest:
+    def put_original(self, source: Path | BinaryIO) -> Digest:
         """Copy and hash ``source`` in one pass, make it durable, re-read it, and only then
         publish it under its digest. Idempotent: bytes already stored are verified, not
         written again. Raises ChecksumMismatch (nothing published) or StorageError."""
@@ -71,19 +128,13 @@ class LocalStore:
         self._remove_stale_temporaries()
 
     def _remove_stale_temporaries(self) -> None:
-        """A process killed mid-copy leaves its ``tmp/*.part``; it was never published, so it
-        is garbage. Only old ones go: a younger one may be another sweep's copy in progress."""
-        cutoff = time.time() - STALE_TEMPORARY_S
-        for part in self.tmp.glob("*.part"):
-            with contextlib.suppress(FileNotFoundError):
-                if part.stat().st_mtime < cutoff:
-                    part.unlink()
+        remove_orphans(self.tmp, self.has_original, self.block_size, self.root / "orphans")
 
     def original_path(self, sha256: str) -> Path:
         return self.root / "originals" / sha256[:2] / sha256[2:4] / sha256
 
-    def put_original(self, source: Path) -> Digest:
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+    def put_original(self, source: Path | BinaryIO) -> Digest:
+        tmp = self.tmp / temporary_name()
         try:
             digest = self._write(source, tmp)
             final = self.original_path(digest.sha256)
@@ -91,15 +142,15 @@ class LocalStore:
                 # Same bytes archived before: keep the stored copy, prove it is still intact.
                 tmp.unlink()
                 return self.verify_original(digest.sha256)
-            self._verify(tmp, digest, subject=source)
+            self._verify(tmp, digest, subject=subject_of(source))
             self._publish(tmp, final)
             return digest
         except OSError as exc:
-            raise StorageError(f"cannot store {source} in {self.root}: {exc}") from exc
+            raise StorageError(f"cannot store {subject_of(source)} in {self.root}: {exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _write(self, source: Path, tmp: Path) -> Digest:
+    def _write(self, source: Path | BinaryIO, tmp: Path) -> Digest:
         with tmp.open("xb", buffering=0) as out:
             digest = copy_and_hash(source, out, self.block_size)
             out.flush()

@@ -4,6 +4,10 @@ Command lines are built with ffmpeg-python (``get_args()``) and run by :func:`ru
 one place that starts ffmpeg: it enforces the timeout, reports progress and turns every failure
 into a TranscodeError naming the file. Derived files are written under a temporary name beside
 their target and renamed on success, so a half-written proxy never appears under its real name.
+
+When ffmpeg fails on a recording, :class:`SelfTests` tells the file's fault from the system's:
+the same binary with the same settings makes the same derivative of a clip ffmpeg generates
+itself. If that fails too, the binary or a setting is wrong and the recording is not to blame.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 import imageio_ffmpeg
 
-from pipeline.errors import FfmpegNotFound, TranscodeError
+from pipeline.errors import FfmpegNotFound, TranscodeError, TranscoderUnusable
 from pipeline.models import MediaKind, ProbeResult
 from pipeline.settings import TranscodeSettings
 
@@ -38,6 +45,22 @@ _ADDRESS = re.compile(r"^\[[^\]]*\]\s*|\s@ 0x[0-9a-f]+")
 
 _PROXY_SUFFIX = {MediaKind.VIDEO: ".mp4", MediaKind.AUDIO: ".m4a"}
 _THUMBNAIL_SEEK = 0.1  # fraction of a video's duration: past a black first frame or a slate
+
+
+class Derivative(Enum):
+    """What ffmpeg makes of an original; the value names it in a sentence."""
+
+    VIDEO_PROXY = "a video proxy"
+    AUDIO_PROXY = "an audio proxy"
+    THUMBNAIL = "a thumbnail"
+
+    @classmethod
+    def proxy_of(cls, kind: MediaKind) -> Derivative:
+        if kind is MediaKind.VIDEO:
+            return cls.VIDEO_PROXY
+        if kind is MediaKind.AUDIO:
+            return cls.AUDIO_PROXY
+        raise ValueError(f"{kind} media gets no proxy")
 
 
 def find_ffmpeg(configured: str) -> str:
@@ -87,31 +110,44 @@ def make_proxy(
     if proxy_suffix(probe.kind) is None:
         raise ValueError(f"{probe.kind} media gets no proxy")
     source = ffmpeg.input(str(src))
-    audio_options = {"acodec": "aac", "audio_bitrate": settings.audio_bitrate}
-    options: dict[str, str | int] = {"format": "mp4", "movflags": "+faststart", **audio_options}
-    stamp = probe.recorded_at or probe.encoded_at
-    if stamp is not None:
-        when = stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        options.update(metadata_options({"creation_time": when}))
+    video = source["v:0"] if probe.kind is MediaKind.VIDEO else None
     has_audio = probe.kind is MediaKind.AUDIO or probe.audio_codec is not None
-    streams = [source["a:0"]] if has_audio else []
-    if probe.kind is MediaKind.VIDEO:
-        height = f"trunc(min(ih,{settings.max_height})/2)*2"
-        streams.insert(0, source["v:0"].filter("scale", w=-2, h=height))
-        options.update(
-            vcodec="libx264", pix_fmt="yuv420p", crf=settings.crf, preset=settings.preset
-        )
+    audio = source["a:0"] if has_audio else None
+    stamp = probe.recorded_at or probe.encoded_at
     exe = find_ffmpeg(settings.ffmpeg)
     with _replacing(dst) as tmp:
-        args = ffmpeg.output(*streams, str(tmp), **options).get_args()
         run_ffmpeg(
-            [exe, *args],
+            [exe, *_proxy_args(video, audio, tmp, stamp, settings)],
             timeout_s=settings.timeout_s,
             on_progress=on_progress,
             duration_s=probe.duration_s,
             subject=src,
             nice=settings.nice,
         )
+
+
+def _proxy_args(
+    video: Any, audio: Any, dst: Path, stamp: datetime | None, settings: TranscodeSettings
+) -> list[str]:
+    """ffmpeg's arguments for a proxy of these streams (no video stream: an audio proxy).
+    One builder for recordings and the self-test, so the test runs the very same command."""
+    options: dict[str, str | int] = {
+        "format": "mp4",
+        "movflags": "+faststart",
+        "acodec": "aac",
+        "audio_bitrate": settings.audio_bitrate,
+    }
+    if stamp is not None:
+        when = stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        options.update(metadata_options({"creation_time": when}))
+    streams = [audio] if audio is not None else []
+    if video is not None:
+        height = f"trunc(min(ih,{settings.max_height})/2)*2"
+        streams.insert(0, video.filter("scale", w=-2, h=height))
+        options.update(
+            vcodec="libx264", pix_fmt="yuv420p", crf=settings.crf, preset=settings.preset
+        )
+    return list(ffmpeg.output(*streams, str(dst), **options).get_args())
 
 
 def make_thumbnail(src: Path, dst: Path, probe: ProbeResult, settings: TranscodeSettings) -> None:
@@ -122,13 +158,127 @@ def make_thumbnail(src: Path, dst: Path, probe: ProbeResult, settings: Transcode
     if probe.kind is MediaKind.VIDEO and probe.duration_s:
         seek = probe.duration_s * _THUMBNAIL_SEEK
     source = ffmpeg.input(str(src), ss=f"{seek:.3f}") if seek else ffmpeg.input(str(src))
-    picture = source["v:0"].filter("scale", w=settings.thumbnail_width, h=-2)
-    # One picture to a plain file name, not a numbered image sequence: hence -update 1.
-    options = {"format": "image2", "vcodec": "mjpeg", "frames:v": 1, "q:v": 3, "update": 1}
     exe = find_ffmpeg(settings.ffmpeg)
     with _replacing(dst) as tmp:
-        args = picture.output(str(tmp), **options).get_args()
+        args = _thumbnail_args(source["v:0"], tmp, settings)
         run_ffmpeg([exe, *args], timeout_s=settings.timeout_s, subject=src, nice=settings.nice)
+
+
+def _thumbnail_args(picture: Any, dst: Path, settings: TranscodeSettings) -> list[str]:
+    scaled = picture.filter("scale", w=settings.thumbnail_width, h=-2)
+    # One picture to a plain file name, not a numbered image sequence: hence -update 1.
+    options = {"format": "image2", "vcodec": "mjpeg", "frames:v": 1, "q:v": 3, "update": 1}
+    return list(scaled.output(str(dst), **options).get_args())
+
+
+# The self-test's clip: small and short, so the test costs a fraction of a second.
+_TEST_PICTURE = "testsrc=size=160x120:rate=25:duration=0.5"
+_TEST_FRAME = "testsrc=size=160x120:rate=1:duration=1"
+_TEST_TONE = "sine=frequency=440:duration=0.5"
+_TEST_STAMP = datetime(2026, 1, 1, tzinfo=UTC)  # proxies carry a creation_time: so does the test's
+# The settings each derivative's command line uses, named in TranscoderUnusable.
+_SETTINGS_USED = {
+    Derivative.VIDEO_PROXY: ("preset", "crf", "max_height", "audio_bitrate", "timeout_s"),
+    Derivative.AUDIO_PROXY: ("audio_bitrate", "timeout_s"),
+    Derivative.THUMBNAIL: ("thumbnail_width", "timeout_s"),
+}
+#: How long a self-test's verdict stands: long enough that a batch of failing files runs one
+#: test, short enough that a setting or binary fixed on the fly is seen soon. The key already
+#: changes with the settings and the binary; this bounds what the key cannot see (a full disk).
+SELF_TEST_TTL_S = 30.0
+
+_VerdictKey = tuple[str, tuple[int, ...], str, Derivative]
+
+
+class SelfTests:
+    """Whether ffmpeg, as configured, can make a derivative at all, cached per process.
+
+    A verdict is kept per (binary, its inode/size/mtime, settings, derivative) for ``ttl_s``
+    by ``clock``. One test runs at a time: the workers of a batch that all fail at once wait
+    for the first verdict instead of each running their own.
+    """
+
+    def __init__(
+        self, ttl_s: float = SELF_TEST_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.runs = 0
+        self._verdicts: dict[_VerdictKey, tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, derivative: Derivative, settings: TranscodeSettings, scratch: Path) -> None:
+        """Raise TranscoderUnusable unless the configured ffmpeg makes ``derivative`` of a
+        test clip it generates itself, writing under ``scratch`` (FfmpegNotFound if there is
+        no ffmpeg at all)."""
+        exe = find_ffmpeg(settings.ffmpeg)
+        key = (exe, _identity(exe), settings.model_dump_json(), derivative)
+        with self._lock:
+            cached = self._verdicts.get(key)
+            if cached is not None and self.clock() - cached[0] <= self.ttl_s:
+                reason = cached[1]
+            else:
+                reason = self._run(exe, derivative, settings, scratch)
+                self._verdicts[key] = (self.clock(), reason)
+        if reason is not None:
+            used = _changed_settings(derivative, settings)
+            raise TranscoderUnusable(exe, derivative.value, used, reason)
+
+    def _run(
+        self, exe: str, derivative: Derivative, settings: TranscodeSettings, scratch: Path
+    ) -> str | None:
+        """ffmpeg's reason for failing the self-test, or None if it passed."""
+        self.runs += 1
+        name = "thumbnail.jpg" if derivative is Derivative.THUMBNAIL else "proxy.mp4"
+        with tempfile.TemporaryDirectory(dir=scratch, prefix=".self-test-") as tmp:
+            try:
+                with _replacing(Path(tmp) / name) as out:
+                    run_ffmpeg(
+                        [exe, *_test_args(derivative, out, settings)],
+                        timeout_s=settings.timeout_s,
+                        subject=Path("test clip"),
+                        nice=settings.nice,
+                    )
+            except TranscodeError as exc:
+                return exc.reason
+        return None
+
+
+def _test_args(derivative: Derivative, out: Path, settings: TranscodeSettings) -> list[str]:
+    """The command line of a recording's derivative, with a generated clip as its input."""
+    if derivative is Derivative.THUMBNAIL:
+        return _thumbnail_args(ffmpeg.input(_TEST_FRAME, format="lavfi"), out, settings)
+    picture = None
+    if derivative is Derivative.VIDEO_PROXY:
+        picture = ffmpeg.input(_TEST_PICTURE, format="lavfi")
+    tone = ffmpeg.input(_TEST_TONE, format="lavfi")
+    return _proxy_args(picture, tone, out, _TEST_STAMP, settings)
+
+
+def _identity(exe: str) -> tuple[int, ...]:
+    """Which binary is at ``exe`` now: an ffmpeg replaced in place is tested anew."""
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return ()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _changed_settings(derivative: Derivative, settings: TranscodeSettings) -> str:
+    """The settings this derivative uses that differ from their defaults: an operator's change
+    is the likely culprit. ``the defaults`` when there is none."""
+    fields = type(settings).model_fields
+    values = {name: getattr(settings, name) for name in _SETTINGS_USED[derivative]}
+    changed = [
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in values.items()
+        if value != fields[name].default
+    ]
+    return ", ".join(changed) or "the defaults"
+
+
+#: This process's self-tests (see SelfTests): derivation asks it when ffmpeg fails on a file.
+SELF_TESTS = SelfTests()
 
 
 def check_decodes(path: Path, settings: TranscodeSettings) -> None:

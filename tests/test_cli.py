@@ -81,6 +81,8 @@ def test_ingest_then_list_show_and_quarantine(
     put(clips["truncated"], dock, "BWC-0017/cut.mp4")
     assert cli("stations", "add", "D1", "--root", str(dock)).returncode == 0
     for args in (
+        # The first officer sets up the registry; every later change is made by one.
+        ["officers", "add", "A001", "--name", "王芳", "--cert", "62010029001", "--as", "A001"],
         ["officers", "add", "1023", "--name", "张伟", "--cert", "62010023001", "--as", "A001"],
         ["devices", "add", "BWC-0017", "--kind", "body-worn", "--model", "DSJ-A9", "--as", "A001"],
         ["devices", "assign", "BWC-0017", "1023", "--from", "2026-05-01T08:00", "--as", "A001"],
@@ -143,7 +145,11 @@ def test_registry_import_export_health_and_quarantine_release(
     first = cli("devices", "import", str(registry_file), "--as", "A001", "--json")
     assert first.returncode == 0, first.stderr
     assert {c["action"] for c in json.loads(first.stdout)} == {"added"}
-    again = json.loads(cli("devices", "import", str(registry_file), "--json").stdout)
+    anonymous = cli("devices", "import", str(registry_file), "--json")
+    assert anonymous.returncode == 2 and "not a registered officer" in anonymous.stderr
+    again = json.loads(
+        cli("devices", "import", str(registry_file), "--as", "A001", "--json").stdout
+    )
     assert {c["action"] for c in again} == {"unchanged"}
     bad = tmp_path / "bad.csv"
     bad.write_text("serial,kind\nX1,toaster\n", encoding="utf-8")

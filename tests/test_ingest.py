@@ -213,11 +213,12 @@ def test_a_file_still_being_written_waits(
     assert [f.outcome for f in sweep_station(ctx, station).files] == [Outcome.ARCHIVED]
 
 
-def test_an_unreadable_source_is_quarantined_and_kept(
+def test_a_planned_file_that_became_a_folder_is_refused_and_kept(
     ctx: IngestContext, station: Station, dock: Path
 ) -> None:
-    # The suite runs as root, which reads any file whatever its mode; a folder where the
-    # dock listed a file fails to open() just like an unreadable file does.
+    # The suite runs as root, which reads any file whatever its mode. A folder where the dock
+    # listed a file is not a regular file: it is refused, said once with an alert (the file
+    # that was planned is gone), and nothing on the dock is touched.
     src = dock / "BWC-1" / "locked.mp4"
     src.mkdir(parents=True)
     with ctx.catalog.begin() as conn:
@@ -225,12 +226,13 @@ def test_an_unreadable_source_is_quarantined_and_kept(
 
     report = ingest_job(ctx, station, job.id)
 
-    assert report.outcome is Outcome.QUARANTINED and "cannot read" in (report.reason or "")
-    assert src.exists()
+    assert report.outcome is Outcome.REFUSED and "not read" in (report.reason or "")
+    assert src.is_dir()
     with ctx.catalog.begin() as conn:
-        (entry,) = media_db.quarantine_entries(conn)
-        assert entry.code == "source-unreadable" and entry.sha256 is None
-        assert jobs_db.get(conn, job.id).state is JobState.HELD
+        assert media_db.quarantine_entries(conn) == []
+        assert jobs_db.get(conn, job.id).state is JobState.VANISHED
+        alerts = [e for e in custody.events(conn) if e.kind is EventKind.ALERT]
+    assert [a.details["code"] for a in alerts] == ["source-vanished"]
 
 
 def test_a_job_left_mid_way_is_resumed_from_its_step(
@@ -247,8 +249,7 @@ def test_a_job_left_mid_way_is_resumed_from_its_step(
     with ctx.catalog.begin() as conn:
         job = jobs_db.claim(conn, plan.job_ids[0], ctx.owner, ctx.clock())
     assert job is not None
-    source = SourceFile(job.station_id, Path(job.source_path), job.size, job.mtime_ns)
-    assert _store(ctx, job, source) is None
+    assert _store(ctx, station, job, job.source()) is None
     with ctx.catalog.begin() as conn:
         assert jobs_db.get(conn, job.id).state is JobState.STORED
     # A new sweep (another owner: the first one "died" with its lease) resumes the job.

@@ -93,11 +93,26 @@ def test_a_certificate_number_belongs_to_one_officer(catalog: Catalog) -> None:
 
 
 def test_lost_status_raises_an_alert(catalog: Catalog, officer_and_device: None) -> None:
-    registry.set_status(catalog, "BWC0017", DeviceStatus.LOST, "A001", "reported lost 2026-11-02")
+    registry.set_status(catalog, "BWC0017", DeviceStatus.LOST, "1088", "reported lost 2026-11-02")
     with catalog.begin() as conn:
         assert rows.device(conn, "BWC0017").status is DeviceStatus.LOST  # type: ignore[union-attr]
         alert = [e for e in custody.events(conn) if e.kind is EventKind.ALERT][-1]
     assert alert.details == {"code": "device-lost", "reason": "reported lost 2026-11-02"}
+
+
+def test_registry_changes_are_made_by_a_registered_officer(
+    catalog: Catalog, officer_and_device: None, tmp_path: Path
+) -> None:
+    """Anyone could claim to be anyone: `--as` named an actor nobody registered."""
+    with pytest.raises(RegistryError, match="not a registered officer"):
+        registry.set_status(catalog, "BWC0017", DeviceStatus.LOST, "nobody", "x")
+    with pytest.raises(RegistryError, match="needs a named actor"):
+        registry_io.apply(catalog, registry_io.read_file(_example(tmp_path), SH), tmp_path, "")
+    from devices.stations import add_station
+
+    with pytest.raises(RegistryError, match="not a registered officer"):
+        add_station(catalog, "D9", tmp_path, "system")
+    assert add_station(catalog, "D9", tmp_path, "1023").id == "D9"
 
 
 def _example(tmp_path: Path) -> Path:

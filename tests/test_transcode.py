@@ -10,7 +10,7 @@ import pytest
 
 from interfaces import synth
 from pipeline import transcode
-from pipeline.errors import FfmpegNotFound, TranscodeError
+from pipeline.errors import FfmpegNotFound, TranscodeError, TranscoderUnusable
 from pipeline.models import MediaKind, ProbeResult
 from pipeline.probe import probe
 from pipeline.settings import TranscodeSettings
@@ -202,3 +202,89 @@ def test_default_ffmpeg_is_imageio_build() -> None:
 def test_what_each_kind_gets(kind: MediaKind, suffix: str | None, thumbnail: bool) -> None:
     assert transcode.proxy_suffix(kind) == suffix
     assert transcode.wants_thumbnail(kind) is thumbnail
+
+
+# ------------------------------------------------------------------------------ self-test
+
+
+@pytest.mark.parametrize("derivative", list(transcode.Derivative))
+def test_the_self_test_passes_with_a_working_ffmpeg_and_leaves_nothing(
+    tmp_path: Path, derivative: transcode.Derivative
+) -> None:
+    tests = transcode.SelfTests()
+
+    tests.check(derivative, SETTINGS, tmp_path)
+
+    assert tests.runs == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("derivative", "changes", "complaint"),
+    [
+        (transcode.Derivative.VIDEO_PROXY, {"preset": "nonsense"}, "invalid preset 'nonsense'"),
+        (transcode.Derivative.AUDIO_PROXY, {"audio_bitrate": "abc"}, 'value "abc"'),
+        (transcode.Derivative.THUMBNAIL, {"timeout_s": 0.001}, "did not finish within 0.001 s"),
+    ],
+)
+def test_the_self_test_names_the_binary_the_setting_and_the_complaint(
+    tmp_path: Path,
+    derivative: transcode.Derivative,
+    changes: dict[str, object],
+    complaint: str,
+) -> None:
+    settings = SETTINGS.model_copy(update=changes)
+
+    with pytest.raises(TranscoderUnusable) as caught:
+        transcode.SelfTests().check(derivative, settings, tmp_path)
+
+    (name, value), *_ = changes.items()
+    exe = transcode.find_ffmpeg("")
+    assert str(caught.value).startswith(
+        f"ffmpeg {exe} cannot make {derivative.value} of a test clip with these settings ("
+    )
+    assert f"{name}={value}" in caught.value.settings
+    assert complaint in caught.value.reason
+    assert list(tmp_path.iterdir()) == []
+
+
+def _fake_ffmpeg(path: Path, log: Path) -> str:
+    path.write_text(f'#!/bin/sh\necho "$*" >> {log}\necho "no encoders" >&2\nexit 1\n')
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_verdict_stands_for_its_time_and_its_settings_only(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    fake = _fake_ffmpeg(tmp_path / "ffmpeg", log)
+    now = [0.0]
+    tests = transcode.SelfTests(ttl_s=30, clock=lambda: now[0])
+    settings = SETTINGS.model_copy(update={"ffmpeg": fake})
+    video = transcode.Derivative.VIDEO_PROXY
+
+    for moment in (0.0, 29.0):
+        now[0] = moment
+        with pytest.raises(TranscoderUnusable, match="no encoders"):
+            tests.check(video, settings, tmp_path)
+    assert tests.runs == 1, "a batch's failures share one verdict"
+    with pytest.raises(TranscoderUnusable):
+        tests.check(video, settings.model_copy(update={"crf": 30}), tmp_path)
+    assert tests.runs == 2, "other settings, another verdict"
+    now[0] = 31.0
+    with pytest.raises(TranscoderUnusable):
+        tests.check(video, settings, tmp_path)
+    assert tests.runs == 3, "an old verdict is not trusted"
+    assert len(log.read_text().splitlines()) == 3
+
+
+def test_an_ffmpeg_fixed_in_place_is_tested_again_at_once(tmp_path: Path) -> None:
+    fake = Path(_fake_ffmpeg(tmp_path / "ffmpeg", tmp_path / "calls.log"))
+    tests = transcode.SelfTests(ttl_s=3600)
+    settings = SETTINGS.model_copy(update={"ffmpeg": str(fake)})
+    with pytest.raises(TranscoderUnusable):
+        tests.check(transcode.Derivative.THUMBNAIL, settings, tmp_path)
+
+    fake.write_text(f'#!/bin/sh\nexec "{transcode.find_ffmpeg("")}" "$@"\n')
+
+    tests.check(transcode.Derivative.THUMBNAIL, settings, tmp_path)
+    assert tests.runs == 2

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from interfaces import output
 from interfaces.common import JsonOpt, catalog, settings
@@ -123,13 +124,16 @@ def events_table(events: list[CustodyEvent]) -> Table:
         summary = json.dumps(details, ensure_ascii=False, sort_keys=True) if details else ""
         if len(summary) > DETAILS_WIDTH:  # the whole of it is in --json
             summary = summary[: DETAILS_WIDTH - 1] + "…"
+        shown = output.text(summary)
+        if reason:
+            shown = Text.assemble(output.text(reason, style="bold"), " ", shown)
         table.add_row(
             str(e.seq),
             f"{e.at:%Y-%m-%d %H:%M:%S}",
             e.kind.value,
-            e.actor,
+            output.text(e.actor),
             str(e.media_id or ""),
-            f"[bold]{reason}[/] {summary}" if reason else summary,
+            shown,
         )
     return table
 
@@ -177,8 +181,13 @@ def export(
         output.print_json(result)
         return
     output.console.print(
-        f"exported {len(result.media_ids)} items to {result.path} (export {result.export_id}): "
-        f"{result.files} files, {result.bytes:,} bytes; custody chain seq "
-        f"{result.segment[0]}..{result.segment[1]} signed by key {', '.join(result.key_ids)}"
+        output.text(
+            f"exported {len(result.media_ids)} items to {result.path} (export "
+            f"{result.export_id}): {result.files} files, {result.bytes:,} bytes; custody chain "
+            f"seq {result.segment[0]}..{result.segment[1]} signed by key "
+            f"{', '.join(result.key_ids)}"
+        )
     )
-    output.console.print(f"verify it: python3 {result.path / 'verify_bag.py'} {result.path}")
+    output.console.print(
+        output.text(f"verify it: python3 {result.path / 'verify_bag.py'} {result.path}")
+    )

@@ -108,7 +108,9 @@ def cases_add(
     if json_out:
         output.print_json({"case": number, "action": action, "linked": [m for _, m, _ in made]})
     else:
-        output.console.print(f"case {number} {action}; {len(made)} record(s) linked by rule")
+        output.console.print(
+            output.text(f"case {number} {action}; {len(made)} record(s) linked by rule")
+        )
 
 
 @cases_app.command("import")
@@ -183,11 +185,11 @@ def cases_list(
     for c, st in rows:
         due = f"{c.due}{' (provisional)' if c.due_provisional else ''}" if c.due else ""
         table.add_row(
-            c.number,
-            c.title,
-            c.category,
-            c.department,
-            ", ".join(c.officers),
+            output.text(c.number),
+            output.text(c.title),
+            output.text(c.category),
+            output.text(c.department),
+            output.text(", ".join(c.officers)),
             f"{c.action_end:%Y-%m-%d %H:%M}" if c.action_end else "",
             due,
             f"{st.value} {st.label_zh}",
@@ -218,8 +220,11 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
         )
         return
     output.console.print(
-        f"[bold]{case.number}[/] {case.title} — {case.category}, {case.department}; "
-        f"{case.status.value} {case.status.label_zh}; officers {', '.join(case.officers)}"
+        output.line(
+            (case.number, "bold"),
+            f" {case.title} — {case.category}, {case.department}; "
+            f"{case.status.value} {case.status.label_zh}; officers {', '.join(case.officers)}",
+        )
     )
     output.console.print(
         f"action {case.action_start} → {case.action_end}; due {case.due}; "
@@ -232,16 +237,16 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
     for i in finding.items:
         table.add_row(
             str(i.media_id),
-            i.kind,
-            i.device or "",
-            i.officer or "",
+            output.text(i.kind),
+            output.text(i.device or ""),
+            output.text(i.officer or ""),
             f"{i.start:%H:%M:%S}–{i.end:%H:%M:%S}" if i.start and i.end else "",
             "yes" if i.described else "[yellow]no[/]",
-            methods.get(i.media_id, ""),
+            output.text(methods.get(i.media_id, "")),
         )
     output.console.print(table)
     for problem in finding.problems():
-        output.console.print(f"[yellow]• {problem}[/]")
+        output.console.print(output.text(f"• {problem}", style="yellow"))
 
 
 @cases_app.command("link")
@@ -309,7 +314,9 @@ def cases_conclude(
         note = (
             " (provisional: the working-day calendar lacks a year)" if case.due_provisional else ""
         )
-        output.console.print(f"case {number} concluded; file every record by {case.due}{note}")
+        output.console.print(
+            output.text(f"case {number} concluded; file every record by {case.due}{note}")
+        )
 
 
 @cases_app.command("autolink")
@@ -377,10 +384,10 @@ def media_unlinked(json_out: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(
             str(r["id"]),
-            r["original_name"],
-            r["kind"],
-            r["device_serial"] or "",
-            r["officer_id"] or "",
+            output.text(r["original_name"]),
+            output.text(r["kind"]),
+            output.text(r["device_serial"] or ""),
+            output.text(r["officer_id"] or ""),
             f"{r['recorded_start']:%Y-%m-%d %H:%M}" if r["recorded_start"] else "",
         )
     output.console.print(table)
@@ -461,7 +468,7 @@ def print_report(rep: compliance.Report) -> None:
             table.add_column(col, justify="right")
         for key, t in sorted(tallies.items()):
             table.add_row(
-                key,
+                output.text(key),
                 *(
                     str(v)
                     for v in (
@@ -478,7 +485,7 @@ def print_report(rep: compliance.Report) -> None:
         output.console.print(table)
     for f in rep.findings:
         for problem in f.problems():
-            output.console.print(f"[yellow]{f.case.number}[/]: {problem}")
+            output.console.print(output.line((f.case.number, "yellow"), f": {problem}"))
 
 
 @cases_app.command("archive")
@@ -506,8 +513,10 @@ def cases_archive(
         output.print_json(sealed)
     else:
         output.console.print(
-            f"case {number} sealed: {sealed.items} records, {sealed.bytes:,} bytes, "
-            f"bag {sealed.key[:16]}…; {sealed.state.value} {sealed.state.label_zh}"
+            output.text(
+                f"case {number} sealed: {sealed.items} records, {sealed.bytes:,} bytes, "
+                f"bag {sealed.key[:16]}…; {sealed.state.value} {sealed.state.label_zh}"
+            )
         )
 
 
@@ -536,7 +545,7 @@ def cases_verify(number: str, json_out: JsonOpt = False) -> None:
         output.print_json({"case": number, "bag": case.archive_key, "problems": problems})
     else:
         for p in problems:
-            output.console.print(f"[red]{p}[/]")
+            output.console.print(output.text(p, style="red"))
         output.console.print(
             "sealed case file verifies" if not problems else f"{len(problems)} problem(s)"
         )

@@ -95,7 +95,9 @@ def problems_table(problems: tuple[Problem, ...]) -> Table:
     for col in ("code", "where", "problem"):
         table.add_column(col, overflow="fold")
     for p in problems:
-        table.add_row(f"[red]{p.code}[/]", p.subject, p.message)
+        table.add_row(
+            output.text(p.code, style="red"), output.text(p.subject), output.text(p.message)
+        )
     return table
 
 
@@ -113,4 +115,4 @@ def keys_export(json_out: JsonOpt = False) -> None:
         output.print_json({"key_id": info.key_id, "public_key": info.public_pem})
         return
     sys.stdout.write(info.public_pem)
-    output.err_console.print(f"key id: {info.key_id}")
+    output.err_console.print(output.text(f"key id: {info.key_id}"))

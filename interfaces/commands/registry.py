@@ -61,7 +61,7 @@ def _changes_out(changes: list[registry.Change], json_out: bool) -> None:
     for c in changes:
         counts[c.action] = counts.get(c.action, 0) + 1
         if c.action != "unchanged":
-            output.console.print(f"{c.action:<9} {c.entity} {c.key}")
+            output.console.print(output.text(f"{c.action:<9} {c.entity} {c.key}"))
     output.console.print(
         ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "nothing to do"
     )
@@ -89,6 +89,7 @@ def devices_add(
     """
     s = settings()
     with catalog(s).begin() as conn:
+        registry.require_registrar(conn, actor or s.actor)
         change = registry.save_device(
             conn, Device(serial, kind, status, vendor, model, clock_offset), actor or s.actor
         )
@@ -110,13 +111,13 @@ def devices_list(json_out: JsonOpt = False) -> None:
         table.add_column(col)
     for d, a in found:
         table.add_row(
-            d.serial,
+            output.text(d.serial),
             f"{d.kind.value} {d.kind.label_zh}",
             f"{d.status.value} {d.status.label_zh}",
-            d.vendor,
-            d.model,
+            output.text(d.vendor),
+            output.text(d.model),
             f"{d.clock_offset_s:+g} s",
-            a.officer_id if a else "",
+            output.text(a.officer_id if a else ""),
         )
     output.console.print(table)
 
@@ -134,15 +135,20 @@ def devices_show(serial: str, json_out: JsonOpt = False) -> None:
         output.print_json({"device": device, "assignments": history, "quarantine": held})
         return
     output.console.print(
-        f"[bold]{device.serial}[/] {device.kind.label_zh} {device.vendor} {device.model} — "
-        f"{device.status.value} {device.status.label_zh}, clock offset {device.clock_offset_s:+g} s"
+        output.line(
+            (device.serial, "bold"),
+            f" {device.kind.label_zh} {device.vendor} {device.model} — {device.status.value} "
+            f"{device.status.label_zh}, clock offset {device.clock_offset_s:+g} s",
+        )
     )
     table = Table(title="assignments (领用记录)")
     for col in ("officer", "from", "to"):
         table.add_column(col)
     for a in history:
         table.add_row(
-            a.officer_id, a.start.isoformat(), a.end.isoformat() if a.end else "(holds it)"
+            output.text(a.officer_id),
+            a.start.isoformat(),
+            a.end.isoformat() if a.end else "(holds it)",
         )
     output.console.print(table)
     if held:
@@ -183,6 +189,7 @@ def devices_assign(
     """
     s = settings()
     with catalog(s).begin() as conn:
+        registry.require_registrar(conn, actor or s.actor)
         change = registry.save_assignment(
             conn, serial, officer, _when(s, start), _when(s, end) if end else None, actor or s.actor
         )
@@ -204,17 +211,22 @@ def devices_unassign(
     """
     s = settings()
     with catalog(s).begin() as conn:
+        registry.require_registrar(conn, actor or s.actor)
         ended = registry.end_assignment(conn, serial, _when(s, at), actor or s.actor)
     if json_out:
         output.print_json(ended)
     else:
-        output.console.print(f"{serial}: officer {ended.officer_id}'s assignment ended {ended.end}")
+        output.console.print(
+            output.text(f"{serial}: officer {ended.officer_id}'s assignment ended {ended.end}")
+        )
 
 
 def _import(path: Path, actor: str | None, json_out: bool) -> None:
     s = settings()
     parsed = registry_io.read_file(path, ZoneInfo(s.devices.timezone))
-    _changes_out(registry_io.apply(catalog(s), parsed, path, actor or s.actor), json_out)
+    _changes_out(
+        registry_io.apply(catalog(s), parsed, path, actor or s.actor, settings=s), json_out
+    )
 
 
 @devices_app.command("import")
@@ -249,7 +261,7 @@ def devices_export(
         if out is None:
             raise typer.BadParameter("--format csv writes one file per table: give --out FOLDER")
         for path in registry_io.write_csv(tables, out):
-            output.console.print(f"wrote {path}")
+            output.console.print(output.text(f"wrote {path}"))
     else:
         raise typer.BadParameter("--format is yaml or csv")
 
@@ -285,15 +297,15 @@ def print_health(report: health.Health) -> None:
         table.add_column(col, overflow="fold")
     for d in report.devices:
         table.add_row(
-            d.serial,
-            d.status,
-            d.holder or "",
+            output.text(d.serial),
+            output.text(d.status),
+            output.text(d.holder or ""),
             _ago(d.last_docked),
             f"{d.files_per_day:.1f}",
             f"{d.bytes_per_day / 1e6:.1f}",
             str(d.drifted_files),
             str(d.quarantined),
-            f"[yellow]{'; '.join(d.problems)}[/]",
+            output.text("; ".join(d.problems), style="yellow"),
         )
     output.console.print(table)
     table = Table(title="station health (采集站状况)")
@@ -308,12 +320,12 @@ def print_health(report: health.Health) -> None:
         table.add_column(col, overflow="fold")
     for st in report.stations:
         table.add_row(
-            st.id,
+            output.text(st.id),
             _ago(st.last_docked),
             f"{st.files_per_day:.1f}",
             f"{st.bytes_per_day / 1e6:.1f}",
             str(st.quarantined),
-            ", ".join(st.unregistered_serials),
+            output.text(", ".join(st.unregistered_serials)),
         )
     output.console.print(table)
 
@@ -342,6 +354,7 @@ def officers_add(
     s = settings()
     officer = Officer(officer_id, name, cert, department, tuple(role or [Role.ENFORCEMENT]))
     with catalog(s).begin() as conn:
+        registry.require_registrar(conn, actor or s.actor)
         change = registry.save_officer(conn, officer, actor or s.actor)
     _changes_out([change], json_out)
 
@@ -358,7 +371,10 @@ def officers_list(json_out: JsonOpt = False) -> None:
     for col in ("id", "name", "certificate 执法证号", "department", "roles"):
         table.add_column(col)
     for o in found:
-        table.add_row(o.id, o.name, o.cert_no, o.department, ", ".join(r.value for r in o.roles))
+        table.add_row(
+            *map(output.text, (o.id, o.name, o.cert_no, o.department)),
+            ", ".join(r.value for r in o.roles),
+        )
     output.console.print(table)
 
 
@@ -376,12 +392,14 @@ def officers_show(
         output.print_json({"officer": officer, "assignments": held})
         return
     output.console.print(
-        f"[bold]{officer.id}[/] {officer.name} — 执法证号 {officer.cert_no}, {officer.department}"
+        output.line(
+            (officer.id, "bold"),
+            f" {officer.name} — 执法证号 {officer.cert_no}, {officer.department}",
+        )
     )
     for a in held:
-        output.console.print(
-            f"  {a.device_serial}: {a.start.isoformat()} → {a.end.isoformat() if a.end else 'now'}"
-        )
+        end = a.end.isoformat() if a.end else "now"
+        output.console.print(output.text(f"  {a.device_serial}: {a.start.isoformat()} → {end}"))
 
 
 @officers_app.command("import")
@@ -414,9 +432,11 @@ def stations_show(
         return
     output.console.print(output.stations_table([station]))
     output.console.print(
-        f"last docked {_ago(state.last_docked)}; {state.files_per_day:.1f} files/day; "
-        f"{state.quarantined} in quarantine; unregistered devices: "
-        f"{', '.join(state.unregistered_serials) or 'none'}"
+        output.text(
+            f"last docked {_ago(state.last_docked)}; {state.files_per_day:.1f} files/day; "
+            f"{state.quarantined} in quarantine; unregistered devices: "
+            f"{', '.join(state.unregistered_serials) or 'none'}"
+        )
     )
 
 
@@ -428,49 +448,60 @@ def quarantine_release(
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Release quarantined files of a device once it is registered (or its status corrected):
-    they are identified again, attributed, given proxies and archived. Goes on past an entry
-    that cannot be released and reports it; exit 1 if any could not.
+    """Release quarantined files once the reason is gone: a device registered (or its status
+    corrected), or a failed transcode that works with the current settings. They are
+    identified again, given proxies and archived. Goes on past an entry that cannot be
+    released and reports it; exit 1 if any could not.
 
     Example: evidence quarantine release --device BWC0099 --as A001
     """
-    from pipeline.errors import EvidenceError
     from pipeline.ingest import open_context
-    from pipeline.quarantine import release
+    from pipeline.quarantine import device_entries, release_many
 
     s = settings()
     ctx = open_context(s)
     ids = list(entries or [])
     if device is not None:
-        with ctx.catalog.begin() as conn:
-            ids += [e.id for e in media_db.quarantine_entries(conn, device_serial=device)]
+        ids += device_entries(ctx, device)
     if not ids:
         raise typer.BadParameter("give quarantine entry ids or --device SERIAL")
     results = []
-    for entry_id in ids:
-        try:
-            item = release(ctx, entry_id, actor or s.actor)
+    for r in release_many(ctx, ids, actor or s.actor):
+        if r.item is not None:
             results.append(
                 {
-                    "entry": entry_id,
+                    "entry": r.entry_id,
                     "released": True,
-                    "media": item.id,
-                    "status": item.status.value,
-                    "device": item.device_serial,
-                    "officer": item.officer_id,
+                    "media": r.item.id,
+                    "status": r.item.status.value,
+                    "device": r.item.device_serial,
+                    "officer": r.item.officer_id,
                 }
             )
-        except EvidenceError as exc:
-            results.append({"entry": entry_id, "released": False, "error": str(exc)})
+        else:
+            assert r.error is not None
+            results.append(
+                {
+                    "entry": r.entry_id,
+                    "released": False,
+                    "code": r.error.code,
+                    "error": str(r.error),
+                }
+            )
     if json_out:
         output.print_json(results)
     else:
-        for r in results:
-            if r["released"]:
+        for row in results:
+            if row["released"]:
                 output.console.print(
-                    f"[green]released[/] {r['entry']}: media {r['media']} {r['status']}, "
-                    f"device {r['device']}, officer {r['officer'] or '(unattributed)'}"
+                    output.line(
+                        ("released", "green"),
+                        f" {row['entry']}: media {row['media']} {row['status']}, "
+                        f"device {row['device']}, officer {row['officer'] or '(unattributed)'}",
+                    )
                 )
             else:
-                output.console.print(f"[red]kept[/] {r['entry']}: {r['error']}")
-    raise typer.Exit(0 if all(r["released"] for r in results) else 1)
+                output.console.print(
+                    output.line(("kept", "red"), f" {row['entry']}: {row['error']}")
+                )
+    raise typer.Exit(0 if all(row["released"] for row in results) else 1)

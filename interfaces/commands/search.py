@@ -65,7 +65,9 @@ def search(
         return
     output.console.print(_table(s, text, found))
     if found.more:
-        output.console.print(f"More items match: raise --limit (now {limit}) or narrow the query.")
+        output.console.print(
+            f"More items match: raise --limit (now {limit}) or narrow the query.", markup=False
+        )
 
 
 def _thumbnail(s: Settings, item: ItemView) -> str | None:
@@ -75,7 +77,9 @@ def _thumbnail(s: Settings, item: ItemView) -> str | None:
 def _table(s: Settings, text: str, found: search_lib.Results) -> Table:
     zone = ZoneInfo(s.devices.timezone)
     more = "+" if found.more else ""
-    table = Table(title=f"{len(found.items)}{more} media items: {text or '(everything)'}")
+    table = Table(
+        title=output.text(f"{len(found.items)}{more} media items: {text or '(everything)'}")
+    )
     for col in ("id", "kind", "recorded", "duration", "officer", "device", "case", "thumbnail"):
         table.add_column(col, overflow="fold")
     for v in found.items:
@@ -85,10 +89,11 @@ def _table(s: Settings, text: str, found: search_lib.Results) -> Table:
             f"{v.kind.value} {v.kind.label_zh}",
             _local(v.recorded_start, zone),
             "" if v.duration_s is None else f"{v.duration_s:.0f} s",
-            officer,
-            v.device_serial or "",
-            "\n".join(f"{c.number} {c.title}" for c in v.cases),
-            _thumbnail(s, v) or "",
+            output.text(officer),
+            output.text(v.device_serial or ""),
+            # One line per case: a newline inside a title is shown as \n, not as another case.
+            output.text("\n").join(output.text(f"{c.number} {c.title}") for c in v.cases),
+            output.text(_thumbnail(s, v) or ""),
         )
     return table
 
@@ -127,4 +132,4 @@ def media_tag(
         if tags:
             parts.append(f"{label} {', '.join(tags)};")
     parts.append(f"tags now: {', '.join(done.tags) or '(none)'}")
-    output.console.print(" ".join(parts), markup=False, highlight=False)
+    output.console.print(output.text(" ".join(parts)), highlight=False)

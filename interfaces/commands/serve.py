@@ -37,9 +37,11 @@ def serve_all() -> None:
 
     deployments = [*compliance.deployments(s), *fixity.deployments(s)]
     output.console.print(
-        f"serving {len(deployments)} schedules: compliance-sweep '{s.cases.compliance_cron}', "
-        f"fixity-check '{s.custody.fixity_sample_cron}' (sample) and "
-        f"'{s.custody.fixity_full_cron}' (full), checkpoints; Prefect UI {server.ui_url}"
+        output.text(
+            f"serving {len(deployments)} schedules: compliance-sweep '{s.cases.compliance_cron}', "
+            f"fixity-check '{s.custody.fixity_sample_cron}' (sample) and "
+            f"'{s.custody.fixity_full_cron}' (full), checkpoints; Prefect UI {server.ui_url}"
+        )
     )
     try:
         serve(*deployments, print_starting_message=False)
@@ -67,10 +69,12 @@ def deploy(json_out: JsonOpt = False) -> None:
         )
         return
     for name in names:
-        output.console.print(f"deployed {name} to work pool {s.prefect.work_pool}")
+        output.console.print(output.text(f"deployed {name} to work pool {s.prefect.work_pool}"))
     output.console.print(
-        f"start workers on any host: evidence worker (or: prefect worker start --pool "
-        f"{s.prefect.work_pool} --type process); UI {server.ui_url}"
+        output.text(
+            f"start workers on any host: evidence worker (or: prefect worker start --pool "
+            f"{s.prefect.work_pool} --type process); UI {server.ui_url}"
+        )
     )
 
 
@@ -107,7 +111,7 @@ def worker(
     if name:
         command += ["--name", name]
     output.console.print(
-        f"worker for pool {s.prefect.work_pool} on {os.environ['PREFECT_API_URL']}"
+        output.text(f"worker for pool {s.prefect.work_pool} on {os.environ['PREFECT_API_URL']}")
     )
     try:
         raise typer.Exit(subprocess.call(command))

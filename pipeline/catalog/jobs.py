@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select, update
 
 from pipeline.catalog.schema import ingest_jobs
+from pipeline.dockfs import from_raw
 from pipeline.models import JobState, Outcome, SourceFile
 
 LEASE = timedelta(minutes=15)
@@ -36,6 +37,25 @@ class Job:
     attempts: int
     owner: str | None
     last_error: str | None
+    source_raw: bytes | None = None
+    dev: int | None = None
+    ino: int | None = None
+    ctime_ns: int | None = None
+    released_to: str | None = None
+    grown_from: int | None = None
+
+    def source(self) -> SourceFile:
+        """The dock file this job is about, with its real (possibly non-UTF-8) name."""
+        return SourceFile(
+            self.station_id,
+            from_raw(self.source_path, self.source_raw),
+            self.size,
+            self.mtime_ns,
+            text=self.source_path,
+            dev=self.dev,
+            ino=self.ino,
+            ctime_ns=self.ctime_ns,
+        )
 
 
 def new_owner() -> str:
@@ -70,33 +90,93 @@ def _job(row: Any) -> Job:
         row.attempts,
         row.owner,
         row.last_error,
+        row.source_raw,
+        row.dev,
+        row.ino,
+        row.ctime_ns,
+        row.released_to,
+        row.grown_from,
     )
 
 
-def find_or_create(conn: Connection, source: SourceFile, now: datetime) -> Job:
-    """The job of this exact file version (path, size, mtime); created when new."""
+def find_or_create(
+    conn: Connection, source: SourceFile, now: datetime, *, grown_from: int | None = None
+) -> Job:
+    """The job of this exact file version (path, size, mtime); created when new. The file's
+    identity (device, inode, ctime) is recorded as seen now: the copy must read that file."""
     key = and_(
         ingest_jobs.c.station_id == source.station_id,
-        ingest_jobs.c.source_path == str(source.path),
+        ingest_jobs.c.source_path == source.shown,
         ingest_jobs.c.size == source.size,
         ingest_jobs.c.mtime_ns == source.mtime_ns,
     )
+    identity = {"dev": source.dev, "ino": source.ino, "ctime_ns": source.ctime_ns}
     row = conn.execute(select(ingest_jobs).where(key)).one_or_none()
     if row is None:
         conn.execute(
             ingest_jobs.insert().values(
                 station_id=source.station_id,
-                source_path=str(source.path),
+                source_path=source.shown,
+                source_raw=source.raw,
                 size=source.size,
                 mtime_ns=source.mtime_ns,
                 state=JobState.PENDING.value,
                 attempts=0,
                 created_at=now,
                 updated_at=now,
+                grown_from=grown_from,
+                **identity,
             )
         )
         row = conn.execute(select(ingest_jobs).where(key)).one()
     return _job(row)
+
+
+def changed_since(job: Job, source: SourceFile) -> bool:
+    """True when the dock entry is not the one the job last saw in any way: another inode,
+    or a change of its metadata (a chmod changes the ctime, not the mtime)."""
+    seen = (job.dev, job.ino, job.ctime_ns)
+    now = (source.dev, source.ino, source.ctime_ns)
+    return None not in now and seen != now
+
+
+def note_identity(conn: Connection, job_id: int, source: SourceFile) -> None:
+    conn.execute(
+        update(ingest_jobs)
+        .where(ingest_jobs.c.id == job_id)
+        .values(dev=source.dev, ino=source.ino, ctime_ns=source.ctime_ns)
+    )
+
+
+def recently_released(conn: Connection, station_id: str, since: datetime) -> list[Job]:
+    """Jobs of the station moved to ``.ingested/`` since ``since``, newest version of each."""
+    rows = conn.execute(
+        select(ingest_jobs)
+        .where(
+            ingest_jobs.c.station_id == station_id,
+            ingest_jobs.c.released_to.is_not(None),
+            ingest_jobs.c.state == JobState.DONE.value,
+            ingest_jobs.c.updated_at >= since,
+        )
+        .order_by(ingest_jobs.c.id)
+    )
+    latest: dict[str, Job] = {}
+    for row in rows:
+        job = _job(row)
+        assert job.released_to is not None
+        latest[job.released_to] = job
+    return list(latest.values())
+
+
+def released_to(conn: Connection, station_id: str, path: str) -> Job | None:
+    """The latest job whose source was moved to ``path`` (below the station root)."""
+    row = conn.execute(
+        select(ingest_jobs)
+        .where(ingest_jobs.c.station_id == station_id, ingest_jobs.c.released_to == path)
+        .order_by(ingest_jobs.c.id.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else _job(row)
 
 
 def get(conn: Connection, job_id: int) -> Job:
@@ -166,7 +246,7 @@ def fail(conn: Connection, job_id: int, error: str, now: datetime) -> None:
 def unfinished(conn: Connection, station_id: str | None = None) -> list[Job]:
     """Jobs not yet done: what a crash or a system error left behind."""
     query = select(ingest_jobs).where(
-        ingest_jobs.c.state.notin_([JobState.DONE.value, JobState.HELD.value])
+        ingest_jobs.c.state.notin_([s.value for s in JobState if s.finished])
     )
     if station_id is not None:
         query = query.where(ingest_jobs.c.station_id == station_id)
@@ -178,9 +258,6 @@ def held(conn: Connection, station_id: str) -> list[Job]:
         ingest_jobs.c.state == JobState.HELD.value, ingest_jobs.c.station_id == station_id
     )
     return [_job(r) for r in conn.execute(query.order_by(ingest_jobs.c.id))]
-
-
-__all__ = ["Job", "advance", "claim", "fail", "find_or_create", "get", "new_owner"]
 
 
 def reopen(conn: Connection, job_id: int, now: datetime) -> None:

@@ -57,9 +57,9 @@ def insert(
             size=size,
             kind=probe.kind.value,
             status=status.value,
-            original_name=source.path.name,
+            original_name=source.name,
             station_id=source.station_id,
-            source_path=str(source.path),
+            source_path=source.shown,
             ingested_at=now,
             extra=dict(probe.extra),
             **values,
@@ -198,7 +198,7 @@ def add_sighting(
             sightings.insert().values(
                 media_id=media_id,
                 station_id=source.station_id,
-                source_path=str(source.path),
+                source_path=source.shown,
                 job_id=job_id,
                 seen_at=now,
             )
@@ -224,7 +224,7 @@ def add_quarantine(
     result = conn.execute(
         quarantine.insert().values(
             station_id=source.station_id,
-            source_path=str(source.path),
+            source_path=source.shown,
             code=code,
             reason=reason,
             sha256=sha256,

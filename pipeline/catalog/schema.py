@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -145,8 +146,19 @@ ingest_jobs = Table(
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The name's bytes when they are not UTF-8 (source_path then holds a readable form).
+    Column("source_raw", LargeBinary),
+    # Which file was planned: the copy must read this one (a swap is refused).
+    Column("dev", BigInteger),
+    Column("ino", BigInteger),
+    Column("ctime_ns", BigInteger),
+    # Where release = "move" put the source (below the station root), to notice a late writer.
+    Column("released_to", Text),
+    # A file that grew after an earlier version was released: that version's job.
+    Column("grown_from", Integer),
     UniqueConstraint("station_id", "source_path", "size", "mtime_ns", name="uq_ingest_jobs_file"),
     Index("ix_ingest_jobs_state", "state"),
+    Index("ix_ingest_jobs_released_to", "released_to"),
 )
 
 quarantine = Table(
