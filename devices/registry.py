@@ -12,7 +12,6 @@ where every record is saved, whichever way it came (a command, an import).
 from __future__ import annotations
 
 import math
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
 from pipeline.catalog.schema import officers
 from pipeline.errors import NotFound, RegistryError
+from pipeline.identifiers import identifier_problem
 from pipeline.models import Assignment, Device, DeviceStatus, EventKind, Officer, plain
 
 
@@ -54,30 +54,9 @@ def _record(conn: Connection, actor: str, entity: str, key: str, before: Any, af
     return change
 
 
-MAX_ID_LENGTH = 64  # the catalog's columns (PostgreSQL refuses longer)
 #: A recorder clock wrong by more than ten years is a typing mistake; an offset of 1e300
 #: would overflow every time corrected with it.
 MAX_CLOCK_OFFSET_S = 10 * 365.25 * 86400
-
-
-def identifier_problem(value: str) -> str | None:
-    """What is wrong with an identifier, or None. Refused: control and format characters
-    (NUL, escapes, bidirectional overrides), path separators, a leading '.', spaces around
-    it, the double quote (the query language cannot hold it), more than 64 characters."""
-    if not value:
-        return "the identifier is empty"
-    if len(value) > MAX_ID_LENGTH:
-        return f"an identifier cannot be longer than {MAX_ID_LENGTH} characters"
-    for char in value:
-        if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp"):
-            return f"an identifier cannot hold the control character U+{ord(char):04X}"
-        if char in '/\\"':
-            return f"an identifier cannot hold {char!r}"
-    if value.startswith("."):
-        return "an identifier cannot start with '.'"
-    if value != value.strip():
-        return "an identifier cannot start or end with a space"
-    return None
 
 
 def _shown(value: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from pipeline.catalog import registry
 from pipeline.dockfs import readable
 from pipeline.errors import DeviceError, DeviceLost, DeviceRetired, UnknownDevice
+from pipeline.identifiers import identifier_problem
 from pipeline.models import (
     Assignment,
     Device,
@@ -200,7 +201,15 @@ def identify(
     """Everything the registry can say about one file; the device, if registered."""
     name = match_filename(source.name, settings.filename_patterns, ZoneInfo(settings.timezone))
     found = serial_sources(dock_relative(station_root, source), probe, name)
+    unusable = {k: v for k, v in found.items() if identifier_problem(v) is not None}
+    for where in unusable:
+        del found[where]
     serial, flags = choose_serial(found, settings.precedence)
+    flags += [
+        Flag("serial-unusable", f"{where.value}: {value[:40]!r} is not a serial ({problem})")
+        for where, value in unusable.items()
+        if (problem := identifier_problem(value))
+    ]
     device = find_device(conn, serial)
     start, end, time_source = recorded_interval(probe, name, source, device)
     flags += drift_flags(start, end, time_source, source, now, settings.drift_tolerance_s)

@@ -453,3 +453,19 @@ def test_orphan_temporaries_are_removed_only_when_they_hold_nothing_unarchived(
     kept = list((ctx.settings.archive_dir / "orphans").iterdir())
     assert [p.read_bytes() for p in kept] == [b"half of something"]
     assert stat.S_ISREG(kept[0].stat().st_mode)
+
+
+def test_metadata_tags_longer_than_their_columns_are_cut_not_refused(
+    ctx: IngestContext, station: Station, dock: Path, tmp_path: Path
+) -> None:
+    """A crafted recording with a 5,000-character maker tag: PostgreSQL refused the insert and
+    the job failed again on every sweep."""
+    from interfaces import synth
+
+    clip = synth.make_video(tmp_path / "crafted.mp4", seconds=0.5, make="M" * 5000)
+    put(clip, dock, "BWC-1/crafted.mp4")
+    report = sweep_station(ctx, station)
+    assert _outcomes(report) == {"crafted.mp4": Outcome.ARCHIVED}, report
+    with ctx.catalog.begin() as conn:
+        (item,) = media_db.listing(conn)
+    assert item.probe.make is not None and len(item.probe.make) == 200

@@ -378,3 +378,20 @@ def test_missing_dump_folder_is_a_station_error(recorder: Recorder, tmp_path: Pa
     watcher = StationWatcher([Station("S9", tmp_path / "nowhere")], settings, IGNORE, recorder)
     with pytest.raises(StationError, match="S9"):
         watcher.start()
+
+
+def test_a_name_that_is_not_utf8_is_handed_to_a_sweep_not_to_a_batch(
+    watch: WatcherFactory, recorder: Recorder, station1: Station
+) -> None:
+    """A flow run's parameters are JSON, which cannot carry a GBK name: the watcher asks for
+    a sweep of the station (which finds the file on the dock) and batches the other files."""
+    watch()
+    assert recorder.wait_for(lambda: len(recorder.sweeps()) == 1)  # the start sweep
+    folder = os.fsencode(station1.root / "BWC-17")
+    with open(folder + b"/" + "执法记录.mp4".encode("gbk"), "wb") as f:
+        f.write(os.urandom(500))
+    plain = write(station1.root / "BWC-17" / "plain.mp4")
+
+    recorder.wait_delivered(plain)
+    assert recorder.wait_for(lambda: len(recorder.sweeps()) == 2)
+    assert all(os.fsencode(p).decode("utf-8") for p in recorder.delivered())

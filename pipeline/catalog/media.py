@@ -49,7 +49,7 @@ def insert(
     status: MediaStatus,
     now: datetime,
 ) -> int:
-    values: dict[str, Any] = {c: getattr(probe, c) for c in _PROBE_COLUMNS}
+    values: dict[str, Any] = {c: _fit(c, getattr(probe, c)) for c in _PROBE_COLUMNS}
     values.update(_ident_values(ident))
     result = conn.execute(
         media.insert().values(
@@ -68,6 +68,16 @@ def insert(
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def _fit(column: str, value: Any) -> Any:
+    """Text from the file's own metadata, cut to its column: a crafted tag of any length must
+    not make the insert fail (PostgreSQL refuses over-long values; the job would be retried
+    for ever). The whole tag stays in the original's bytes."""
+    length = getattr(media.c[column].type, "length", None)
+    if isinstance(value, str) and length is not None and len(value) > length:
+        return value[: length - 1] + "…"
+    return value
 
 
 def _ident_values(ident: Identification | None) -> dict[str, Any]:
