@@ -12,6 +12,12 @@ step is idempotent.
 - ``intake-station`` runs the first two for files the watcher saw closed, and
   ``derive-station`` the third, later: a file is in the catalog within a second or so of
   landing, while proxies, which can take minutes for an hour of 1080p, follow behind.
+
+A process killed mid-run never reports its run's end, so the run would say RUNNING for ever.
+Each run has an ``owner`` parameter, the job owner id of the process running it (host:pid:
+token, ``pipeline.catalog.jobs``), and each sweep of a station marks that station's runs
+whose owner is gone as crashed, as the sweep takes over their jobs. Runs of a deployment
+(no owner given) are a worker's subprocess: the worker reports those as crashed itself.
 """
 
 from __future__ import annotations
@@ -23,17 +29,32 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
+import httpx
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import SettingsContext, get_settings_context
+from prefect.client.orchestration import get_client
+from prefect.client.schemas import OrchestrationResult
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.responses import SetStateStatus
+from prefect.context import FlowRunContext, SettingsContext, get_settings_context
+from prefect.exceptions import PrefectException
 from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from prefect.settings import Settings as PrefectSettings
+from prefect.states import Crashed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from devices.stations import get_station
 from devices.sweep import SweepPlan, finish_sweep, plan_sweep
+from pipeline.catalog.jobs import _owner_alive, new_owner
 from pipeline.checkpoints import checkpointer
 from pipeline.errors import InstanceKeyError
 from pipeline.ingest import IngestContext, catalogue_job, ingest_job, open_context, store_job
@@ -129,9 +150,13 @@ _DEFAULT_RUNNER: Any = ThreadPoolTaskRunner(max_workers=2)
 
 
 @flow(name="ingest-station", task_runner=_DEFAULT_RUNNER)
-def ingest_station(station_id: str, paths: list[str] | None = None) -> SweepReport:
-    """Ingest the complete files of one station (all of them, or just ``paths``)."""
-    ctx = open_context(load_settings())
+def ingest_station(
+    station_id: str, paths: list[str] | None = None, owner: str | None = None
+) -> SweepReport:
+    """Ingest the complete files of one station (all of them, or just ``paths``); ``owner``:
+    the job owner id of the process running it (a fresh one unless given)."""
+    mark_crashed_runs(station_id)
+    ctx = open_context(load_settings(), owner)
     try:
         plan = plan_task(ctx, station_id, paths)
         parts = chunks(plan.job_ids, ctx.settings.ingest.workers)
@@ -155,6 +180,8 @@ def intake_station(station_id: str, paths: list[str] | None, owner: str) -> Inta
     """Store and catalogue the files the watcher saw closed (or, ``paths`` None, sweep the
     whole folder and resume unfinished jobs); the jobs left to derive stay claimed by
     ``owner`` (the watcher) until it derives them."""
+    if paths is None:  # a sweep, not a batch: a batch must not wait on the server for this
+        mark_crashed_runs(station_id)
     ctx = open_context(load_settings(), owner)
     try:
         plan = plan_task(ctx, station_id, paths)
@@ -200,6 +227,55 @@ def _derive(
     report = finish_sweep(plan, [r for f in derived for r in f.result()])
     sign_task(ctx)
     return report
+
+
+INGEST_FLOWS = ("ingest-station", "intake-station", "derive-station")
+
+
+def _gone(owner: object) -> bool:
+    """The run's owner process is known to be gone (not merely on another host)."""
+    if not isinstance(owner, str):
+        return False  # a deployment's run: its worker reports its end
+    try:
+        return not _owner_alive(owner)
+    except ValueError:  # not an owner id of ours: leave that run alone
+        return False
+
+
+def mark_crashed_runs(station_id: str) -> int:
+    """Mark as crashed the station's ingest flow runs that still say PENDING or RUNNING but
+    whose process is gone; how many were marked. Housekeeping only: when the server does
+    not answer, the sweep goes on and a later one tries again."""
+    current = FlowRunContext.get()
+    current_id = current.flow_run.id if current and current.flow_run else None
+    marked = 0
+    try:
+        with get_client(sync_client=True) as client:
+            # The server filters on state, not on parameters: the station is picked here, out
+            # of the few runs that are going on (or seem to be).
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=list(INGEST_FLOWS))),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
+                    ),
+                ),
+            )
+            for run in runs:
+                owner = run.parameters.get("owner")
+                mine = run.id != current_id and run.parameters.get("station_id") == station_id
+                if not mine or not _gone(owner):
+                    continue
+                message = f"its process ({owner}) is gone; marked by a later sweep of {station_id}"
+                result: OrchestrationResult[Any] = client.set_flow_run_state(
+                    run.id, Crashed(message=message)
+                )
+                marked += int(result.status is SetStateStatus.ACCEPT)
+    except (httpx.HTTPError, PrefectException) as exc:
+        get_run_logger().warning("earlier runs of %s not checked: %s", station_id, exc)
+    if marked:
+        get_run_logger().warning("%d run(s) of %s marked crashed", marked, station_id)
+    return marked
 
 
 def _publish(report: SweepReport, what: str) -> None:
@@ -250,7 +326,7 @@ def _without_heartbeats(settings: PrefectSettings) -> PrefectSettings:
 def run_ingest(settings: Settings, station_id: str, paths: list[str] | None = None) -> SweepReport:
     """Run one sweep as a flow run in this process."""
     with _in_process(settings) as runner:
-        return ingest_station.with_options(task_runner=runner)(station_id, paths)
+        return ingest_station.with_options(task_runner=runner)(station_id, paths, new_owner())
 
 
 def run_intake(settings: Settings, station_id: str, paths: list[str] | None, owner: str) -> Intake:

@@ -16,7 +16,8 @@
 
 The export is itself recorded (an EXPORTED event per item, with who and why) and the head is
 signed right after, so the bag carries its own export in a signed chain. Files are copied and
-hashed in one read; the bag is written under a temporary name and renamed when complete.
+hashed in one read; the bag is written under a temporary name and renamed when complete (the
+staging folder of an export killed midway is removed by the next export to the same place).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import dataclasses
 import glob
 import hashlib
 import json
+import os
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +50,7 @@ from pipeline.errors import ChecksumMismatch, CustodyBroken, ExportError
 from pipeline.hashing import ALGORITHM, copy_and_hash
 from pipeline.keys import public_pem
 from pipeline.models import EventKind, MediaItem
-from pipeline.store import ArchiveStore, _writer_gone, temporary_name
+from pipeline.store import ArchiveStore, _writer_gone
 
 VERIFIER = Path(rules.__file__)
 TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "README.txt", "verify_bag.py")
@@ -135,7 +138,10 @@ def export_bag(
     now = now or datetime.now(UTC)
     export_id = uuid.uuid4().hex
     _remove_abandoned(out)
-    staging = out.parent / f"{_staging_prefix(out)}{temporary_name('')}"
+    # Named as the store names its temporaries (host-pid-token), shorter: out's name is the
+    # user's, and the whole must stay within a file name's 255 bytes.
+    owner = f"{socket.gethostname()}-{os.getpid()}-{export_id[:8]}"
+    staging = out.parent / f"{_staging_prefix(out)}{owner}"
     try:
         staging.mkdir(parents=True)
         payload = _Payload(staging, block_size)

@@ -77,7 +77,14 @@ def template(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]) -
     session (ffmpeg makes the proxy), copied by :func:`copy_archive`."""
     if "home" not in _TEMPLATES:
         home = tmp_path_factory.mktemp("custody-template") / "home"
-        settings = archive_settings(home)
+        # One ingest worker: with two, the files' events interleave in whatever order the
+        # threads reach the custody lock, so which checkpoint comes before an item's first
+        # event changed from session to session, and so did each export's chain segment.
+        settings = make_settings(
+            home,
+            custody={"checkpoint_every_events": EVERY},
+            ingest={"workers": 1, "block_size": 256 << 10},
+        )
         create_instance_key(home)
         catalog = open_catalog(settings.catalog_url)
         dock = home.parent / "dock"

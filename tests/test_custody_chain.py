@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -102,54 +102,74 @@ def _writers_in_threads(cat: Catalog, writers: int, each: int, signer: Checkpoin
 
 
 # Writer processes pause between events, as real ones do (a file to hash, a proxy to make),
-# so the threads below get the lock in between: the test then proves they interleave.
+# so the threads below get the lock in between. They write until told to stop, and are told
+# only once the log shows them writing after the threads began: the interleaving is waited
+# for, not hoped for (a fixed count of events once let a slow start of the threads miss it).
 WRITER = """
-import sys, time
+import os, sys, time
 from pipeline import custody
 from pipeline.catalog import open_catalog
 from pipeline.models import EventKind
 cat = open_catalog(sys.argv[1])
-for i in range(int(sys.argv[3])):
+i = 0
+while i == 0 or not os.path.exists(sys.argv[3]):
     with cat.begin() as conn:
         custody.append(conn, EventKind.VERIFIED, sys.argv[2], details={"i": i})
+    i += 1
     time.sleep(0.005)
 cat.dispose()
 """
 
 
 def test_parallel_writers_in_threads_and_processes_never_fork_the_chain(
-    signed: tuple[Catalog, Settings],
+    signed: tuple[Catalog, Settings], tmp_path: Path
 ) -> None:
     cat, settings = signed
     signer = checkpointer(settings)
+    stop = tmp_path / "stop"
     script = [sys.executable, "-c", WRITER, settings.catalog_url]
-    procs = [subprocess.Popen([*script, f"p{n}", "25"], cwd=REPO) for n in range(3)]
-    _wait_for_first_event(cat)
-    _writers_in_threads(cat, writers=3, each=10, signer=signer)  # while the processes write
-    assert [p.wait(timeout=120) for p in procs] == [0] * 3
+    procs = [subprocess.Popen([*script, f"p{n}", str(stop)], cwd=REPO) for n in range(3)]
+    try:
+        _wait_for(cat, lambda events: bool(events), "no writer process appended")
+        _writers_in_threads(cat, writers=3, each=10, signer=signer)  # while the processes write
+        with cat.begin() as conn:
+            first = min(e.seq for e in custody.events(conn) if e.actor.startswith("w"))
+        _wait_for(
+            cat,
+            lambda events: any(e.actor.startswith("p") and e.seq > first for e in events),
+            "no process appended after the threads began",
+        )
+    finally:
+        stop.touch()
+        codes = [p.wait(timeout=120) for p in procs]
+    assert codes == [0] * 3
     signer.sign_due(cat, force=True)
 
     with cat.begin() as conn:
         events = list(custody.events(conn))
         signed_at = [cp.seq for cp in listing(conn)]
-    assert [e.seq for e in events] == list(range(1, 106)), "one sequence: no gap, no fork"
+    total = len(events)
+    assert [e.seq for e in events] == list(range(1, total + 1)), "one sequence: no gap, no fork"
     by_thread = [e.seq for e in events if e.actor.startswith("w")]
     by_process = [e.seq for e in events if e.actor.startswith("p")]
-    assert len(by_thread) == 30 and len(by_process) == 75
+    assert len(by_thread) == 30 and len(by_process) == total - 30
+    assert {e.actor for e in events if e.actor.startswith("p")} == {"p0", "p1", "p2"}
     assert min(by_thread) < max(by_process), "threads and processes wrote at the same time"
     log = verify.check_log(cat, settings.home)
-    assert log.problems == () and log.events == 105
-    assert set(range(10, 106, 10)) <= set(signed_at), "a checkpoint at every 10th event"
+    assert log.problems == () and log.events == total
+    assert set(range(10, total + 1, 10)) <= set(signed_at), "a checkpoint at every 10th event"
 
 
-def _wait_for_first_event(cat: Catalog) -> None:
+def _wait_for(
+    cat: Catalog, seen: Callable[[list[custody.CustodyEvent]], bool], failure: str
+) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with cat.begin() as conn:
-            if next(custody.events(conn, limit=1), None) is not None:
+            if seen(list(custody.events(conn))):
                 return
         time.sleep(0.02)
-    raise AssertionError("no writer process appended within 60 s")
+    raise AssertionError(f"{failure} within 60 s")
 
 
 def test_the_head_is_signed_once_t_minutes_have_passed(signed: tuple[Catalog, Settings]) -> None:

@@ -16,12 +16,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline import bag_verifier as rules
-from pipeline import custody
+from pipeline import checkpoints, custody, verify
 from pipeline.errors import AccessRefused, ChecksumMismatch, CustodyBroken, ExportError, NotFound
 from pipeline.export import ExportResult, export_bag
 from pipeline.keys import public_pem
 from pipeline.models import EventKind
 from tests.custody_helpers import (
+    LOG_LENGTH,
     Archive,
     copy_archive,
     flip_byte,
@@ -251,11 +252,44 @@ def test_a_case_export_holds_the_records_linked_to_it(archive: Archive, tmp_path
     assert {e["kind"] for e in events} >= {"ingested", "linked", "exported"}
 
 
+def _segment_start(archive: Archive, name: str) -> int:
+    """The first seq of the chain segment an export of the item ships: the one after the
+    checkpoint before the item's first event."""
+    with archive.catalog.begin() as conn:
+        first = next(custody.events(conn, media_id=archive.items[name].id)).seq
+        anchor = checkpoints.before(conn, first)
+    return anchor.seq + 1 if anchor else 1
+
+
 def test_export_refuses_a_log_damaged_in_a_signed_stretch(archive: Archive, tmp_path: Path) -> None:
-    set_row(archive, 3, actor="mallory")  # long signed: only a full recompute sees it
-    with pytest.raises(CustodyBroken, match=r"seq 3: content does not match its hash \(E-CHAIN"):
+    # The damaged event is taken inside the bag's segment, not at a fixed seq: the segment
+    # begins at a checkpoint, and a fixed seq once fell before it when ingest's threads
+    # ordered the template's events differently (the export was then right to go ahead).
+    video, after = archive.items["video"].id, _segment_start(archive, "video") - 1
+    with archive.catalog.begin() as conn:
+        seq = next(e.seq for e in custody.events(conn, after=after) if e.media_id != video)
+    assert seq < LOG_LENGTH, "signed long ago: only the export's recompute can see it"
+    set_row(archive, seq, actor="mallory")  # another's event: the bag ships it withheld
+    with pytest.raises(
+        CustodyBroken, match=rf"seq {seq}: content does not match its hash \(E-CHAIN"
+    ):
         _export(archive, tmp_path / "bag", "video")
     assert not (tmp_path / "bag").exists()
+
+
+def test_damage_before_a_bags_segment_does_not_block_it_and_verify_finds_it(
+    archive: Archive, tmp_path: Path
+) -> None:
+    """The bag proves its own stretch from a signed checkpoint on, so an older broken event
+    is not its concern (re-checking the whole log on each export would not scale); the
+    agency's `verify` is what reports it."""
+    start = _segment_start(archive, "pdf")
+    assert start > 2, "the template's pdf was ingested after the first checkpoint"
+    set_row(archive, start - 2, actor="mallory")
+    result = _export(archive, tmp_path / "bag", "pdf")
+    assert result.segment[0] == start and rules.verify_bag(result.path).ok
+    log = verify.check_log(archive.catalog, archive.home)
+    assert [p.code for p in log.problems] == ["E-CHAIN-HASH"]
 
 
 def test_export_never_writes_into_a_folder_with_files(archive: Archive, tmp_path: Path) -> None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import pytest
 
+from pipeline.catalog import Catalog
 from pipeline.catalog import media as media_db
 from pipeline.models import MediaStatus, Outcome, Station, SweepReport
 from pipeline.settings import Settings
@@ -169,6 +176,73 @@ def test_evidence_watch_catalogues_each_batch_and_derives_behind_it(
             if r.parameters.get("station_id") == station.id and r.created and r.created >= started
         }
     assert names == {"intake-station", "derive-station"}
+
+
+def _dead_pid() -> int:
+    """The pid of a process of this host that has exited (and been reaped)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(done.stdout)
+
+
+def test_a_sweep_marks_the_runs_of_a_killed_sweep_crashed(
+    flow_env: Settings, catalog: Catalog, station: Station
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled, Running
+
+    from flows.ingest import derive_station, ingest_station, intake_station, run_ingest
+
+    here, dead = socket.gethostname(), _dead_pid()
+    started = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+
+        def running(flow: Any, station_id: str, owner: str) -> UUID:
+            # What a SIGKILLed `evidence ingest` or `evidence watch` leaves on the server.
+            parameters = {"station_id": station_id, "owner": owner}
+            return client.create_flow_run(flow, parameters=parameters, state=Running()).id
+
+        killed = {
+            running(ingest_station, station.id, f"{here}:{dead}:killed01"),
+            running(intake_station, station.id, f"{here}:{dead}:watch001"),
+            running(derive_station, station.id, f"{here}:{dead}:watch001"),
+        }
+        left = {
+            # this process still lives: a run of it may well be going on
+            running(ingest_station, station.id, f"{here}:{os.getpid()}:alive001"),
+            # another host's process: nothing here can tell whether it lives
+            running(ingest_station, station.id, f"elsewhere:{dead}:remote01"),
+            # another station's: not this sweep's to judge
+            running(ingest_station, "DOCK-99", f"{here}:{dead}:other001"),
+            # a deployment's, run by a worker, which reports its end itself
+            client.create_flow_run(
+                ingest_station, parameters={"station_id": station.id}, state=Running()
+            ).id,
+        }
+        try:
+            report = run_ingest(flow_env, station.id)
+            assert report.ok
+            states = {r: client.read_flow_run(r).state for r in killed | left}
+            crashed = {r for r, s in states.items() if s is not None and s.is_crashed()}
+            assert crashed == killed
+            assert {r for r, s in states.items() if s and s.type is StateType.RUNNING} == left
+            message = str(states[next(iter(killed))].message)  # type: ignore[union-attr]
+            assert f":{dead}:" in message and "gone" in message
+            # The sweep's own run names its owner, for the next sweep to judge it by.
+            (own,) = [
+                r
+                for r in client.read_flow_runs()
+                if r.parameters.get("station_id") == station.id and r.id not in killed | left
+                and r.created and r.created >= started
+            ]  # fmt: skip
+            assert own.state is not None and own.state.is_completed()
+            assert own.parameters["owner"].split(":")[:2] == [here, str(os.getpid())]
+        finally:  # the server is the session's: leave no run of ours RUNNING for others
+            for r in left:
+                client.set_flow_run_state(r, Cancelled(), force=True)
 
 
 def sha256_of(path: Path) -> str:
