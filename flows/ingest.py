@@ -54,7 +54,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from devices.stations import get_station
 from devices.sweep import SweepPlan, finish_sweep, plan_sweep
-from pipeline.catalog.jobs import _owner_alive, new_owner
+from pipeline.catalog.jobs import new_owner, owner_alive
 from pipeline.checkpoints import checkpointer
 from pipeline.errors import InstanceKeyError
 from pipeline.ingest import IngestContext, catalogue_job, ingest_job, open_context, store_job
@@ -237,7 +237,7 @@ def _gone(owner: object) -> bool:
     if not isinstance(owner, str):
         return False  # a deployment's run: its worker reports its end
     try:
-        return not _owner_alive(owner)
+        return not owner_alive(owner)
     except ValueError:  # not an owner id of ours: leave that run alone
         return False
 

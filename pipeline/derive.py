@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from pipeline import transcode
 from pipeline.errors import MediaError, TranscodeError
 from pipeline.models import MediaItem
 from pipeline.settings import Settings
-from pipeline.store import ArchiveStore
+from pipeline.store import ArchiveStore, scratch_folder
 from pipeline.transcode import Derivative
 
 
@@ -28,9 +27,8 @@ def make_derivatives(store: ArchiveStore, settings: Settings, item: MediaItem) -
     is at fault and TranscoderUnusable is raised. That, a missing ffmpeg and an unwritable
     store are system errors that decide nothing about the file."""
     proxy_key = thumb_key = None
-    work = settings.home / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work) as tmp, store.original_file(item.sha256) as src:
+    scratch = scratch_folder(settings.home / "work", ".derive")
+    with scratch as tmp, store.original_file(item.sha256) as src:
         step: Derivative | None = None
         try:
             suffix = transcode.proxy_suffix(item.kind)

@@ -50,7 +50,7 @@ from pipeline.errors import ChecksumMismatch, CustodyBroken, ExportError
 from pipeline.hashing import ALGORITHM, copy_and_hash
 from pipeline.keys import public_pem
 from pipeline.models import EventKind, MediaItem
-from pipeline.store import ArchiveStore, _writer_gone
+from pipeline.store import ArchiveStore, writer_gone
 
 VERIFIER = Path(rules.__file__)
 TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "README.txt", "verify_bag.py")
@@ -194,7 +194,7 @@ def _remove_abandoned(out: Path) -> None:
     prefix = _staging_prefix(out)
     for leftover in out.parent.glob(glob.escape(prefix) + "*"):
         with contextlib.suppress(FileNotFoundError):
-            if _writer_gone(leftover.name[len(prefix) :], leftover.stat().st_mtime):
+            if writer_gone(leftover.name[len(prefix) :], leftover.stat().st_mtime):
                 shutil.rmtree(leftover, ignore_errors=True)
 
 

@@ -17,13 +17,10 @@ footage, most of which is never linked to a case.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import shutil
 import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +42,7 @@ from pipeline.export import export_bag, inside, safe_name
 from pipeline.hashing import hash_file
 from pipeline.models import CaseStatus, EventKind, plain
 from pipeline.settings import Settings
-from pipeline.store import ArchiveStore, _writer_gone, open_store, temporary_name
+from pipeline.store import ArchiveStore, open_store, scratch_folder
 
 SIGNATURE_FILE = "manifest-sha256.txt.sig"
 SCRATCH_SUFFIX = ".seal"
@@ -123,7 +120,7 @@ def _seal(
         "links": [plain(link) for link in linked],
     }
     name = bag_name(number)
-    with _scratch(settings.home / "work") as tmp:
+    with scratch_folder(settings.home / "work", SCRATCH_SUFFIX) as tmp:
         bag = inside(Path(tmp), name)
         result = export_bag(
             catalog,
@@ -173,24 +170,6 @@ def bag_name(number: str) -> str:
         return f"case-{number}"
     digest = hashlib.sha256(number.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"case-{slug[:48]}-{digest}"
-
-
-@contextmanager
-def _scratch(work: Path) -> Iterator[Path]:
-    """A scratch folder for one sealing, named after its process: a sealing killed midway
-    leaves its bag there (copies of archived originals, so nothing that is not in the store),
-    and the next sealing removes every one whose process is gone."""
-    work.mkdir(parents=True, exist_ok=True)
-    for leftover in work.glob("*" + SCRATCH_SUFFIX):
-        with contextlib.suppress(FileNotFoundError):
-            if _writer_gone(leftover.name, leftover.stat().st_mtime):
-                shutil.rmtree(leftover, ignore_errors=True)
-    path = work / temporary_name(SCRATCH_SUFFIX)
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _json(value: object) -> bytes:

@@ -306,6 +306,15 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     custody: CustodySettings = CustodySettings()
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_named(cls, value: object) -> object:
+        # An empty EVIDENCE_HOME would silently mean the current folder: a catalog and an
+        # archive would appear wherever a command happens to run.
+        if isinstance(value, str | Path) and str(value).strip() in ("", "."):
+            raise ValueError("the data directory is empty: name it (EVIDENCE_HOME or --home)")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,

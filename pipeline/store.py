@@ -35,7 +35,7 @@ def temporary_name(suffix: str = ".part") -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}{suffix}"
 
 
-def _writer_gone(name: str, mtime: float) -> bool:
+def writer_gone(name: str, mtime: float) -> bool:
     """The process that wrote a temporary is dead (same host), or it is too old to belong to
     a copy still running."""
     if mtime < time.time() - STALE_TEMPORARY_S:
@@ -64,7 +64,7 @@ def remove_orphans(
     for leftover in sorted(folder.iterdir()):
         with contextlib.suppress(FileNotFoundError):
             st = leftover.lstat()
-            if not stat.S_ISREG(st.st_mode) or not _writer_gone(leftover.name, st.st_mtime):
+            if not stat.S_ISREG(st.st_mode) or not writer_gone(leftover.name, st.st_mtime):
                 continue
             digest = hash_file(leftover, block_size)
             if is_archived(digest.sha256):
@@ -81,6 +81,25 @@ def remove_orphans(
                 digest.sha256,
             )
     return kept
+
+
+@contextlib.contextmanager
+def scratch_folder(work: Path, suffix: str) -> Iterator[Path]:
+    """A scratch folder for one piece of work, named after its process. Work killed midway
+    (a sealing, a proxy) leaves its folder — copies of archived originals or things derived
+    from them, nothing that is not in the store — and the next one of its kind removes every
+    folder whose process is gone."""
+    work.mkdir(parents=True, exist_ok=True)
+    for leftover in work.glob("*" + suffix):
+        with contextlib.suppress(FileNotFoundError):
+            if writer_gone(leftover.name, leftover.stat().st_mtime):
+                shutil.rmtree(leftover, ignore_errors=True)
+    path = work / temporary_name(suffix)
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class ArchiveStore(Protocol):

@@ -469,3 +469,21 @@ def test_metadata_tags_longer_than_their_columns_are_cut_not_refused(
     with ctx.catalog.begin() as conn:
         (item,) = media_db.listing(conn)
     assert item.probe.make is not None and len(item.probe.make) == 200
+
+
+def test_scratch_folders_of_killed_work_are_removed_by_the_next(
+    ctx: IngestContext, station: Station, dock: Path, clips: dict[str, Path]
+) -> None:
+    """A proxy run killed midway left its folder (pieces of derived evidence) in work/."""
+    work = ctx.settings.home / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    dead = work / f"{socket.gethostname()}-{2**22 + 12345}-cafe.derive"
+    dead.mkdir()
+    (dead / "proxy.mp4").write_bytes(b"half a proxy")
+    live = work / temporary_name(".derive")  # this process: still working
+    live.mkdir()
+    put(clips["video"], dock, "BWC-1/a.mp4")
+
+    assert _outcomes(sweep_station(ctx, station)) == {"a.mp4": Outcome.ARCHIVED}
+
+    assert not dead.exists() and live.exists()

@@ -206,3 +206,10 @@ def test_the_shipped_toml_sets_every_setting() -> None:
                 assert table[name] == value, f"{where}{name}: {table[name]!r} != {value!r}"
 
     walk(Settings, shipped, "")
+
+
+def test_an_empty_data_directory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EVIDENCE_HOME="" meant the current folder: a catalog and an archive appeared there."""
+    monkeypatch.setenv("EVIDENCE_HOME", "")
+    with pytest.raises(ConfigError, match="data directory is empty"):
+        load_settings()

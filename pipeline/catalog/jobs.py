@@ -63,7 +63,7 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _owner_alive(owner: str) -> bool:
+def owner_alive(owner: str) -> bool:
     host, pid, _ = owner.rsplit(":", 2)
     if host != socket.gethostname():
         return True  # another machine's process: only its lease can tell
@@ -196,7 +196,7 @@ def claim(conn: Connection, job_id: int, owner: str, now: datetime) -> Job | Non
         and row.owner != owner
         and row.lease_until is not None
         and row.lease_until > now
-        and _owner_alive(row.owner)
+        and owner_alive(row.owner)
     )
     if held:
         return None
