@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks.report import Figure, Result, Target
 from benchmarks.workbench import MB, MiB, median, scratch, write_random
 from pipeline.settings import IngestSettings
-from pipeline.store import LocalStore
+from pipeline.storage.local import LocalStore
 
 NUMBER, NAME = 1, "large-file verified ingest"
 

@@ -98,10 +98,10 @@ def _size(size: int) -> str:
 
 def _child() -> None:
     """One sweep of the bench station of $EVIDENCE_HOME; prints its peak RSS as JSON."""
-    from devices.stations import get_station
-    from devices.sweep import sweep_station
-    from pipeline.ingest import open_context
+    from docks.sweep import sweep_station
+    from pipeline.ingest.steps import open_context
     from pipeline.models import Outcome
+    from pipeline.registry.stations import get_station
     from pipeline.settings import load_settings
 
     ctx = open_context(load_settings())

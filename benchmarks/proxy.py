@@ -20,7 +20,7 @@ from unittest import mock
 
 from benchmarks.report import Figure, Result, Target
 from benchmarks.workbench import median, scratch
-from pipeline import probe, transcode
+from pipeline.media import probe, transcode
 from pipeline.models import ProbeResult
 from pipeline.settings import TranscodeSettings
 

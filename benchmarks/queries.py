@@ -44,8 +44,8 @@ from benchmarks.report import Figure, Result, Target
 from benchmarks.workbench import POSTGRES_ADMIN, fresh_postgres_database, postgres_unreachable
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog.db import MIGRATIONS, upgrade
-from pipeline.query import parse
-from pipeline.search import search
+from pipeline.search.query import parse
+from pipeline.search.run import search
 
 TARGET_P95_MS = 50.0
 SH = ZoneInfo("Asia/Shanghai")

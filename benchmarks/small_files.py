@@ -29,9 +29,9 @@ from benchmarks.workbench import (
     unique_copy,
     write_text_document,
 )
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from interfaces import synth
-from pipeline.ingest import open_context
+from pipeline.ingest.steps import open_context
 from pipeline.models import Outcome, Station, SweepReport
 from pipeline.settings import Settings
 

@@ -36,10 +36,10 @@ from benchmarks.workbench import (
     unique_copy,
     wait_for_quiet,
 )
-from devices.sweep import sweep_station
-from devices.watcher import StationWatcher
+from docks.sweep import sweep_station
+from docks.watcher import StationWatcher
 from interfaces import synth
-from pipeline.ingest import open_context
+from pipeline.ingest.steps import open_context
 from pipeline.models import Station
 from pipeline.settings import Settings, WatchSettings
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import sqlalchemy
 
-from devices.stations import add_station
 from pipeline.catalog import open_catalog
-from pipeline.ingest import INGESTED_DIR
-from pipeline.keys import create_instance_key
+from pipeline.custody.keys import create_instance_key
+from pipeline.ingest.steps import INGESTED_DIR
 from pipeline.models import Station
+from pipeline.registry.stations import add_station
 from pipeline.settings import Settings, load_settings
 
 MB = 1_000_000  # rates are quoted in MB/s, as dd and the issue quote them

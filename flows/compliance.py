@@ -17,9 +17,10 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.schedules import Cron
 
-from pipeline import cases, compliance
+from pipeline.cases import compliance
+from pipeline.cases import records as cases
+from pipeline.cases.categories import load_categories
 from pipeline.catalog import Catalog, open_catalog
-from pipeline.categories import load_categories
 from pipeline.errors import ConfigError
 from pipeline.models import CaseStatus
 from pipeline.settings import Settings, load_settings
@@ -42,7 +43,7 @@ def evaluate_task(catalog: Catalog, settings: Settings, now: datetime) -> list[c
 
 @task(name="seal-case", cache_policy=NO_CACHE, retries=1)
 def seal_task(settings: Settings, number: str) -> str:
-    from pipeline.seal import seal_case
+    from pipeline.cases.seal import seal_case
 
     return seal_case(settings, number, settings.actor, "auto-seal: concluded and complete").key
 

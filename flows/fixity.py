@@ -21,12 +21,13 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.schedules import Cron, Interval
 
-from pipeline import checkpoints, verify
-from pipeline.bag_verifier import Problem
 from pipeline.catalog import Catalog, open_catalog
+from pipeline.custody import checkpoints
+from pipeline.custody import fixity as verify
+from pipeline.custody.verify_bag import Problem
 from pipeline.errors import ConfigError, FixityProblems
 from pipeline.settings import Settings, load_settings
-from pipeline.store import ArchiveStore, open_store
+from pipeline.storage.local import ArchiveStore, open_store
 
 
 @task(name="select-originals", cache_policy=NO_CACHE)

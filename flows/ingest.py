@@ -52,13 +52,13 @@ from prefect.settings import Settings as PrefectSettings
 from prefect.states import Crashed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from devices.stations import get_station
-from devices.sweep import SweepPlan, finish_sweep, plan_sweep
+from docks.sweep import SweepPlan, finish_sweep, plan_sweep
 from pipeline.catalog.jobs import new_owner, owner_alive
-from pipeline.checkpoints import checkpointer
+from pipeline.custody.checkpoints import checkpointer
 from pipeline.errors import InstanceKeyError
-from pipeline.ingest import IngestContext, catalogue_job, ingest_job, open_context, store_job
+from pipeline.ingest.steps import IngestContext, catalogue_job, ingest_job, open_context, store_job
 from pipeline.models import FileReport, Station, SweepReport
+from pipeline.registry.stations import get_station
 from pipeline.settings import Settings, load_settings
 
 

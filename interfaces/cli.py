@@ -73,8 +73,8 @@ def init(json_out: JsonOpt = False) -> None:
     """
     from sqlalchemy.engine import make_url
 
-    from pipeline.keys import create_instance_key
-    from pipeline.store import open_store
+    from pipeline.custody.keys import create_instance_key
+    from pipeline.storage.local import open_store
 
     settings = _settings()
     for folder in (settings.home, settings.log_dir, settings.prefect_home):
@@ -118,7 +118,7 @@ def stations_add(
 
     Example: evidence stations add DOCK-01 --root /srv/dock01 --name "一中队采集站"
     """
-    from devices.stations import add_station
+    from pipeline.registry.stations import add_station
 
     settings = _settings()
     station = add_station(
@@ -139,7 +139,7 @@ def stations_add(
 @stations_app.command("list")
 def stations_list(json_out: JsonOpt = False) -> None:
     """List registered stations."""
-    from devices.stations import list_stations
+    from pipeline.registry.stations import list_stations
 
     found = list_stations(_catalog(_settings()))
     if json_out:
@@ -167,9 +167,9 @@ def ingest(
     Example: evidence ingest --station DOCK-01
     """
     settings = _settings()
-    from devices.scan import scan_station
-    from devices.stations import get_station
+    from docks.scan import scan_station
     from flows.runtime import use_prefect
+    from pipeline.registry.stations import get_station
 
     found = get_station(_catalog(settings), station)
     total = len(scan_station(found, settings.ingest.ignore, 0.0, only=paths).ready)
@@ -232,8 +232,8 @@ def watch(
     Example: evidence watch
     """
     settings = _settings()
-    from devices.stations import list_stations
     from flows.runtime import use_prefect
+    from pipeline.registry.stations import list_stations
 
     stations = [s for s in list_stations(_catalog(settings)) if not station or s.id in station]
     if not stations:
@@ -291,7 +291,7 @@ def _watch_submitting(settings: Settings, stations: list[Station]) -> None:
 def _run_watcher(
     settings: Settings, stations: list[Station], on_batch: Callable[[str, list[Path] | None], None]
 ) -> None:
-    from devices.watcher import StationWatcher
+    from docks.watcher import StationWatcher
 
     stop = threading.Event()
     try:
@@ -340,9 +340,9 @@ def media_show(
 
     Example: evidence media show 3f2a9c --reason "复核 案件 2026-0113" --as A001
     """
-    from pipeline import custody
-    from pipeline.access import View, open_media
-    from pipeline.store import open_store
+    from pipeline.custody import log as custody
+    from pipeline.custody.access import View, open_media
+    from pipeline.storage.local import open_store
 
     settings = _settings()
     catalog = _catalog(settings)

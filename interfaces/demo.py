@@ -17,11 +17,11 @@ from pathlib import Path
 
 from rich.table import Table
 
-from devices import health
 from interfaces import output, synth
 from interfaces.commands.registry import print_health
 from pipeline.catalog import Catalog
 from pipeline.models import MediaStatus, Outcome, SweepReport
+from pipeline.registry import health
 from pipeline.settings import Settings
 
 # 09:30 in Shanghai (UTC+8): recorder clocks, file names and the registry run on local time.
@@ -100,15 +100,15 @@ def run_demo(home: Path | None) -> int:
     console.rule("[bold]Evidence pipeline demo (执法全过程记录)")
     console.print(f"data directory: {home}")
 
-    from devices.stations import add_station
     from flows.runtime import stop_server, use_prefect
     from pipeline.catalog import media as media_db
     from pipeline.catalog import open_catalog
+    from pipeline.registry.stations import add_station
     from pipeline.settings import load_settings
 
     settings = load_settings()
     catalog = open_catalog(settings.catalog_url)
-    from pipeline.keys import create_instance_key
+    from pipeline.custody.keys import create_instance_key
 
     create_instance_key(settings.home)  # as `evidence init` does: it signs custody checkpoints
     console.print("synthesizing recorder dumps with ffmpeg …")
@@ -178,7 +178,7 @@ def _import_registry(home: Path, catalog: Catalog, settings: Settings) -> None:
     """The registry as an agency would load it: a YAML file through the importer."""
     from zoneinfo import ZoneInfo
 
-    from devices import registry_io
+    from pipeline.registry import bulk as registry_io
 
     path = home / "registry.yaml"
     path.write_text(DEMO_REGISTRY, encoding="utf-8")
@@ -199,10 +199,11 @@ def _cases(settings: Settings, catalog: Catalog) -> bool:
     """Three case files: a seizure fully recorded and sealed on time, a forced demolition
     with a coverage gap, and an inspection nobody filed within 15 days."""
     from interfaces.commands.cases import print_report
-    from pipeline import cases, compliance
-    from pipeline.categories import load_categories
+    from pipeline.cases import compliance
+    from pipeline.cases import records as cases
+    from pipeline.cases.categories import load_categories
+    from pipeline.cases.seal import seal_case
     from pipeline.models import Case, CaseStatus, RecordType, Signature
-    from pipeline.seal import seal_case
 
     console = output.console
     console.rule("case files (案卷) and the 15-day rule")
@@ -279,11 +280,11 @@ def _cases(settings: Settings, catalog: Catalog) -> bool:
 
 def _register_the_stray(settings: Settings) -> None:
     """An archivist registers the unknown recorder and releases its quarantined dump."""
-    from devices import registry
     from pipeline.catalog import media as media_db
-    from pipeline.ingest import open_context
+    from pipeline.ingest.quarantine import release
+    from pipeline.ingest.steps import open_context
     from pipeline.models import Device, DeviceKind
-    from pipeline.quarantine import release
+    from pipeline.registry import records as registry
 
     console = output.console
     console.rule("unknown recorder BWC0099: register, then release from quarantine")
@@ -310,8 +311,8 @@ def _check(
     """Prove what the demo claims: hashes re-verified, proxies decode, sources released."""
     from pipeline.catalog import media as media_db
     from pipeline.errors import EvidenceError
-    from pipeline.store import open_store
-    from pipeline.transcode import check_decodes
+    from pipeline.media.transcode import check_decodes
+    from pipeline.storage.local import open_store
 
     console = output.console
     store = open_store(settings)

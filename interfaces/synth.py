@@ -14,7 +14,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from pipeline.transcode import find_ffmpeg, metadata_options, run_ffmpeg
+from pipeline.media.transcode import find_ffmpeg, metadata_options, run_ffmpeg
 
 _TIMEOUT_S = 60.0
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.dockfs import raw_name, readable
+from pipeline.ingest.dockfs import raw_name, readable
 
 
 class MediaKind(enum.StrEnum):

@@ -25,14 +25,14 @@ for _var in [
 import pytest  # noqa: E402
 import sqlalchemy  # noqa: E402
 
-from devices.stations import save_station  # noqa: E402
 from interfaces import synth  # noqa: E402
 from pipeline.catalog import Catalog, open_catalog  # noqa: E402
 from pipeline.catalog.jobs import new_owner  # noqa: E402
-from pipeline.ingest import IngestContext  # noqa: E402
+from pipeline.ingest.steps import IngestContext  # noqa: E402
 from pipeline.models import Station  # noqa: E402
+from pipeline.registry.stations import save_station  # noqa: E402
 from pipeline.settings import Settings, load_settings  # noqa: E402
-from pipeline.store import LocalStore  # noqa: E402
+from pipeline.storage.local import LocalStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(

@@ -16,20 +16,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from devices.stations import add_station
-from devices.sweep import sweep_station
-from pipeline import bag_verifier as rules
-from pipeline import custody
+from docks.sweep import sweep_station
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import media as media_db
 from pipeline.catalog.jobs import new_owner
 from pipeline.catalog.schema import custody_events, custody_head
-from pipeline.checkpoints import Checkpointer, checkpointer
-from pipeline.ingest import IngestContext
-from pipeline.keys import create_instance_key
+from pipeline.custody import log as custody
+from pipeline.custody import verify_bag as rules
+from pipeline.custody.checkpoints import Checkpointer, checkpointer
+from pipeline.custody.keys import create_instance_key
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import EventKind, MediaItem
+from pipeline.registry.stations import add_station
 from pipeline.settings import Settings
-from pipeline.store import LocalStore
+from pipeline.storage.local import LocalStore
 from tests.conftest import make_settings, put
 
 EVIDENCE = [sys.executable, "-m", "interfaces.cli"]
@@ -119,8 +119,8 @@ def copy_archive(source: Path, target: Path) -> Archive:
 
 def make_case(archive: Archive, number: str, *names: str) -> None:
     """A case with the named items (video, photo, pdf) linked to it by hand."""
-    from pipeline import cases
-    from pipeline.categories import load_categories
+    from pipeline.cases import records as cases
+    from pipeline.cases.categories import load_categories
     from pipeline.models import Case, CaseStatus
 
     case = Case(number, "查封扣押 现场", "seizure", "一中队", CaseStatus.OPEN, ())

@@ -15,23 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from devices import registry
-from devices.stations import add_station
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from interfaces import synth
-from pipeline import cases, keys
+from pipeline.cases import records as cases
+from pipeline.cases.categories import load_categories
+from pipeline.cases.seal import extract, seal_case, verify_sealed_bag
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog import jobs as jobs_db
-from pipeline.categories import load_categories
-from pipeline.checkpoints import checkpointer
+from pipeline.custody import keys
+from pipeline.custody.checkpoints import checkpointer
+from pipeline.custody.export import export_bag
 from pipeline.errors import CaseError
-from pipeline.export import export_bag
-from pipeline.ingest import IngestContext
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import Case, CaseStatus, Device, DeviceKind, Officer, Station
-from pipeline.seal import extract, seal_case, verify_sealed_bag
+from pipeline.registry import records as registry
+from pipeline.registry.stations import add_station
 from pipeline.settings import Settings
-from pipeline.store import LocalStore
+from pipeline.storage.local import LocalStore
 from tests.conftest import make_settings, put
 
 T0 = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)

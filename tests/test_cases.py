@@ -13,15 +13,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, select
 
-from devices import registry
-from pipeline import case_io, cases, compliance, custody
+from pipeline.cases import bulk as case_io
+from pipeline.cases import compliance
+from pipeline.cases import records as cases
+from pipeline.cases.categories import load_categories
+from pipeline.cases.coverage import coverage
+from pipeline.cases.deadline import CaseState
 from pipeline.catalog import Catalog
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import cases as cases_table
-from pipeline.categories import load_categories
-from pipeline.coverage import coverage
-from pipeline.deadline import CaseState
+from pipeline.custody import log as custody
 from pipeline.errors import CaseError, ConfigError
 from pipeline.models import (
     Case,
@@ -38,6 +40,7 @@ from pipeline.models import (
     SourceFile,
     Station,
 )
+from pipeline.registry import records as registry
 from pipeline.settings import Settings
 from tests.conftest import make_settings
 

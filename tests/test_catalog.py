@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text, update
 
-from pipeline import custody
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import open_catalog
 from pipeline.catalog.schema import custody_events, ingest_jobs, stations
+from pipeline.custody import log as custody
 from pipeline.models import EventKind, JobState, SourceFile
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)

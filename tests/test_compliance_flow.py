@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from devices import registry
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from interfaces import synth
-from pipeline import cases, custody, keys
+from pipeline.cases import records as cases
+from pipeline.cases.categories import load_categories
 from pipeline.catalog import jobs as jobs_db
-from pipeline.categories import load_categories
-from pipeline.ingest import IngestContext
+from pipeline.custody import keys
+from pipeline.custody import log as custody
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import Case, CaseStatus, Device, DeviceKind, EventKind, Officer, Station
+from pipeline.registry import records as registry
 from pipeline.settings import Settings
-from pipeline.store import LocalStore
+from pipeline.storage.local import LocalStore
 
 T0 = datetime(2026, 11, 2, 1, 30, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from pipeline import custody
 from pipeline.catalog import open_catalog
 from pipeline.catalog.schema import ingest_jobs, media
+from pipeline.custody import log as custody
 from pipeline.models import JobState
 from tests.conftest import RECORDED
 

@@ -28,23 +28,26 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from devices import registry
-from devices.stations import add_station
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from interfaces import synth
-from pipeline import bag_verifier, cases, custody, verify
+from pipeline.cases import records as cases
+from pipeline.cases.categories import load_categories
+from pipeline.cases.seal import extract, verify_sealed_bag
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog import media as media_db
 from pipeline.catalog.jobs import new_owner
 from pipeline.catalog.schema import media
-from pipeline.categories import load_categories
-from pipeline.ingest import IngestContext
-from pipeline.keys import create_instance_key, trusted_keys
+from pipeline.custody import fixity as verify
+from pipeline.custody import log as custody
+from pipeline.custody import verify_bag as bag_verifier
+from pipeline.custody.keys import create_instance_key, trusted_keys
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import Case, CaseStatus, Device, DeviceKind, EventKind, Officer
-from pipeline.seal import extract, verify_sealed_bag
+from pipeline.registry import records as registry
+from pipeline.registry.stations import add_station
 from pipeline.settings import Settings
-from pipeline.store import LocalStore
+from pipeline.storage.local import LocalStore
 from tests.conftest import make_settings
 
 #: About 40 `evidence` processes of ~1.5 s each (start-up and the catalog opened).

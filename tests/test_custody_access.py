@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import custody
-from pipeline.access import View, audit, open_media
+from pipeline.custody import log as custody
+from pipeline.custody.access import View, audit, open_media
 from pipeline.errors import AccessRefused, NotFound
 from pipeline.models import EventKind
 from tests.custody_helpers import Archive, copy_archive, make_case, template

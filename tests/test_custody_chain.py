@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import bag_verifier as rules
-from pipeline import custody, verify
 from pipeline.catalog import Catalog, open_catalog
-from pipeline.checkpoints import Checkpointer, checkpointer, listing
-from pipeline.keys import create_instance_key
+from pipeline.custody import fixity as verify
+from pipeline.custody import log as custody
+from pipeline.custody import verify_bag as rules
+from pipeline.custody.checkpoints import Checkpointer, checkpointer, listing
+from pipeline.custody.keys import create_instance_key
 from pipeline.models import EventKind
 from pipeline.settings import Settings
 from tests.conftest import REPO, make_settings
@@ -107,7 +108,7 @@ def _writers_in_threads(cat: Catalog, writers: int, each: int, signer: Checkpoin
 # for, not hoped for (a fixed count of events once let a slow start of the threads miss it).
 WRITER = """
 import os, sys, time
-from pipeline import custody
+from pipeline.custody import log as custody
 from pipeline.catalog import open_catalog
 from pipeline.models import EventKind
 cat = open_catalog(sys.argv[1])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import custody
 from pipeline.catalog.schema import custody_checkpoints
+from pipeline.custody import log as custody
 from pipeline.errors import ConfigError
 from pipeline.models import EventKind
 from tests.custody_helpers import (

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import bag_verifier as rules
+from pipeline.custody import verify_bag as rules
+from pipeline.custody.keys import create_instance_key, key_dir, load_signer
 from pipeline.errors import InstanceKeyError
-from pipeline.keys import create_instance_key, key_dir, load_signer
 from tests.custody_helpers import EVIDENCE
 
 

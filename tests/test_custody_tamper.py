@@ -11,9 +11,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, insert, select, update
 
-from pipeline import bag_verifier as rules
-from pipeline import custody, verify
 from pipeline.catalog.schema import custody_checkpoints, custody_events, custody_head
+from pipeline.custody import fixity as verify
+from pipeline.custody import log as custody
+from pipeline.custody import verify_bag as rules
 from pipeline.errors import CustodyBroken
 from pipeline.models import EventKind
 from tests.custody_helpers import (

@@ -9,7 +9,7 @@ from pathlib import Path
 import chinese_calendar
 import pytest
 
-from pipeline.deadline import (
+from pipeline.cases.deadline import (
     CaseState,
     DaySource,
     Deadline,

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pipeline import bag_verifier as rules
-from pipeline import checkpoints, custody, verify
+from pipeline.custody import checkpoints
+from pipeline.custody import fixity as verify
+from pipeline.custody import log as custody
+from pipeline.custody import verify_bag as rules
+from pipeline.custody.export import ExportResult, export_bag
+from pipeline.custody.keys import public_pem
 from pipeline.errors import AccessRefused, ChecksumMismatch, CustodyBroken, ExportError, NotFound
-from pipeline.export import ExportResult, export_bag
-from pipeline.keys import public_pem
 from pipeline.models import EventKind
 from tests.custody_helpers import (
     LOG_LENGTH,

@@ -144,7 +144,7 @@ def test_evidence_watch_catalogues_each_batch_and_derives_behind_it(
 ) -> None:
     from prefect.client.orchestration import get_client
 
-    from devices.watcher import StationWatcher
+    from docks.watcher import StationWatcher
     from flows.ingest import Intake
     from flows.watch import WatchIngest
 

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from devices.stations import add_station
-from devices.sweep import plan_sweep, sweep_station
-from pipeline import custody
+from docks.sweep import plan_sweep, sweep_station
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import devices, ingest_jobs, stations
+from pipeline.custody import log as custody
 from pipeline.errors import StationError
-from pipeline.ingest import IngestContext, ingest_job
+from pipeline.ingest.steps import IngestContext, ingest_job
 from pipeline.models import EventKind, JobState, Outcome, Station
-from pipeline.store import LocalStore, temporary_name
+from pipeline.registry.stations import add_station
+from pipeline.storage.local import LocalStore, temporary_name
 from tests.conftest import make_settings, put
 
 
@@ -220,8 +220,8 @@ def test_names_that_are_not_utf8_are_ingested_shown_and_found(
     with ctx.catalog.begin() as conn:
         found = {m.original_name for m in media_db.listing(conn)}
     assert "执法记录.mp4" in found
-    from pipeline.query import parse
-    from pipeline.search import search
+    from pipeline.search.query import parse
+    from pipeline.search.run import search
 
     with ctx.catalog.read() as conn:
         hits = search(conn, parse("执法记录", ctx.settings.zone))

@@ -23,15 +23,15 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devices.stations import add_station
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from interfaces import synth
 from pipeline.catalog import media as media_db
 from pipeline.catalog import open_catalog
 from pipeline.catalog.jobs import new_owner
-from pipeline.ingest import IngestContext
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import Outcome
-from pipeline.store import LocalStore
+from pipeline.registry.stations import add_station
+from pipeline.storage.local import LocalStore
 from tests.conftest import make_settings
 
 EXAMPLES = int(os.environ.get("EVIDENCE_TEST_PROPERTY_EXAMPLES", "30"))
@@ -190,6 +190,6 @@ def test_every_good_file_is_archived_and_every_bad_entry_reported(
 
 
 def _readable(path: bytes) -> str:
-    from pipeline.dockfs import readable
+    from pipeline.ingest.dockfs import readable
 
     return readable(path)

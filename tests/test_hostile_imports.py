@@ -15,16 +15,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devices import registry, registry_io
-from pipeline import case_io, tabular
+from pipeline import tabular
+from pipeline.cases import bulk as case_io
+from pipeline.cases.categories import load_categories
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
 from pipeline.catalog.schema import media
-from pipeline.categories import load_categories
 from pipeline.errors import CaseError, QueryError, RegistryError
 from pipeline.models import Device, DeviceKind, Officer
-from pipeline.query import Span, parse
-from pipeline.search import search
+from pipeline.registry import bulk as registry_io
+from pipeline.registry import records as registry
+from pipeline.search.query import Span, parse
+from pipeline.search.run import search
 from pipeline.settings import Settings
 from tests.test_search import generate
 

@@ -23,20 +23,22 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from devices import registry
-from devices.stations import add_station
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from interfaces import output, synth
 from interfaces.cli import app
-from pipeline import cases, keys, tags
+from pipeline.cases import records as cases
+from pipeline.cases.categories import load_categories
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import open_catalog
 from pipeline.catalog import registry as registry_rows
-from pipeline.categories import load_categories
-from pipeline.ingest import IngestContext
+from pipeline.custody import keys
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import Case, CaseStatus, Device, DeviceKind, Officer
-from pipeline.store import LocalStore
+from pipeline.registry import records as registry
+from pipeline.registry.stations import add_station
+from pipeline.search import tags
+from pipeline.storage.local import LocalStore
 from tests.conftest import make_settings
 
 T0 = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
@@ -206,7 +208,7 @@ def test_an_error_naming_stored_text_is_one_inert_line(hostile: Hostile) -> None
 
 
 def test_log_lines_show_control_characters_of_what_they_quote() -> None:
-    record = logging.LogRecord("pipeline.ingest", logging.ERROR, __file__, 1,
+    record = logging.LogRecord("pipeline.ingest.steps", logging.ERROR, __file__, 1,
                                "internal error ingesting %s", (f"/dock/{BAD_FILE}",), None)  # fmt: skip
     line = output.InertFormatter("%(levelname)s %(message)s").format(record)
     assert line == f"ERROR internal error ingesting /dock/{BAD_FILE_SHOWN}"

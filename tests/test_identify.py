@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.identify import (
+from pipeline.ingest.identify import (
     attribute,
     choose_serial,
     drift_flags,

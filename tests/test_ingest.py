@@ -11,13 +11,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from devices.sweep import sweep_station
-from pipeline import custody
+from docks.sweep import sweep_station
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import ingest_jobs, media
+from pipeline.custody import log as custody
 from pipeline.errors import ChecksumMismatch
-from pipeline.ingest import IngestContext, ingest_job, release_target
+from pipeline.ingest.steps import IngestContext, ingest_job, release_target
 from pipeline.models import (
     EventKind,
     JobState,
@@ -27,7 +27,7 @@ from pipeline.models import (
     SourceFile,
     Station,
 )
-from pipeline.store import LocalStore
+from pipeline.storage.local import LocalStore
 from tests.conftest import RECORDED, make_settings, put
 from tests.test_store import CorruptingStore
 
@@ -242,8 +242,8 @@ def test_a_job_left_mid_way_is_resumed_from_its_step(
     STORED without copying again, and the item exists once."""
     src = put(clips["video"], dock, "BWC-1/a.mp4")
     sha = _sha(src)
-    from devices.sweep import plan_sweep
-    from pipeline.ingest import _store
+    from docks.sweep import plan_sweep
+    from pipeline.ingest.steps import _store
 
     plan = plan_sweep(ctx, station)
     with ctx.catalog.begin() as conn:

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from pipeline.catalog import Catalog
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
 from pipeline.errors import ChecksumMismatch
-from pipeline.ingest import IngestContext, release_target
+from pipeline.ingest.steps import IngestContext, release_target
+from pipeline.media.transcode import check_decodes
 from pipeline.models import MediaKind, Outcome, Station
-from pipeline.s3store import S3Store, open_s3_store, original_key
 from pipeline.settings import Settings
-from pipeline.transcode import check_decodes
+from pipeline.storage.s3 import S3Store, open_s3_store, original_key
 from tests.conftest import make_settings, put
 from tests.seaweed import Seaweed, running_seaweed
 from tests.test_s3store import CorruptingS3Store

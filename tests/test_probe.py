@@ -13,9 +13,9 @@ import pytest
 
 from interfaces import synth
 from pipeline.errors import UnreadableMedia
+from pipeline.media.probe import parse_date, parse_iso6709, probe
+from pipeline.media.transcode import find_ffmpeg, run_ffmpeg
 from pipeline.models import MediaKind
-from pipeline.probe import parse_date, parse_iso6709, probe
-from pipeline.transcode import find_ffmpeg, run_ffmpeg
 
 RECORDED = datetime(2026, 5, 5, 8, 30, tzinfo=UTC)
 

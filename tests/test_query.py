@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.errors import QueryError
-from pipeline.query import Between, Field, Span, Term, parse
-from pipeline.search import Sort, SortKey
+from pipeline.search.query import Between, Field, Span, Term, parse
+from pipeline.search.run import Sort, SortKey
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from pipeline.catalog import media as media_db
-from pipeline.ingest import IngestContext
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import MediaStatus, Outcome, Station
 from tests.conftest import REPO
 

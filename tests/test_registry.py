@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devices import registry, registry_io
-from pipeline import custody
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
+from pipeline.custody import log as custody
 from pipeline.errors import NotFound, RegistryError
 from pipeline.models import Device, DeviceKind, DeviceStatus, EventKind, Officer
+from pipeline.registry import bulk as registry_io
+from pipeline.registry import records as registry
 from tests.conftest import REPO
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -108,7 +109,7 @@ def test_registry_changes_are_made_by_a_registered_officer(
         registry.set_status(catalog, "BWC0017", DeviceStatus.LOST, "nobody", "x")
     with pytest.raises(RegistryError, match="needs a named actor"):
         registry_io.apply(catalog, registry_io.read_file(_example(tmp_path), SH), tmp_path, "")
-    from devices.stations import add_station
+    from pipeline.registry.stations import add_station
 
     with pytest.raises(RegistryError, match="not a registered officer"):
         add_station(catalog, "D9", tmp_path, "system")

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from devices import health, registry
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from interfaces import synth
-from pipeline import custody
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
+from pipeline.custody import log as custody
 from pipeline.errors import QuarantineError
-from pipeline.ingest import IngestContext
+from pipeline.ingest.quarantine import release
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import (
     Device,
     DeviceKind,
@@ -29,8 +29,9 @@ from pipeline.models import (
     Outcome,
     Station,
 )
-from pipeline.quarantine import release
-from pipeline.store import LocalStore
+from pipeline.registry import health
+from pipeline.registry import records as registry
+from pipeline.storage.local import LocalStore
 from tests.conftest import make_settings
 
 START = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai

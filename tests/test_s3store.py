@@ -16,12 +16,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.errors import ChecksumMismatch, ObjectLocked, StorageError
-from pipeline.s3client import S3Client, b64, make_client
-from pipeline.s3lock import check_lock, ensure_bucket
-from pipeline.s3parts import Staged
-from pipeline.s3store import S3Store, open_s3_store, original_key
 from pipeline.settings import Settings
-from pipeline.store import open_store
+from pipeline.storage.local import open_store
+from pipeline.storage.s3 import S3Store, open_s3_store, original_key
+from pipeline.storage.s3client import S3Client, b64, make_client
+from pipeline.storage.s3lock import check_lock, ensure_bucket
+from pipeline.storage.s3parts import Staged
 from tests.conftest import make_settings
 from tests.seaweed import Seaweed, running_seaweed
 
@@ -372,7 +372,7 @@ def test_the_self_test_flags_a_bucket_without_object_lock_loudly(
     settings = s3_settings(tmp_path / "home", seaweed)
     seaweed.client.create_bucket(Bucket=settings.store.s3.bucket)  # made by hand, no lock
 
-    with caplog.at_level(logging.CRITICAL, logger="pipeline.s3store"):
+    with caplog.at_level(logging.CRITICAL, logger="pipeline.storage.s3"):
         store = open_s3_store(settings)
 
     (record,) = [r for r in caplog.records if r.levelno == logging.CRITICAL]

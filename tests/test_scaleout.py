@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from pipeline.catalog import open_catalog
 from pipeline.catalog.schema import media
-from pipeline.s3store import original_key
+from pipeline.storage.s3 import original_key
 from tests.seaweed import running_seaweed
 
 EVIDENCE = [sys.executable, "-m", "interfaces.cli"]

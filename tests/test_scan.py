@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from devices.scan import scan_station
+from docks.scan import scan_station
 from pipeline.models import Station
 
 IGNORE = ["*.part", "*.tmp", ".*"]

@@ -12,19 +12,21 @@ from pathlib import Path
 import bagit
 import pytest
 
-from devices import registry
-from devices.sweep import sweep_station
+from docks.sweep import sweep_station
 from interfaces import synth
-from pipeline import cases, custody, keys
+from pipeline.cases import records as cases
+from pipeline.cases.categories import load_categories
+from pipeline.cases.deadline import CaseState
+from pipeline.cases.seal import extract, seal_case, verify_sealed_bag
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
-from pipeline.categories import load_categories
-from pipeline.deadline import CaseState
+from pipeline.custody import keys
+from pipeline.custody import log as custody
 from pipeline.errors import CaseError
-from pipeline.ingest import IngestContext
+from pipeline.ingest.steps import IngestContext
 from pipeline.models import Case, CaseStatus, Device, DeviceKind, EventKind, Officer, Station
-from pipeline.seal import extract, seal_case, verify_sealed_bag
-from pipeline.store import LocalStore
+from pipeline.registry import records as registry
+from pipeline.storage.local import LocalStore
 from tests.conftest import make_settings
 
 T0 = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)

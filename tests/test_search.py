@@ -17,16 +17,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, text
 
-from pipeline import cases, custody, tags
-from pipeline import search as search_module
+from pipeline.cases import records as cases
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog.schema import cases as cases_table
 from pipeline.catalog.schema import links, media, media_tags, officers, stations
+from pipeline.custody import log as custody
 from pipeline.errors import NotFound, TagError
 from pipeline.models import EventKind, LinkMethod
-from pipeline.query import matches, parse
-from pipeline.search import Sort, SortKey, search, selection, views
+from pipeline.search import run as search_module
+from pipeline.search import tags
+from pipeline.search.query import matches, parse
+from pipeline.search.run import Sort, SortKey, search, selection, views
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 5, 12, 2, 0, tzinfo=UTC)

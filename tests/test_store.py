@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ChecksumMismatch, StorageError
-from pipeline.store import LocalStore
+from pipeline.storage.local import LocalStore
 
 
 def _sha(data: bytes) -> str:
@@ -117,7 +117,7 @@ def test_stale_temporaries_of_a_killed_copy_are_removed_young_ones_kept(tmp_path
     import os
     import time
 
-    from pipeline.store import STALE_TEMPORARY_S
+    from pipeline.storage.local import STALE_TEMPORARY_S
 
     store = LocalStore(tmp_path / "archive")
     stale, young = store.tmp / "a.part", store.tmp / "b.part"

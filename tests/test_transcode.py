@@ -9,10 +9,10 @@ import ffmpeg
 import pytest
 
 from interfaces import synth
-from pipeline import transcode
 from pipeline.errors import FfmpegNotFound, TranscodeError, TranscoderUnusable
+from pipeline.media import transcode
+from pipeline.media.probe import probe
 from pipeline.models import MediaKind, ProbeResult
-from pipeline.probe import probe
 from pipeline.settings import TranscodeSettings
 
 RECORDED = datetime(2026, 5, 5, 8, 30, tzinfo=UTC)

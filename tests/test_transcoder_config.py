@@ -20,15 +20,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from devices.sweep import plan_sweep, sweep_station
+from docks.sweep import plan_sweep, sweep_station
 from interfaces import synth
-from pipeline import custody, transcode
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import ingest_jobs
-from pipeline.derive import make_derivatives
+from pipeline.custody import log as custody
 from pipeline.errors import QuarantineError, TranscodeError, TranscoderUnusable
-from pipeline.ingest import IngestContext, catalogue_job, ingest_job, record_quarantine
+from pipeline.ingest.quarantine import release, release_many
+from pipeline.ingest.steps import IngestContext, catalogue_job, ingest_job, record_quarantine
+from pipeline.media import transcode
+from pipeline.media.derive import make_derivatives
 from pipeline.models import (
     EventKind,
     JobState,
@@ -37,7 +39,6 @@ from pipeline.models import (
     Outcome,
     Station,
 )
-from pipeline.quarantine import release, release_many
 from tests.conftest import put
 
 EVIDENCE = [sys.executable, "-m", "interfaces.cli"]

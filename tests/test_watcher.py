@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.watcher import StationWatcher
+from docks.watcher import StationWatcher
 from pipeline.errors import StationError
 from pipeline.models import Station
 from pipeline.settings import WatchSettings
@@ -322,7 +322,7 @@ def test_failing_callback_is_logged_and_later_files_still_arrive(
     station1: Station,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="devices.watcher")
+    caplog.set_level(logging.ERROR, logger="docks.watcher")
     recorder.fail_batches = 1
     watch()
     first = write(station1.root / "BWC-17" / "j.mp4")

@@ -17,8 +17,8 @@ from rich.text import Text
 
 from interfaces import output
 from interfaces.common import JsonOpt, catalog, settings
-from pipeline.access import View
-from pipeline.custody import CustodyEvent
+from pipeline.custody.access import View
+from pipeline.custody.log import CustodyEvent
 from pipeline.models import EventKind
 
 AsOpt = Annotated[
@@ -56,8 +56,8 @@ def media_open(
 
     Example: evidence media open 3f2a9c --reason "复核 案件 2026-0113" --as 1023
     """
-    from pipeline.access import open_media
-    from pipeline.store import open_store
+    from pipeline.custody.access import open_media
+    from pipeline.storage.local import open_store
 
     s = settings()
     access = open_media(
@@ -98,7 +98,7 @@ def audit(
 
     Example: evidence audit --media 3f2a9c --kind viewed --kind exported
     """
-    from pipeline.access import audit as audit_lib
+    from pipeline.custody.access import audit as audit_lib
 
     found = audit_lib(
         catalog(settings()),
@@ -157,9 +157,9 @@ def export(
 
     Example: evidence export --media 3,5 --out /mnt/usb/2026-0113 --reason "移送法院" --as 1023
     """
-    from pipeline.checkpoints import checkpointer
-    from pipeline.export import export_bag
-    from pipeline.store import open_store
+    from pipeline.custody.checkpoints import checkpointer
+    from pipeline.custody.export import export_bag
+    from pipeline.storage.local import open_store
 
     if (case is None) == (not media):
         raise typer.BadParameter("give --case or --media, not both, not neither")

@@ -13,10 +13,12 @@ from rich.table import Table
 
 from interfaces import output
 from interfaces.common import ActorOpt, JsonOpt, catalog, settings
-from pipeline import case_io, cases, compliance
+from pipeline.cases import bulk as case_io
+from pipeline.cases import compliance
+from pipeline.cases import records as cases
+from pipeline.cases.categories import load_categories
+from pipeline.cases.deadline import CaseState
 from pipeline.catalog import cases as case_rows
-from pipeline.categories import load_categories
-from pipeline.deadline import CaseState
 from pipeline.models import Case, CaseStatus, RecordType, Signature
 from pipeline.settings import Settings
 
@@ -505,7 +507,7 @@ def cases_archive(
 
     Example: evidence cases archive 2026-0113 --as A001
     """
-    from pipeline.seal import seal_case
+    from pipeline.cases.seal import seal_case
 
     s = settings()
     sealed = seal_case(s, number, actor or s.actor, reason, force=force)
@@ -529,9 +531,9 @@ def cases_verify(number: str, json_out: JsonOpt = False) -> None:
     """
     import tempfile
 
-    from pipeline.keys import trusted_keys
-    from pipeline.seal import extract, verify_sealed_bag
-    from pipeline.store import open_store
+    from pipeline.cases.seal import extract, verify_sealed_bag
+    from pipeline.custody.keys import trusted_keys
+    from pipeline.storage.local import open_store
 
     s = settings()
     with catalog(s).begin() as conn:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from interfaces import output
 from interfaces.common import JsonOpt, catalog, settings
-from pipeline.bag_verifier import Problem
+from pipeline.custody.verify_bag import Problem
 
 keys_app = typer.Typer(help="The instance's signing key (Ed25519).", no_args_is_help=True)
 
@@ -43,8 +43,8 @@ def verify(
 
     Example: evidence verify --sample 50 --json
     """
-    from pipeline import verify as verify_lib
-    from pipeline.store import open_store
+    from pipeline.custody import fixity as verify_lib
+    from pipeline.storage.local import open_store
 
     if sum(bool(x) for x in (full, sample, media)) > 1:
         raise typer.BadParameter("give one of --full, --sample N, or media items")
@@ -108,7 +108,7 @@ def keys_export(json_out: JsonOpt = False) -> None:
 
     Example: evidence keys export > agency-evidence-key.pem
     """
-    from pipeline import keys
+    from pipeline.custody import keys
 
     info = keys.describe(settings().home)
     if json_out:

@@ -12,14 +12,16 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from devices import health, registry, registry_io
-from devices.stations import get_station
 from interfaces import output
 from interfaces.common import ActorOpt, JsonOpt, catalog, settings
 from pipeline.catalog import media as media_db
 from pipeline.catalog import registry as rows
 from pipeline.errors import NotFound
 from pipeline.models import Device, DeviceKind, DeviceStatus, Officer, Role
+from pipeline.registry import bulk as registry_io
+from pipeline.registry import health
+from pipeline.registry import records as registry
+from pipeline.registry.stations import get_station
 from pipeline.settings import Settings
 
 devices_app = typer.Typer(
@@ -455,8 +457,8 @@ def quarantine_release(
 
     Example: evidence quarantine release --device BWC0099 --as A001
     """
-    from pipeline.ingest import open_context
-    from pipeline.quarantine import device_entries, release_many
+    from pipeline.ingest.quarantine import device_entries, release_many
+    from pipeline.ingest.steps import open_context
 
     s = settings()
     ctx = open_context(s)

@@ -12,9 +12,9 @@ from rich.table import Table
 
 from interfaces import output
 from interfaces.common import ActorOpt, JsonOpt, catalog, settings
-from pipeline import search as search_lib
-from pipeline import tags as tags_lib
-from pipeline.query import ItemView, parse
+from pipeline.search import run as search_lib
+from pipeline.search import tags as tags_lib
+from pipeline.search.query import ItemView, parse
 from pipeline.settings import Settings
 
 # Query terms and tag changes start with "-" (-tag:draft, -draft): arguments, not options.

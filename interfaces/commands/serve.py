@@ -27,7 +27,7 @@ def serve_all() -> None:
     from flows.runtime import use_prefect
 
     s = settings()
-    from pipeline.checkpoints import checkpointer
+    from pipeline.custody.checkpoints import checkpointer
 
     checkpointer(s)  # no usable instance key: fail now, not at every scheduled run
     server = use_prefect(s)

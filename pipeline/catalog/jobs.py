@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select, update
 
 from pipeline.catalog.schema import ingest_jobs
-from pipeline.dockfs import from_raw
+from pipeline.ingest.dockfs import from_raw
 from pipeline.models import JobState, Outcome, SourceFile
 
 LEASE = timedelta(minutes=15)

@@ -1,1 +1,0 @@
-"""Stations, recorders and the dump folders they fill: registry, layout parsing, watchers."""

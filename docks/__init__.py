@@ -1,0 +1,1 @@
+"""The dock-side runtime: scanning dump folders, sweeps, the watchdog watcher."""

@@ -1,0 +1,263 @@
+"""Running a query: the media items it selects, sorted and cut to a limit, as views.
+
+The WHERE clause comes from :mod:`pipeline.query`; this module adds the order and the limit,
+and loads what a person sees of each item (officer, tags, linked cases) in a few batched
+queries, never one per item. How the common queries stay fast at a million items:
+
+- ``case:`` starts from ``links`` (index on case_number), ``tag:`` from ``media_tags``;
+- ``officer:`` and ``device:`` with ``recorded:`` use the (officer_id | device_serial,
+  recorded_start) indexes, which also give the default order (newest recording first);
+- ``sha256:`` is a range on the unique index of sha256;
+- text is looked up in the trigram index when it matches few items, and tested item by item
+  (LIKE) when it matches many: the sort's index then brings the newest items first and the
+  limit fills early. A count of the index's matches, stopped at ``BROAD``, decides (SQLite;
+  PostgreSQL's planner makes this choice itself, from its statistics of the documents).
+
+PostgreSQL's btree indexes give a descending order with nulls first, so ``ORDER BY … DESC
+NULLS LAST`` cannot walk them: the planner fetched every match and sorted it (a scan of all of
+media for broad text). :func:`search` therefore asks PostgreSQL for the items with a sort value
+(``DESC``, which the index gives) and then, when the limit is not yet full, for those without.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, column, func, select, table
+
+from pipeline.catalog.schema import cases, links, media, media_tags, officers
+from pipeline.models import MediaKind, MediaStatus
+from pipeline.search.query import (
+    TRIGRAM,
+    Field,
+    ItemView,
+    LinkedCase,
+    Query,
+    fts_phrase,
+    fts_rowids,
+    where,
+)
+
+
+class SortKey(enum.StrEnum):
+    RECORDED = "recorded"
+    INGESTED = "ingested"
+    DURATION = "duration"
+    SIZE = "size"
+    ID = "id"
+
+
+_SORT_COLUMNS = {
+    SortKey.RECORDED: media.c.recorded_start,
+    SortKey.INGESTED: media.c.ingested_at,
+    SortKey.DURATION: media.c.duration_s,
+    SortKey.SIZE: media.c.size,
+    SortKey.ID: media.c.id,
+}
+
+
+@dataclass(frozen=True)
+class Sort:
+    key: SortKey
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Sort:
+        """``recorded`` (ascending) or ``-recorded`` (descending); ValueError names the keys."""
+        name = text.strip()
+        descending = name.startswith("-")
+        try:
+            return cls(SortKey(name.removeprefix("-").lower()), descending)
+        except ValueError:
+            keys = ", ".join(SortKey)
+            raise ValueError(f"cannot sort by {text!r} (by {keys}; -key for descending)") from None
+
+    def __str__(self) -> str:
+        return f"{'-' if self.descending else ''}{self.key.value}"
+
+
+NEWEST_FIRST = Sort(SortKey.RECORDED, descending=True)
+
+
+@dataclass(frozen=True)
+class Results:
+    items: list[ItemView]
+    more: bool  # more items match than the limit let through
+
+
+def search(
+    conn: Connection, query: Query, *, sort: Sort = NEWEST_FIRST, limit: int = 50
+) -> Results:
+    """The first ``limit`` items the query selects, in the sort's order."""
+    if conn.dialect.name == "postgresql" and sort.descending:
+        ids = _postgres_descending(conn, query, sort, limit + 1)
+    else:
+        ids = [r.id for r in conn.execute(selection(conn, query, sort).limit(limit + 1))]
+    return Results(views(conn, ids[:limit]), len(ids) > limit)
+
+
+def _postgres_descending(conn: Connection, query: Query, sort: Sort, limit: int) -> list[int]:
+    """PostgreSQL: the first ``limit`` ids in :func:`selection`'s order, in up to two queries
+    whose order an index gives (a backward scan yields ``DESC NULLS FIRST``, never ``NULLS
+    LAST``): the items with a sort value, ``DESC``; then those without, by id."""
+    col = _SORT_COLUMNS[sort.key]
+    clause = where(query, conn.dialect.name)
+    valued = (
+        select(media.c.id)
+        .where(clause, col.is_not(None))
+        .order_by(col.desc(), media.c.id.desc())
+        .limit(limit)
+    )
+    ids = [r.id for r in conn.execute(valued)]
+    if len(ids) < limit and col.nullable:
+        missing = (
+            select(media.c.id)
+            .where(clause, col.is_(None))
+            .order_by(media.c.id.desc())
+            .limit(limit - len(ids))
+        )
+        ids += [r.id for r in conn.execute(missing)]
+    return ids
+
+
+def selection(conn: Connection, query: Query, sort: Sort = NEWEST_FIRST) -> Select[Any]:
+    """The ids the query selects, in order (items without the sort value last)."""
+    col = _SORT_COLUMNS[sort.key]
+    direction = (col.desc(), media.c.id.desc()) if sort.descending else (col, media.c.id)
+    order = (direction[0].nulls_last(), direction[1])
+    clause = where(query, conn.dialect.name, fts=_fts_plan(conn, query))
+    return select(media.c.id).where(clause).order_by(*order)
+
+
+# Where fetching and sorting every match (~5 µs each) costs what testing the candidates the
+# sort's index brings does (~0.5 µs each, limit / share of them): near 2,500 matches at 1M items,
+# measured on benchmarks/queries.py's catalog.
+BROAD = 2000
+
+# SQLite's list of the FTS5 index's trigrams (migration 0005).
+_vocab = table("search_fts_vocab", column("term"))
+
+
+def _fts_plan(conn: Connection, query: Query) -> dict[str, str]:
+    """SQLite: for each text value that matches fewer than BROAD items, the FTS5 query that
+    finds them ("" when none can match); one character, or broad text, is left to LIKE."""
+    if conn.dialect.name != "sqlite":
+        return {}
+    plan = {}
+    text = {v for t in query.terms if t.field is Field.TEXT for v in t.values}
+    for needle in (v for v in text if isinstance(v, str)):
+        if len(needle) >= TRIGRAM:
+            fts_query = fts_phrase(needle)
+        elif len(needle) == TRIGRAM - 1:
+            fts_query = " OR ".join(fts_phrase(t) for t in _trigrams_beginning(conn, needle))
+        else:
+            continue
+        if not fts_query or _count(conn, fts_rowids(fts_query).limit(BROAD)) < BROAD:
+            plan[needle] = fts_query
+    return plan
+
+
+def _trigrams_beginning(conn: Connection, text: str) -> list[str]:
+    """The index's trigrams that begin with ``text`` (folded as the index folds Latin case)."""
+    start = text.lower()
+    after = start[:-1] + chr(ord(start[-1]) + 1)
+    query = select(_vocab.c.term).where(_vocab.c.term >= start, _vocab.c.term < after)
+    return [r.term for r in conn.execute(query)]
+
+
+def _count(conn: Connection, rows: Select[Any]) -> int:
+    return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
+
+
+_VIEW_COLUMNS = (
+    media.c.id,
+    media.c.sha256,
+    media.c.size,
+    media.c.kind,
+    media.c.status,
+    media.c.original_name,
+    media.c.station_id,
+    media.c.ingested_at,
+    media.c.device_serial,
+    media.c.officer_id,
+    media.c.recorded_start,
+    media.c.recorded_end,
+    media.c.duration_s,
+    media.c.description,
+    media.c.thumbnail_key,
+    officers.c.name.label("officer_name"),
+    officers.c.cert_no.label("officer_cert"),
+    officers.c.department.label("officer_department"),
+)
+_CHUNK = 1000  # ids per IN list: well under every database's limit on bound parameters
+
+
+def views(conn: Connection, ids: Sequence[int] | None = None) -> list[ItemView]:
+    """Views of the items ``ids`` in that order, or of every item by id (for tests and tools)."""
+    if ids is None:
+        return [v for chunk in _all_id_chunks(conn) for v in _views(conn, chunk)]
+    return [v for i in range(0, len(ids), _CHUNK) for v in _views(conn, ids[i : i + _CHUNK])]
+
+
+def _all_id_chunks(conn: Connection) -> Iterator[list[int]]:
+    ids = [r.id for r in conn.execute(select(media.c.id).order_by(media.c.id))]
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _views(conn: Connection, ids: Sequence[int]) -> list[ItemView]:
+    if not ids:
+        return []
+    rows = conn.execute(
+        select(*_VIEW_COLUMNS)
+        .select_from(media.outerjoin(officers, officers.c.id == media.c.officer_id))
+        .where(media.c.id.in_(ids))
+    )
+    tags: dict[int, list[str]] = {}
+    for t in conn.execute(
+        select(media_tags.c.media_id, media_tags.c.tag)
+        .where(media_tags.c.media_id.in_(ids))
+        .order_by(media_tags.c.tag)
+    ):
+        tags.setdefault(t.media_id, []).append(t.tag)
+    linked: dict[int, list[LinkedCase]] = {}
+    for c in conn.execute(
+        select(
+            links.c.media_id, cases.c.number, cases.c.title, cases.c.category, cases.c.department
+        )
+        .join(cases, cases.c.number == links.c.case_number)
+        .where(links.c.media_id.in_(ids), links.c.removed_at.is_(None))
+        .order_by(cases.c.number)
+    ):
+        linked.setdefault(c.media_id, []).append(
+            LinkedCase(c.number, c.title, c.category, c.department)
+        )
+    by_id = {
+        r.id: ItemView(
+            id=r.id,
+            sha256=r.sha256,
+            size=r.size,
+            kind=MediaKind(r.kind),
+            status=MediaStatus(r.status),
+            original_name=r.original_name,
+            station_id=r.station_id,
+            ingested_at=r.ingested_at,
+            device_serial=r.device_serial,
+            officer_id=r.officer_id,
+            officer_name=r.officer_name,
+            officer_cert=r.officer_cert,
+            officer_department=r.officer_department,
+            recorded_start=r.recorded_start,
+            recorded_end=r.recorded_end,
+            duration_s=r.duration_s,
+            description=r.description,
+            thumbnail_key=r.thumbnail_key,
+            tags=tuple(tags.get(r.id, ())),
+            cases=tuple(linked.get(r.id, ())),
+        )
+        for r in rows
+    }
+    return [by_id[i] for i in ids if i in by_id]
