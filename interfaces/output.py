@@ -56,15 +56,6 @@ OUTCOME_STYLE = {
     Outcome.REFUSED: "magenta",
     Outcome.VANISHED: "bold magenta",
 }
-OUTCOME_ZH = {
-    Outcome.ARCHIVED: "已归档",
-    Outcome.DUPLICATE: "重复",
-    Outcome.QUARANTINED: "已隔离",
-    Outcome.REFUSED: "拒收",
-    Outcome.VANISHED: "已消失",
-    Outcome.WAITING: "等待",
-    Outcome.FAILED: "失败",
-}
 
 
 to_jsonable = plain
@@ -130,7 +121,7 @@ def sweep_table(report: SweepReport) -> Table:
         style = OUTCOME_STYLE[f.outcome]
         table.add_row(
             text(Path(f.path).name),
-            f"[{style}]{f.outcome.value} {OUTCOME_ZH[f.outcome]}[/]",
+            f"[{style}]{f.outcome.value} {f.outcome.label_zh}[/]",
             f.kind.value if f.kind else "",
             _short(f.sha256),
             str(f.media_id or ""),

@@ -16,62 +16,62 @@ from typing import Any
 from pipeline.ingest.dockfs import raw_name, readable
 
 
-class MediaKind(enum.StrEnum):
+class Labelled(enum.StrEnum):
+    """A state or kind with its zh-CN label, declared together: ``ARCHIVED = "archived",
+    "已归档"``. The value is what the catalog and JSON hold; ``label_zh`` what people read."""
+
+    label_zh: str
+
+    def __new__(cls, value: str, label_zh: str = "") -> Labelled:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label_zh = label_zh or value
+        return member
+
+
+class MediaKind(Labelled):
     """What a media item is. The zh-CN label is what users see beside the id."""
 
-    VIDEO = "video"
-    AUDIO = "audio"
-    PHOTO = "photo"
-    DOCUMENT = "document"
-    OTHER = "other"
-
-    @property
-    def label_zh(self) -> str:
-        return _KIND_ZH[self]
+    VIDEO = "video", "视频"
+    AUDIO = "audio", "音频"
+    PHOTO = "photo", "照片"
+    DOCUMENT = "document", "文书"
+    OTHER = "other", "其他"
 
 
-_KIND_ZH = {
-    MediaKind.VIDEO: "视频",
-    MediaKind.AUDIO: "音频",
-    MediaKind.PHOTO: "照片",
-    MediaKind.DOCUMENT: "文书",
-    MediaKind.OTHER: "其他",
-}
-
-
-class MediaStatus(enum.StrEnum):
+class MediaStatus(Labelled):
     """Where a media item stands. Quarantined items keep their bytes in the store."""
 
-    ARCHIVED = "archived"  # 已归档
-    QUARANTINED = "quarantined"  # 已隔离
+    ARCHIVED = "archived", "已归档"
+    QUARANTINED = "quarantined", "已隔离"
 
 
-class JobState(enum.StrEnum):
+class JobState(Labelled):
     """Steps of one ingest job, in order. A job resumes from the last step it recorded."""
 
-    PENDING = "pending"  # seen on the dock, nothing stored yet
-    STORED = "stored"  # copy in the store, re-read and hash matched
-    CATALOGUED = "catalogued"  # probed, media item (or sighting) in the catalog
-    DERIVED = "derived"  # proxy and thumbnail made (or not needed, or quarantined)
-    DONE = "done"  # source released from the dock
-    HELD = "held"  # source kept on the dock on purpose (e.g. checksum mismatch)
-    VANISHED = "vanished"  # the source left the dock before it was stored (alert raised)
+    PENDING = "pending", "待处理"  # seen on the dock, nothing stored yet
+    STORED = "stored", "已存储"  # copy in the store, re-read and hash matched
+    CATALOGUED = "catalogued", "已编目"  # probed, media item (or sighting) in the catalog
+    DERIVED = "derived", "已转码"  # proxy and thumbnail made (or not needed, or quarantined)
+    DONE = "done", "已完成"  # source released from the dock
+    HELD = "held", "留存采集站"  # source kept on the dock on purpose (e.g. checksum mismatch)
+    VANISHED = "vanished", "已消失"  # the source left the dock before it was stored (alert raised)
 
     @property
     def finished(self) -> bool:
         return self in (JobState.DONE, JobState.HELD, JobState.VANISHED)
 
 
-class Outcome(enum.StrEnum):
+class Outcome(Labelled):
     """How one file of a sweep ended."""
 
-    ARCHIVED = "archived"  # a new media item, archived
-    DUPLICATE = "duplicate"  # bytes already archived: a sighting was recorded
-    QUARANTINED = "quarantined"  # preserved (or held on the dock) with a reason
-    WAITING = "waiting"  # still being written (or taken by another sweep): next sweep
-    FAILED = "failed"  # a system error: nothing decided, the job will be retried
-    REFUSED = "refused"  # not a regular file (link, FIFO…) or not the dock's: left, reported
-    VANISHED = "vanished"  # left the dock before a verified copy existed: an alert is raised
+    ARCHIVED = "archived", "已归档"  # a new media item, archived
+    DUPLICATE = "duplicate", "重复"  # bytes already archived: a sighting was recorded
+    QUARANTINED = "quarantined", "已隔离"  # preserved (or held on the dock) with a reason
+    WAITING = "waiting", "等待"  # still being written (or taken by another sweep): next sweep
+    FAILED = "failed", "失败"  # a system error: nothing decided, the job will be retried
+    REFUSED = "refused", "拒收"  # a link, FIFO… or not the dock's: left, reported
+    VANISHED = "vanished", "已消失"  # left the dock before a verified copy: an alert
 
 
 class EventKind(enum.StrEnum):
@@ -265,41 +265,25 @@ class SweepReport:
 # ------------------------------------------------------------------------- device registry
 
 
-class DeviceKind(enum.StrEnum):
-    BODY_WORN = "body-worn"  # 执法记录仪
-    FIXED_CAMERA = "fixed-camera"  # 固定摄像机
-    AUDIO_RECORDER = "audio-recorder"  # 录音笔
-    OTHER = "other"  # 其他
-
-    @property
-    def label_zh(self) -> str:
-        return _DEVICE_KIND_ZH[self]
+class DeviceKind(Labelled):
+    BODY_WORN = "body-worn", "执法记录仪"
+    FIXED_CAMERA = "fixed-camera", "固定摄像机"
+    AUDIO_RECORDER = "audio-recorder", "录音笔"
+    OTHER = "other", "其他"
 
 
-_DEVICE_KIND_ZH = {
-    DeviceKind.BODY_WORN: "执法记录仪",
-    DeviceKind.FIXED_CAMERA: "固定摄像机",
-    DeviceKind.AUDIO_RECORDER: "录音笔",
-    DeviceKind.OTHER: "其他",
-}
+class DeviceStatus(Labelled):
+    ACTIVE = "active", "在用"
+    REPAIR = "repair", "维修"
+    LOST = "lost", "遗失"
+    RETIRED = "retired", "报废"
 
 
-class DeviceStatus(enum.StrEnum):
-    ACTIVE = "active"  # 在用
-    REPAIR = "repair"  # 维修
-    LOST = "lost"  # 遗失
-    RETIRED = "retired"  # 报废
-
-    @property
-    def label_zh(self) -> str:
-        return {"active": "在用", "repair": "维修", "lost": "遗失", "retired": "报废"}[self.value]
-
-
-class Role(enum.StrEnum):
-    ENFORCEMENT = "enforcement"  # 执法人员
-    LEGAL_REVIEWER = "legal-reviewer"  # 法制审核
-    ARCHIVIST = "archivist"  # 档案管理
-    OPERATOR = "operator"  # 运维
+class Role(Labelled):
+    ENFORCEMENT = "enforcement", "执法人员"
+    LEGAL_REVIEWER = "legal-reviewer", "法制审核"
+    ARCHIVIST = "archivist", "档案管理"
+    OPERATOR = "operator", "运维"
 
 
 @dataclass(frozen=True)
@@ -369,45 +353,28 @@ class Identification:
 # ------------------------------------------------------------------------------------ cases
 
 
-class CaseStatus(enum.StrEnum):
-    OPEN = "open"  # 办理中
-    CONCLUDED = "concluded"  # 已办结: the enforcement act has ended, the 15-day clock runs
-    ARCHIVED = "archived"  # 已归档: the case file is sealed
-
-    @property
-    def label_zh(self) -> str:
-        return {"open": "办理中", "concluded": "已办结", "archived": "已归档"}[self.value]
+class CaseStatus(Labelled):
+    OPEN = "open", "办理中"
+    CONCLUDED = "concluded", "已办结"  # the enforcement act has ended, the 15-day clock runs
+    ARCHIVED = "archived", "已归档"  # the case file is sealed
 
 
-class RecordType(enum.StrEnum):
+class RecordType(Labelled):
     """Text records (笔录) the rule names."""
 
-    ON_SITE = "on-site"  # 现场笔录
-    INTERROGATION = "interrogation"  # 询问笔录
-    HEARING = "hearing"  # 听证笔录
-    PROPERTY_LIST = "property-list"  # 财物清单
-    OTHER = "other"  # 其他文书
-
-    @property
-    def label_zh(self) -> str:
-        return _RECORD_ZH[self]
+    ON_SITE = "on-site", "现场笔录"
+    INTERROGATION = "interrogation", "询问笔录"
+    HEARING = "hearing", "听证笔录"
+    PROPERTY_LIST = "property-list", "财物清单"
+    OTHER = "other", "其他文书"
 
 
-_RECORD_ZH = {
-    RecordType.ON_SITE: "现场笔录",
-    RecordType.INTERROGATION: "询问笔录",
-    RecordType.HEARING: "听证笔录",
-    RecordType.PROPERTY_LIST: "财物清单",
-    RecordType.OTHER: "其他文书",
-}
-
-
-class Signature(enum.StrEnum):
+class Signature(Labelled):
     """Whether the party signed a text record, or the refusal was noted on it."""
 
-    SIGNED = "signed"  # 当事人已签字
-    REFUSAL_NOTED = "refusal-noted"  # 拒绝签字已注明
-    MISSING = "missing"  # 未签字且未注明
+    SIGNED = "signed", "当事人已签字"
+    REFUSAL_NOTED = "refusal-noted", "拒绝签字已注明"
+    MISSING = "missing", "未签字且未注明"
 
 
 @dataclass(frozen=True)
@@ -438,9 +405,9 @@ class Case:
     archive_key: str | None = None
 
 
-class LinkMethod(enum.StrEnum):
-    RULE = "rule"  # matched by the linking rule (officer + time overlap, or case number)
-    MANUAL = "manual"  # a person linked it, with a reason
+class LinkMethod(Labelled):
+    RULE = "rule", "按规则关联"  # officer + time overlap, or case number
+    MANUAL = "manual", "人工关联"  # a person linked it, with a reason
 
 
 @dataclass(frozen=True)

@@ -43,19 +43,16 @@ from typing import Any
 import chinese_calendar
 
 from pipeline.errors import ConfigError
+from pipeline.models import Labelled
 
 ONE_DAY = timedelta(days=1)
 
 
-class DeadlineMode(enum.StrEnum):
+class DeadlineMode(Labelled):
     """How the days of the period are counted."""
 
-    CALENDAR = "calendar"  # 自然日: the default, see the module docstring
-    WORKING = "working"  # 工作日: a local policy option
-
-    @property
-    def label_zh(self) -> str:
-        return {"calendar": "自然日", "working": "工作日"}[self.value]
+    CALENDAR = "calendar", "自然日"  # the default, see the module docstring
+    WORKING = "working", "工作日"  # a local policy option
 
 
 @dataclass(frozen=True)
@@ -207,27 +204,14 @@ def due_date(
     return Deadline(due, mode, provisional=bool(missing), missing_years=missing)
 
 
-class CaseState(enum.StrEnum):
+class CaseState(Labelled):
     """Where a case stands against its filing deadline."""
 
-    OPEN = "open"
-    DUE_SOON = "due-soon"
-    OVERDUE = "overdue"
-    ARCHIVED_ON_TIME = "archived-on-time"
-    ARCHIVED_LATE = "archived-late"
-
-    @property
-    def label_zh(self) -> str:
-        return _CASE_STATE_ZH[self]
-
-
-_CASE_STATE_ZH = {
-    CaseState.OPEN: "未到期",
-    CaseState.DUE_SOON: "即将到期",
-    CaseState.OVERDUE: "已逾期",
-    CaseState.ARCHIVED_ON_TIME: "按时归档",
-    CaseState.ARCHIVED_LATE: "逾期归档",
-}
+    OPEN = "open", "未到期"
+    DUE_SOON = "due-soon", "即将到期"
+    OVERDUE = "overdue", "已逾期"
+    ARCHIVED_ON_TIME = "archived-on-time", "按时归档"
+    ARCHIVED_LATE = "archived-late", "逾期归档"
 
 
 def case_state(

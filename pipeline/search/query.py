@@ -387,14 +387,10 @@ def _kind(text: str, _tz: tzinfo) -> str:
     raise _Bad(f"not a kind ({', '.join(MediaKind)})")
 
 
-_STATUS_ZH = {"已归档": MediaStatus.ARCHIVED, "已隔离": MediaStatus.QUARANTINED}
-
-
 def _status(text: str, _tz: tzinfo) -> str:
-    if text in _STATUS_ZH:
-        return _STATUS_ZH[text].value
-    if text.lower() in MediaStatus.__members__.values():
-        return text.lower()
+    for status in MediaStatus:
+        if text.lower() == status.value or text == status.label_zh:
+            return status.value
     raise _Bad(f"not a status ({', '.join(MediaStatus)})")
 
 
