@@ -547,7 +547,7 @@ def cases_verify(number: str, json_out: JsonOpt = False) -> None:
         output.print_json({"case": number, "bag": case.archive_key, "problems": problems})
     else:
         for p in problems:
-            output.console.print(output.text(p, style="red"))
+            output.console.print(output.text(f"{p.code} {p.subject}: {p.message}", style="red"))
         output.console.print(
             "sealed case file verifies" if not problems else f"{len(problems)} problem(s)"
         )

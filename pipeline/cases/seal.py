@@ -41,6 +41,7 @@ from pipeline.custody import keys
 from pipeline.custody import log as custody
 from pipeline.custody.checkpoints import checkpointer
 from pipeline.custody.export import export_bag, inside, safe_name
+from pipeline.custody.verify_bag import Problem
 from pipeline.errors import CaseError
 from pipeline.models import CaseStatus, EventKind, plain
 from pipeline.settings import Settings
@@ -209,15 +210,17 @@ def _tar(folder: Path, target: Path, now: datetime) -> None:
             )
 
 
-def verify_sealed_bag(bag: Path, trusted: dict[str, Ed25519PublicKey] | None = None) -> list[str]:
+def verify_sealed_bag(
+    bag: Path, trusted: dict[str, Ed25519PublicKey] | None = None
+) -> list[Problem]:
     """Problems with a sealed bag (empty: sound). Two independent checks: BagIt's own
     validation of its manifests, and the seal — the manifest's signature by a trusted key
     (else the key shipped in the bag), and every payload file against that signed manifest."""
-    problems = []
+    problems: list[Problem] = []
     try:
         bagit.Bag(str(bag)).validate()
     except bagit.BagError as exc:
-        problems.append(f"E-BAG: {exc}")
+        problems.append(Problem("E-BAG", bag.name, str(exc)))
     manifest_path = bag / "manifest-sha256.txt"
     try:
         sig = json.loads((bag / SIGNATURE_FILE).read_text())
@@ -225,15 +228,17 @@ def verify_sealed_bag(bag: Path, trusted: dict[str, Ed25519PublicKey] | None = N
         manifest = manifest_path.read_bytes()
         key.verify(base64.b64decode(sig["signature"]), manifest)
     except (OSError, ValueError, KeyError) as exc:
-        return [*problems, f"E-SEAL-SIGNATURE: cannot check the manifest signature: {exc}"]
+        reason = f"cannot check the manifest signature: {exc}"
+        return [*problems, Problem("E-SEAL-SIGNATURE", SIGNATURE_FILE, reason)]
     except InvalidSignature:
-        return [*problems, "E-SEAL-SIGNATURE: the manifest signature does not verify"]
+        reason = "the manifest signature does not verify"
+        return [*problems, Problem("E-SEAL-SIGNATURE", SIGNATURE_FILE, reason)]
     for line in manifest.decode("utf-8").splitlines():
         expected, _, name = line.partition("  ")
         path = bag / name
         found = hash_file(path, 4 << 20).sha256 if path.is_file() else "missing"
         if found != expected:
-            problems.append(f"E-SEAL-PAYLOAD: {name} does not match the signed manifest")
+            problems.append(Problem("E-SEAL-PAYLOAD", name, "does not match the signed manifest"))
     return problems
 
 
