@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.table import Table
 
 from interfaces import output, synth
-from interfaces.commands.registry import print_health
+from interfaces.commands.devices import print_health
 from pipeline.catalog import Catalog
 from pipeline.models import MediaStatus, Outcome, SweepReport
 from pipeline.registry import health
@@ -198,7 +198,7 @@ def _local(hhmmss: str, day: str = "2026-11-27") -> datetime:
 def _cases(settings: Settings, catalog: Catalog) -> bool:
     """Three case files: a seizure fully recorded and sealed on time, a forced demolition
     with a coverage gap, and an inspection nobody filed within 15 days."""
-    from interfaces.commands.cases import print_report
+    from interfaces.commands.compliance import print_report
     from pipeline.cases import compliance
     from pipeline.cases import records as cases
     from pipeline.cases.categories import load_categories

@@ -1,14 +1,45 @@
-"""Command groups of the `evidence` CLI, one module per capability.
+"""The command groups of the `evidence` CLI, one module per group (file name = group name),
+plus the modules of the top-level commands (init and demo, ingest and watch, custody,
+search, serve).
 
-Each module has ``register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None`` that
-adds its commands to the root app, or to an existing group (``groups["media"]`` …). List the
-module in COMMAND_MODULES below.
+Each module has ``register(root: typer.Typer) -> None``, which adds its group (or its
+top-level commands) to the root app. The order below is the order of ``evidence --help``.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from interfaces.commands import access, cases, custody, registry, search, serve
+from interfaces.commands import (
+    cases,
+    compliance,
+    custody,
+    devices,
+    ingest,
+    init,
+    keys,
+    media,
+    officers,
+    quarantine,
+    search,
+    serve,
+    server,
+    stations,
+)
 
-COMMAND_MODULES: list[ModuleType] = [registry, custody, access, cases, serve, search]
+COMMAND_MODULES: list[ModuleType] = [
+    init,
+    ingest,
+    stations,
+    devices,
+    officers,
+    media,
+    search,
+    cases,
+    compliance,
+    quarantine,
+    custody,
+    keys,
+    serve,
+    server,
+]

@@ -1,65 +1,45 @@
-"""`evidence cases …`, `evidence media describe|record|unlinked`, `evidence compliance …`:
-case files and the 15-day rule at the command line."""
+"""`evidence cases …`: cases, their links, sealing and verification (案卷)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
 from interfaces import output
-from interfaces.common import ActorOpt, JsonOpt, catalog, settings
+from interfaces.common import ActorOpt, JsonOpt, catalog, local_date, local_time, now, settings
 from pipeline.cases import bulk as case_io
 from pipeline.cases import compliance
 from pipeline.cases import records as cases
 from pipeline.cases.categories import load_categories
 from pipeline.cases.deadline import CaseState
 from pipeline.catalog import cases as case_rows
-from pipeline.models import Case, CaseStatus, RecordType, Signature
-from pipeline.settings import Settings
+from pipeline.models import Case, CaseStatus
 
-cases_app = typer.Typer(
+app = typer.Typer(
     help="Cases and case files (案件/案卷): links, the 15-day rule, sealing.", no_args_is_help=True
-)
-compliance_app = typer.Typer(
-    help="The full-process recording rule: compliance (合规) report and sweep.",
-    no_args_is_help=True,
 )
 
 OfficerOpt = Annotated[list[str] | None, typer.Option("--officer", help="Officer id (repeatable).")]
 
 
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.add_typer(cases_app, name="cases")
-    app.add_typer(compliance_app, name="compliance")
-    groups["media"].command("describe")(media_describe)
-    groups["media"].command("record")(media_record)
-    groups["media"].command("unlinked")(media_unlinked)
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="cases")
+    app.command("add")(cases_add)
+    app.command("import")(cases_import)
+    app.command("list")(cases_list)
+    app.command("show")(cases_show)
+    app.command("link")(cases_link)
+    app.command("unlink")(cases_unlink)
+    app.command("conclude")(cases_conclude)
+    app.command("autolink")(cases_autolink)
+    app.command("archive")(cases_archive)
+    app.command("verify")(cases_verify)
 
 
-def _time(s: Settings, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date-time like 2026-11-27T09:00") from None
-    return moment.replace(tzinfo=ZoneInfo(s.devices.timezone)) if moment.tzinfo is None else moment
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _today(s: Settings) -> date:
-    return datetime.now(ZoneInfo(s.devices.timezone)).date()
-
-
-@cases_app.command("add")
 def cases_add(
     number: Annotated[str, typer.Argument(help="Case number, e.g. 2026-0113.")],
     title: Annotated[str, typer.Option(help="Short title.")],
@@ -89,8 +69,8 @@ def cases_add(
         department,
         CaseStatus.OPEN,
         tuple(sorted(officer or [])),
-        action_start=_time(s, start),
-        action_end=_time(s, end),
+        action_start=local_time(s, start),
+        action_end=local_time(s, end),
     )
     with cat.begin() as conn:
         existing = case_rows.get(conn, number)
@@ -105,8 +85,8 @@ def cases_add(
                 action_start=case.action_start or existing.action_start,
                 action_end=case.action_end or existing.action_end,
             )
-        action = cases.save_case(conn, case, actor or s.actor, s, load_categories(s), _now())
-        made = cases.autolink(conn, s, actor or s.actor, _now(), [number])
+        action = cases.save_case(conn, case, actor or s.actor, s, load_categories(s), now())
+        made = cases.autolink(conn, s, actor or s.actor, now(), [number])
     if json_out:
         output.print_json({"case": number, "action": action, "linked": [m for _, m, _ in made]})
     else:
@@ -115,7 +95,6 @@ def cases_add(
         )
 
 
-@cases_app.command("import")
 def cases_import(path: Path, actor: ActorOpt = None, json_out: JsonOpt = False) -> None:
     """Import cases, descriptions (文字说明) and text-record fields from YAML (sections cases,
     descriptions, records) or one CSV table. All or nothing; re-importing changes nothing.
@@ -131,10 +110,10 @@ def cases_import(path: Path, actor: ActorOpt = None, json_out: JsonOpt = False) 
         actor or s.actor,
         s,
         load_categories(s),
-        _now(),
+        now(),
     )
     with cat.begin() as conn:
-        made = cases.autolink(conn, s, actor or s.actor, _now())
+        made = cases.autolink(conn, s, actor or s.actor, now())
     if json_out:
         output.print_json(
             {
@@ -152,7 +131,6 @@ def cases_import(path: Path, actor: ActorOpt = None, json_out: JsonOpt = False) 
         )
 
 
-@cases_app.command("list")
 def cases_list(
     state: Annotated[
         CaseState | None, typer.Option(help="Only cases in this 15-day state.")
@@ -164,7 +142,7 @@ def cases_list(
     Example: evidence cases list --state overdue
     """
     s = settings()
-    today = _today(s)
+    today = local_date(s)
     where = None if state is None else compliance.state_clause(state, today, s.cases.due_soon_days)
     with catalog(s).read() as conn:
         found = case_rows.listing(conn, where)
@@ -199,7 +177,6 @@ def cases_list(
     output.console.print(table)
 
 
-@cases_app.command("show")
 def cases_show(number: str, json_out: JsonOpt = False) -> None:
     """Show a case: its linked records, deadline, coverage and problems.
 
@@ -208,7 +185,7 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
     s = settings()
     with catalog(s).begin() as conn:
         case = cases.get_case(conn, number)
-        finding = compliance.evaluate(conn, case, s, load_categories(s), _today(s))
+        finding = compliance.evaluate(conn, case, s, load_categories(s), local_date(s))
         linked = case_rows.links_of_case(conn, number)
     if json_out:
         output.print_json(
@@ -251,7 +228,6 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
         output.console.print(output.text(f"• {problem}", style="yellow"))
 
 
-@cases_app.command("link")
 def cases_link(
     number: str,
     media: Annotated[str, typer.Argument(help="Media id or SHA-256 prefix.")],
@@ -267,12 +243,11 @@ def cases_link(
         from pipeline.catalog import media as media_db
 
         made = cases.link(
-            conn, number, media_db.get(conn, media).id, actor or s.actor, reason, _now()
+            conn, number, media_db.get(conn, media).id, actor or s.actor, reason, now()
         )
     output.console.print("linked" if made else "already linked")
 
 
-@cases_app.command("unlink")
 def cases_unlink(
     number: str,
     media: Annotated[str, typer.Argument(help="Media id or SHA-256 prefix.")],
@@ -287,11 +262,10 @@ def cases_unlink(
     with catalog(s).begin() as conn:
         from pipeline.catalog import media as media_db
 
-        cases.unlink(conn, number, media_db.get(conn, media).id, actor or s.actor, reason, _now())
+        cases.unlink(conn, number, media_db.get(conn, media).id, actor or s.actor, reason, now())
     output.console.print("unlinked")
 
 
-@cases_app.command("conclude")
 def cases_conclude(
     number: str,
     end: Annotated[
@@ -307,9 +281,9 @@ def cases_conclude(
     s = settings()
     with catalog(s).begin() as conn:
         case = cases.conclude(
-            conn, number, _time(s, end), actor or s.actor, s, load_categories(s), _now()
+            conn, number, local_time(s, end), actor or s.actor, s, load_categories(s), now()
         )
-        cases.autolink(conn, s, actor or s.actor, _now(), [number])
+        cases.autolink(conn, s, actor or s.actor, now(), [number])
     if json_out:
         output.print_json(case)
     else:
@@ -321,176 +295,17 @@ def cases_conclude(
         )
 
 
-@cases_app.command("autolink")
 def cases_autolink(actor: ActorOpt = None, json_out: JsonOpt = False) -> None:
     """Apply the linking rule to every open and concluded case now."""
     s = settings()
     with catalog(s).begin() as conn:
-        made = cases.autolink(conn, s, actor or s.actor, _now())
+        made = cases.autolink(conn, s, actor or s.actor, now())
     if json_out:
         output.print_json([{"case": c, "media": m, "rule": r} for c, m, r in made])
     else:
         output.console.print(f"{len(made)} link(s) made")
 
 
-def media_describe(
-    media: Annotated[str, typer.Argument(metavar="ID", help="Media id or SHA-256 prefix.")],
-    text: Annotated[str, typer.Argument(help="The written description (文字说明).")],
-    actor: ActorOpt = None,
-) -> None:
-    """Set the written description (文字说明) of a recording.
-
-    Example: evidence media describe 42 "查封现场，当事人在场" --as 1023
-    """
-    s = settings()
-    with catalog(s).begin() as conn:
-        from pipeline.catalog import media as media_db
-
-        cases.describe(conn, media_db.get(conn, media).id, text, actor or s.actor, _now())
-    output.console.print("described")
-
-
-def media_record(
-    media: Annotated[str, typer.Argument(metavar="ID", help="Media id or SHA-256 prefix.")],
-    record_type: Annotated[RecordType, typer.Option("--type", help="Record type (笔录).")],
-    signature: Annotated[
-        Signature, typer.Option(help="Signed, or refusal noted (拒绝签字已注明).")
-    ],
-    actor: ActorOpt = None,
-) -> None:
-    """Mark a document as a text record: its type and whether the party signed.
-
-    Example: evidence media record 43 --type on-site --signature refusal-noted --as 1023
-    """
-    s = settings()
-    with catalog(s).begin() as conn:
-        from pipeline.catalog import media as media_db
-
-        cases.set_record(
-            conn, media_db.get(conn, media).id, record_type, signature, actor or s.actor, _now()
-        )
-    output.console.print(f"{record_type.label_zh}, {signature.value}")
-
-
-def media_unlinked(json_out: JsonOpt = False) -> None:
-    """Archived recordings in no case, for review."""
-    with catalog(settings()).begin() as conn:
-        found = compliance.unlinked_media(conn)
-    rows = [dict(r._mapping) for r in found]
-    if json_out:
-        output.print_json(rows)
-        return
-    table = Table(title=f"{len(rows)} recordings in no case (未关联)")
-    for col in ("id", "name", "kind", "device", "officer", "recorded"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            output.text(r["original_name"]),
-            output.text(r["kind"]),
-            output.text(r["device_serial"] or ""),
-            output.text(r["officer_id"] or ""),
-            f"{r['recorded_start']:%Y-%m-%d %H:%M}" if r["recorded_start"] else "",
-        )
-    output.console.print(table)
-
-
-# ----------------------------------------------------------------------------- compliance
-
-
-@compliance_app.command("report")
-def compliance_report(
-    department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
-    since: Annotated[str | None, typer.Option("--from", help="Acts ending from this date.")] = None,
-    until: Annotated[str | None, typer.Option("--to", help="Acts ending before this date.")] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Per department, officer and device: cases concluded, archived on time, late, overdue
-    now, coverage failures, recordings without description, unlinked media.
-
-    Example: evidence compliance report --department 市场监管执法大队 --from 2026-11-01
-    """
-    s = settings()
-    today = _today(s)
-    start, stop = _time(s, since), _time(s, until)
-    from pipeline.catalog.schema import cases as cases_table
-
-    clauses: list[Any] = []
-    if department:
-        clauses.append(cases_table.c.department == department)
-    if start:
-        clauses.append(cases_table.c.action_end >= start)
-    if stop:
-        clauses.append(cases_table.c.action_end < stop)
-    from sqlalchemy import and_
-
-    with catalog(s).begin() as conn:
-        findings = compliance.evaluate_all(
-            conn, s, load_categories(s), today, and_(*clauses) if clauses else None
-        )
-        unlinked = compliance.unlinked_media(conn, start, stop)
-    rep = compliance.report(findings, unlinked, today)
-    if department:
-        rep.departments.pop("(none)", None)
-    if json_out:
-        output.print_json(
-            {
-                "today": today,
-                "departments": rep.departments,
-                "officers": rep.officers,
-                "devices": rep.devices,
-                "cases": [
-                    {"number": f.case.number, "state": f.state.value, "problems": f.problems()}
-                    for f in rep.findings
-                ],
-            }
-        )
-        return
-    print_report(rep)
-
-
-def print_report(rep: compliance.Report) -> None:
-    columns = (
-        "concluded",
-        "on time",
-        "late",
-        "overdue now",
-        "coverage failures",
-        "no description",
-        "unlinked media",
-    )
-    for title, tallies in (
-        ("department 部门", rep.departments),
-        ("officer 执法人员", rep.officers),
-        ("device 设备", rep.devices),
-    ):
-        table = Table(title=f"compliance by {title}, {rep.today}")
-        table.add_column(title.split()[0])
-        for col in columns:
-            table.add_column(col, justify="right")
-        for key, t in sorted(tallies.items()):
-            table.add_row(
-                output.text(key),
-                *(
-                    str(v)
-                    for v in (
-                        t.cases_concluded,
-                        t.archived_on_time,
-                        t.archived_late,
-                        t.overdue_now,
-                        t.coverage_failures,
-                        t.without_description,
-                        t.unlinked_media,
-                    )
-                ),
-            )
-        output.console.print(table)
-    for f in rep.findings:
-        for problem in f.problems():
-            output.console.print(output.line((f.case.number, "yellow"), f": {problem}"))
-
-
-@cases_app.command("archive")
 def cases_archive(
     number: str,
     reason: Annotated[
@@ -522,7 +337,6 @@ def cases_archive(
         )
 
 
-@cases_app.command("verify")
 def cases_verify(number: str, json_out: JsonOpt = False) -> None:
     """Check a sealed case file: its bag from the store against its digest, its BagIt
     manifests, and the signature of its manifest. Exit 1 on any problem.

@@ -1,25 +1,149 @@
-"""`evidence verify`, `evidence keys export`: proving the archive. (The fixity and checkpoint
-schedules are served by `evidence serve`, from flows/fixity.py.)"""
+"""`evidence verify`, `evidence audit`, `evidence export`: the chain of custody, who viewed
+what, and court packages."""
 
 from __future__ import annotations
 
-import sys
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from interfaces import output
 from interfaces.common import JsonOpt, catalog, settings
+from pipeline.custody.log import CustodyEvent
 from pipeline.custody.verify_bag import Problem
+from pipeline.models import EventKind
 
-keys_app = typer.Typer(help="The instance's signing key (Ed25519).", no_args_is_help=True)
+AsOpt = Annotated[
+    str | None, typer.Option("--as", help="Who views or exports (required; recorded).")
+]
+
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="Why (required; recorded), e.g. a case number.")
+]
+
+#: Characters of an event's details a table row shows.
+DETAILS_WIDTH = 100
 
 
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.command("verify")(verify)
-    app.add_typer(keys_app, name="keys")
-    keys_app.command("export")(keys_export)
+def register(root: typer.Typer) -> None:
+    root.command("audit")(audit)
+    root.command("export")(export)
+    root.command("verify")(verify)
+
+
+def audit(
+    media: Annotated[
+        str | None, typer.Option("--media", help="One media item's history (id or SHA-256).")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="What one person did.")] = None,
+    case: Annotated[str | None, typer.Option("--case", help="One case's history.")] = None,
+    kind: Annotated[
+        list[EventKind] | None, typer.Option("--kind", help="Only these kinds (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, the newest.")] = 1000,
+    json_out: JsonOpt = False,
+) -> None:
+    """List custody history: who did what to which evidence, when, and why.
+
+    Example: evidence audit --media 3f2a9c --kind viewed --kind exported
+    """
+    from pipeline.custody.access import audit as audit_lib
+
+    found = audit_lib(
+        catalog(settings()),
+        media_key=media,
+        actor=actor,
+        case=case,
+        kinds=tuple(kind or ()),
+        limit=limit,
+    )
+    if json_out:
+        output.print_json(found)
+    else:
+        output.console.print(events_table(found))
+
+
+def events_table(events: list[CustodyEvent]) -> Table:
+    table = Table(title=f"{len(events)} custody events")
+    for col in ("seq", "time (UTC)", "kind", "actor", "media", "reason / details"):
+        table.add_column(col, overflow="fold")
+    for e in events:
+        details = dict(e.details)
+        reason = details.pop("reason", None)
+        summary = json.dumps(details, ensure_ascii=False, sort_keys=True) if details else ""
+        if len(summary) > DETAILS_WIDTH:  # the whole of it is in --json
+            summary = summary[: DETAILS_WIDTH - 1] + "…"
+        shown = output.text(summary)
+        if reason:
+            shown = Text.assemble(output.text(reason, style="bold"), " ", shown)
+        table.add_row(
+            str(e.seq),
+            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            e.kind.value,
+            output.text(e.actor),
+            str(e.media_id or ""),
+            shown,
+        )
+    return table
+
+
+def export(
+    out: Annotated[Path, typer.Option("--out", help="The bag's folder (new or empty).")],
+    media: Annotated[
+        list[str] | None,
+        typer.Option("--media", help="Media items (id or SHA-256; repeat or comma-separate)."),
+    ] = None,
+    case: Annotated[str | None, typer.Option("--case", help="Every item of a case.")] = None,
+    reason: ReasonOpt = None,
+    actor: AsOpt = None,
+    with_proxies: Annotated[
+        bool, typer.Option("--with-proxies", help="Include the browser proxies.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a court package: a BagIt bag of originals, metadata and custody history, signed,
+    with a standalone verifier inside. The export is itself recorded with who and why.
+
+    Example: evidence export --media 3,5 --out /mnt/usb/2026-0113 --reason "移送法院" --as 1023
+    """
+    from pipeline.custody.checkpoints import checkpointer
+    from pipeline.custody.export import export_bag
+    from pipeline.storage.local import open_store
+
+    if (case is None) == (not media):
+        raise typer.BadParameter("give --case or --media, not both, not neither")
+    s = settings()
+    keys = [k.strip() for item in media or () for k in item.split(",") if k.strip()]
+    result = export_bag(
+        catalog(s),
+        open_store(s),
+        checkpointer(s),
+        media_keys=keys,
+        out=out,
+        actor=actor,
+        reason=reason,
+        case=case,
+        with_proxies=with_proxies,
+        block_size=s.ingest.block_size,
+    )
+    if json_out:
+        output.print_json(result)
+        return
+    output.console.print(
+        output.text(
+            f"exported {len(result.media_ids)} items to {result.path} (export "
+            f"{result.export_id}): {result.files} files, {result.bytes:,} bytes; custody chain "
+            f"seq {result.segment[0]}..{result.segment[1]} signed by key "
+            f"{', '.join(result.key_ids)}"
+        )
+    )
+    output.console.print(
+        output.text(f"verify it: python3 {result.path / 'verify_bag.py'} {result.path}")
+    )
 
 
 def verify(
@@ -99,20 +223,3 @@ def problems_table(problems: tuple[Problem, ...]) -> Table:
             output.text(p.code, style="red"), output.text(p.subject), output.text(p.message)
         )
     return table
-
-
-def keys_export(json_out: JsonOpt = False) -> None:
-    """Print the instance's public key (PEM), to publish for courts and auditors.
-
-    The key id (SHA-256 of the raw key) goes to stderr, so the output is a clean PEM file.
-
-    Example: evidence keys export > agency-evidence-key.pem
-    """
-    from pipeline.custody import keys
-
-    info = keys.describe(settings().home)
-    if json_out:
-        output.print_json({"key_id": info.key_id, "public_key": info.public_pem})
-        return
-    sys.stdout.write(info.public_pem)
-    output.err_console.print(output.text(f"key id: {info.key_id}"))

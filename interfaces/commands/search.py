@@ -1,29 +1,23 @@
-"""`evidence search` and `evidence media tag`: finding media with the query language, and the
-free tags it searches."""
+"""`evidence search`: the query language at the command line."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
 from interfaces import output
-from interfaces.common import ActorOpt, JsonOpt, catalog, settings
+from interfaces.common import LOOSE, JsonOpt, catalog, settings
 from pipeline.search import run as search_lib
-from pipeline.search import tags as tags_lib
 from pipeline.search.query import ItemView, parse
 from pipeline.settings import Settings
 
-# Query terms and tag changes start with "-" (-tag:draft, -draft): arguments, not options.
-_LOOSE = {"ignore_unknown_options": True}
 
-
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.command("search", context_settings=_LOOSE)(search)
-    groups["media"].command("tag", context_settings=_LOOSE)(media_tag)
+def register(root: typer.Typer) -> None:
+    root.command("search", context_settings=LOOSE)(search)
 
 
 def search(
@@ -100,36 +94,3 @@ def _table(s: Settings, text: str, found: search_lib.Results) -> Table:
 
 def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
-def media_tag(
-    key: Annotated[str, typer.Argument(metavar="ID-OR-SHA256", help="Id or SHA-256 (prefix).")],
-    changes: Annotated[
-        list[str], typer.Argument(metavar="+TAG|-TAG...", help="+tag (or tag) adds, -tag removes.")
-    ],
-    actor: ActorOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Add and remove free tags of a media item; each change is a custody event.
-
-    Example: evidence media tag 42 +待复核 +night -draft --as A001
-    """
-    add = [c.removeprefix("+") for c in changes if not c.startswith("-")]
-    remove = [c.removeprefix("-") for c in changes if c.startswith("-")]
-    s = settings()
-    with catalog(s).begin() as conn:
-        done = tags_lib.change(conn, key, add, remove, actor or s.actor, datetime.now(UTC))
-    if json_out:
-        output.print_json(done)
-        return
-    parts: list[Any] = [f"media {done.media_id}:"]
-    for label, tags in (
-        ("added", done.added),
-        ("removed", done.removed),
-        ("already tagged", done.already),
-        ("was not tagged", done.absent),
-    ):
-        if tags:
-            parts.append(f"{label} {', '.join(tags)};")
-    parts.append(f"tags now: {', '.join(done.tags) or '(none)'}")
-    output.console.print(output.text(" ".join(parts)), highlight=False)

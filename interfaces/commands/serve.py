@@ -1,5 +1,4 @@
-"""`evidence serve`, `evidence deploy`, `evidence worker`: running the flows — served from
-one process, or deployed to a Prefect server whose workers run them on many hosts."""
+"""`evidence serve`, `evidence deploy`, `evidence worker`: schedules, deployments, workers."""
 
 from __future__ import annotations
 
@@ -11,10 +10,10 @@ from interfaces import output
 from interfaces.common import JsonOpt, settings
 
 
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.command("serve")(serve_all)
-    app.command("deploy")(deploy)
-    app.command("worker")(worker)
+def register(root: typer.Typer) -> None:
+    root.command("serve")(serve_all)
+    root.command("deploy")(deploy)
+    root.command("worker")(worker)
 
 
 def serve_all() -> None:

@@ -1,0 +1,242 @@
+"""`evidence media …`: archived media items (音视频及文书): list, show, open, describe,
+record, unlinked, tag."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from interfaces import common, output
+from interfaces.common import LOOSE, ActorOpt, JsonOpt, catalog, now, settings
+from pipeline.cases import compliance
+from pipeline.cases import records as cases
+from pipeline.custody.access import View
+from pipeline.models import (
+    MediaStatus,
+    RecordType,
+    Signature,
+)
+from pipeline.search import tags as tags_lib
+
+app = typer.Typer(help="Archived media items (音视频及文书).", no_args_is_help=True)
+
+AsOpt = Annotated[
+    str | None, typer.Option("--as", help="Who views or exports (required; recorded).")
+]
+
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="Why (required; recorded), e.g. a case number.")
+]
+
+_settings = common.settings
+
+_catalog = common.catalog
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="media")
+    app.command("list")(media_list)
+    app.command("show")(media_show)
+    app.command("open")(media_open)
+    app.command("describe")(media_describe)
+    app.command("record")(media_record)
+    app.command("unlinked")(media_unlinked)
+    app.command("tag", context_settings=LOOSE)(media_tag)
+
+
+def media_list(
+    status: Annotated[MediaStatus | None, typer.Option(help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """List media items, newest first.
+
+    Example: evidence media list --status quarantined --json
+    """
+    from pipeline.catalog import media as media_db
+
+    with _catalog(_settings()).read() as conn:
+        items = media_db.listing(conn, status=status, limit=limit)
+    if json_out:
+        output.print_json(items)
+    else:
+        output.console.print(output.media_table(items))
+
+
+def media_show(
+    key: Annotated[str, typer.Argument(metavar="ID-OR-SHA256", help="Id or SHA-256 (prefix).")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (required; recorded).")
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--as", help="Who views (required; recorded).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one media item: hashes, metadata, device and officer, proxy, custody history.
+    Viewing metadata is supervised (调阅监督): it needs --as and --reason and is recorded.
+
+    Example: evidence media show 3f2a9c --reason "复核 案件 2026-0113" --as A001
+    """
+    from pipeline.custody import log as custody
+    from pipeline.custody.access import View, open_media
+    from pipeline.storage.local import open_store
+
+    settings = _settings()
+    catalog = _catalog(settings)
+    item = open_media(
+        catalog, open_store(settings), key, actor=actor, reason=reason, view=View.METADATA
+    ).item
+    with catalog.begin() as conn:
+        history = list(custody.events(conn, media_id=item.id))
+    keys = {"proxy": item.proxy_key, "thumbnail": item.thumbnail_key}
+    if json_out:
+        output.print_json({"item": item, "derived": keys, "custody": history})
+        return
+    output.console.print(output.media_detail(item, {k: v for k, v in keys.items() if v}))
+    for ev in history:
+        output.console.print(
+            output.text(f"  #{ev.seq} {ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value} by {ev.actor}")
+        )
+
+
+def media_open(
+    key: Annotated[str, typer.Argument(metavar="ID-OR-SHA256", help="Id or SHA-256 (prefix).")],
+    reason: ReasonOpt = None,
+    actor: AsOpt = None,
+    view: Annotated[
+        View, typer.Option("--view", help="What to open: the proxy, a copy of the original, …")
+    ] = View.PROXY,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where a copy of the original goes.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """View a media item: prints the proxy's path (or copies the original out, or shows the
+    metadata). The viewing is recorded with who and why before anything is shown.
+
+    Example: evidence media open 3f2a9c --reason "复核 案件 2026-0113" --as 1023
+    """
+    from pipeline.custody.access import open_media
+    from pipeline.storage.local import open_store
+
+    s = settings()
+    access = open_media(
+        catalog(s),
+        open_store(s),
+        key,
+        actor=actor,
+        reason=reason,
+        view=view,
+        download_to=out,
+        block_size=s.ingest.block_size,
+    )
+    if json_out:
+        body = {"media_id": access.item.id, "view": view, "path": access.path}
+        body["event"] = access.event.seq
+        if view is View.METADATA:
+            body["item"] = access.item
+        output.print_json(body)
+    elif view is View.METADATA:
+        output.console.print(output.media_detail(access.item, {}))
+    else:
+        print(access.path)  # plain: for `mpv "$(evidence media open …)"`
+
+
+def media_describe(
+    media: Annotated[str, typer.Argument(metavar="ID", help="Media id or SHA-256 prefix.")],
+    text: Annotated[str, typer.Argument(help="The written description (文字说明).")],
+    actor: ActorOpt = None,
+) -> None:
+    """Set the written description (文字说明) of a recording.
+
+    Example: evidence media describe 42 "查封现场，当事人在场" --as 1023
+    """
+    s = settings()
+    with catalog(s).begin() as conn:
+        from pipeline.catalog import media as media_db
+
+        cases.describe(conn, media_db.get(conn, media).id, text, actor or s.actor, now())
+    output.console.print("described")
+
+
+def media_record(
+    media: Annotated[str, typer.Argument(metavar="ID", help="Media id or SHA-256 prefix.")],
+    record_type: Annotated[RecordType, typer.Option("--type", help="Record type (笔录).")],
+    signature: Annotated[
+        Signature, typer.Option(help="Signed, or refusal noted (拒绝签字已注明).")
+    ],
+    actor: ActorOpt = None,
+) -> None:
+    """Mark a document as a text record: its type and whether the party signed.
+
+    Example: evidence media record 43 --type on-site --signature refusal-noted --as 1023
+    """
+    s = settings()
+    with catalog(s).begin() as conn:
+        from pipeline.catalog import media as media_db
+
+        cases.set_record(
+            conn, media_db.get(conn, media).id, record_type, signature, actor or s.actor, now()
+        )
+    output.console.print(f"{record_type.label_zh}, {signature.value}")
+
+
+def media_unlinked(json_out: JsonOpt = False) -> None:
+    """Archived recordings in no case, for review."""
+    with catalog(settings()).begin() as conn:
+        found = compliance.unlinked_media(conn)
+    rows = [dict(r._mapping) for r in found]
+    if json_out:
+        output.print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} recordings in no case (未关联)")
+    for col in ("id", "name", "kind", "device", "officer", "recorded"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            output.text(r["original_name"]),
+            output.text(r["kind"]),
+            output.text(r["device_serial"] or ""),
+            output.text(r["officer_id"] or ""),
+            f"{r['recorded_start']:%Y-%m-%d %H:%M}" if r["recorded_start"] else "",
+        )
+    output.console.print(table)
+
+
+def media_tag(
+    key: Annotated[str, typer.Argument(metavar="ID-OR-SHA256", help="Id or SHA-256 (prefix).")],
+    changes: Annotated[
+        list[str], typer.Argument(metavar="+TAG|-TAG...", help="+tag (or tag) adds, -tag removes.")
+    ],
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Add and remove free tags of a media item; each change is a custody event.
+
+    Example: evidence media tag 42 +待复核 +night -draft --as A001
+    """
+    add = [c.removeprefix("+") for c in changes if not c.startswith("-")]
+    remove = [c.removeprefix("-") for c in changes if c.startswith("-")]
+    s = settings()
+    with catalog(s).begin() as conn:
+        done = tags_lib.change(conn, key, add, remove, actor or s.actor, datetime.now(UTC))
+    if json_out:
+        output.print_json(done)
+        return
+    parts: list[Any] = [f"media {done.media_id}:"]
+    for label, tags in (
+        ("added", done.added),
+        ("removed", done.removed),
+        ("already tagged", done.already),
+        ("was not tagged", done.absent),
+    ):
+        if tags:
+            parts.append(f"{label} {', '.join(tags)};")
+    parts.append(f"tags now: {', '.join(done.tags) or '(none)'}")
+    output.console.print(output.text(" ".join(parts)), highlight=False)

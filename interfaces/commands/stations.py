@@ -1,0 +1,94 @@
+"""`evidence stations …`: docking stations (采集站) and their dump folders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from interfaces import common, output
+from interfaces.common import ActorOpt, JsonOpt, ago, catalog, settings
+from pipeline.registry import health
+from pipeline.registry.stations import get_station
+
+app = typer.Typer(help="Docking stations (采集站) and their dump folders.", no_args_is_help=True)
+
+_settings = common.settings
+
+_catalog = common.catalog
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="stations")
+    app.command("add")(stations_add)
+    app.command("list")(stations_list)
+    app.command("show")(stations_show)
+
+
+def stations_add(
+    station_id: Annotated[str, typer.Argument(metavar="ID", help="Station id, e.g. DOCK-01.")],
+    root: Annotated[Path, typer.Option("--root", help="The station's dump folder.")],
+    name: Annotated[str, typer.Option(help="A readable name.")] = "",
+    location: Annotated[str, typer.Option(help="Where the station stands.")] = "",
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a docking station and its dump folder.
+
+    Example: evidence stations add DOCK-01 --root /srv/dock01 --name "一中队采集站"
+    """
+    from pipeline.registry.stations import add_station
+
+    settings = _settings()
+    station = add_station(
+        _catalog(settings),
+        station_id,
+        root,
+        actor or settings.actor,
+        name=name,
+        location=location,
+        settings=settings,
+    )
+    if json_out:
+        output.print_json(station)
+    else:
+        output.console.print(output.text(f"station {station.id} added: {station.root}"))
+
+
+def stations_list(json_out: JsonOpt = False) -> None:
+    """List registered stations."""
+    from pipeline.registry.stations import list_stations
+
+    found = list_stations(_catalog(_settings()))
+    if json_out:
+        output.print_json(found)
+    else:
+        output.console.print(output.stations_table(found))
+
+
+def stations_show(
+    station_id: Annotated[str, typer.Argument(metavar="ID")], json_out: JsonOpt = False
+) -> None:
+    """Show a station and its health.
+
+    Example: evidence stations show DOCK-01
+    """
+    s = settings()
+    cat = catalog(s)
+    station = get_station(cat, station_id)
+    state = next(
+        x for x in health.report(cat, s.devices, datetime.now(UTC)).stations if x.id == station_id
+    )
+    if json_out:
+        output.print_json({"station": station, "health": state})
+        return
+    output.console.print(output.stations_table([station]))
+    output.console.print(
+        output.text(
+            f"last docked {ago(state.last_docked)}; {state.files_per_day:.1f} files/day; "
+            f"{state.quarantined} in quarantine; unregistered devices: "
+            f"{', '.join(state.unregistered_serials) or 'none'}"
+        )
+    )
