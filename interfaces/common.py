@@ -10,6 +10,7 @@ import typer
 
 from interfaces import output
 from pipeline.catalog import Catalog, open_catalog
+from pipeline.instance import Instance, open_instance
 from pipeline.registry import bulk as registry_io
 from pipeline.registry.records import Change
 from pipeline.settings import Settings, load_settings
@@ -30,6 +31,12 @@ def settings() -> Settings:
 
 def catalog(s: Settings) -> Catalog:
     return open_catalog(s.catalog_url)
+
+
+def instance(actor: str | None = None) -> Instance:
+    """The instance a command works on: settings read once, the catalog opened (the store on
+    first use), ``actor`` acting (else the ``actor`` setting). Use cases take it."""
+    return open_instance(settings()).acting(actor)
 
 
 def local_time(s: Settings, text: str | None) -> datetime | None:
