@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
@@ -34,7 +33,7 @@ def link_task(catalog: Catalog, settings: Settings, now: datetime) -> int:
 
 @task(name="evaluate-cases", cache_policy=NO_CACHE)
 def evaluate_task(catalog: Catalog, settings: Settings, now: datetime) -> list[compliance.Finding]:
-    today = now.astimezone(ZoneInfo(settings.devices.timezone)).date()
+    today = now.astimezone(settings.zone).date()
     with catalog.begin() as conn:
         findings = compliance.evaluate_all(conn, settings, load_categories(settings), today)
         compliance.raise_alerts(conn, findings, settings.actor, now)

@@ -68,13 +68,17 @@ def plan_task(ctx: IngestContext, station_id: str, paths: list[str] | None) -> S
     return plan_sweep(ctx, station, None if paths is None else [Path(p) for p in paths])
 
 
-#: Called with each file's report as it ends, in this process (the CLI's progress bar).
-file_listeners: list[Callable[[FileReport], None]] = []
+#: The ``on_file`` callback of each run started by :func:`run_ingest` in this process, by
+#: the run's job owner: a run calls only its own (two runs in one process, a web server and
+#: its sweeps, never see each other's files). A callable cannot be a flow parameter (they go
+#: to the Prefect server as JSON), hence this table rather than an argument of the flow.
+_on_file: dict[str, Callable[[FileReport], None]] = {}
 
 
-def _ended(report: FileReport) -> FileReport:
-    for listener in file_listeners:
-        listener(report)
+def _ended(ctx: IngestContext, report: FileReport) -> FileReport:
+    callback = _on_file.get(ctx.owner)
+    if callback is not None:
+        callback(report)
     return report
 
 
@@ -115,7 +119,7 @@ def derive_files_task(
     ctx: IngestContext, station: Station, job_ids: list[int], catalogued: Partial
 ) -> list[FileReport]:
     return [
-        _ended(done if done is not None else ingest_job(ctx, station, job_id))
+        _ended(ctx, done if done is not None else ingest_job(ctx, station, job_id))
         for job_id, done in zip(job_ids, catalogued, strict=True)
     ]
 
@@ -193,7 +197,7 @@ def intake_station(station_id: str, paths: list[str] | None, owner: str) -> Inta
                 if done is None:
                     to_derive.append(job_id)
                 else:
-                    ended.append(_ended(done))
+                    ended.append(_ended(ctx, done))
         report = finish_sweep(plan, ended)
     finally:
         ctx.catalog.dispose()
@@ -323,10 +327,23 @@ def _without_heartbeats(settings: PrefectSettings) -> PrefectSettings:
     return _NO_HEARTBEATS[key][1]
 
 
-def run_ingest(settings: Settings, station_id: str, paths: list[str] | None = None) -> SweepReport:
-    """Run one sweep as a flow run in this process."""
-    with _in_process(settings) as runner:
-        return ingest_station.with_options(task_runner=runner)(station_id, paths, new_owner())
+def run_ingest(
+    settings: Settings,
+    station_id: str,
+    paths: list[str] | None = None,
+    *,
+    on_file: Callable[[FileReport], None] | None = None,
+) -> SweepReport:
+    """Run one sweep as a flow run in this process; ``on_file`` is called with each file's
+    report as it ends (a progress bar)."""
+    owner = new_owner()
+    if on_file is not None:
+        _on_file[owner] = on_file
+    try:
+        with _in_process(settings) as runner:
+            return ingest_station.with_options(task_runner=runner)(station_id, paths, owner)
+    finally:
+        _on_file.pop(owner, None)
 
 
 def run_intake(settings: Settings, station_id: str, paths: list[str] | None, owner: str) -> Intake:

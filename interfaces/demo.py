@@ -20,7 +20,7 @@ from rich.table import Table
 from interfaces import output, synth
 from interfaces.commands.devices import print_health
 from pipeline.catalog import Catalog
-from pipeline.models import MediaStatus, Outcome, SweepReport
+from pipeline.models import FileReport, MediaStatus, Outcome, SweepReport
 from pipeline.registry import health
 from pipeline.settings import Settings
 
@@ -122,19 +122,20 @@ def run_demo(home: Path | None) -> int:
     console.print("starting the local Prefect server (once; later commands reuse it) …")
     server = use_prefect(settings)
     console.print(f"Prefect UI: {server.ui_url}")
-    from flows.ingest import file_listeners, run_ingest
+    from flows.ingest import run_ingest
+
+    def show(report: FileReport) -> None:
+        console.print(output.line("  ", output.file_line(report)))
 
     reports: list[SweepReport] = []
     try:
-        file_listeners.append(lambda r: console.print(output.line("  ", output.file_line(r))))
         for station_id in docks:
             console.rule(f"flow run ingest-station: {station_id}")
-            report = run_ingest(settings, station_id)
+            report = run_ingest(settings, station_id, on_file=show)
             reports.append(report)
             console.print(output.sweep_table(report))
             console.print(output.sweep_summary(report))
     finally:
-        file_listeners.clear()
         if server.started:
             stop_server(settings)
 
@@ -176,14 +177,13 @@ assignments:
 
 def _import_registry(home: Path, catalog: Catalog, settings: Settings) -> None:
     """The registry as an agency would load it: a YAML file through the importer."""
-    from zoneinfo import ZoneInfo
 
     from pipeline.registry import bulk as registry_io
 
     path = home / "registry.yaml"
     path.write_text(DEMO_REGISTRY, encoding="utf-8")
     changes = registry_io.apply(
-        catalog, registry_io.read_file(path, ZoneInfo(settings.devices.timezone)), path, "A001"
+        catalog, registry_io.read_file(path, settings.zone), path, "A001"
     )
     output.console.print(
         f"registry imported from {path.name}: {len(changes)} records (3 officers, "

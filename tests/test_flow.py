@@ -247,3 +247,42 @@ def test_a_sweep_marks_the_runs_of_a_killed_sweep_crashed(
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_two_runs_in_one_process_each_see_only_their_own_files(
+    flow_env: Settings,
+    catalog: Catalog,
+    station: Station,
+    dock: Path,
+    tmp_path: Path,
+    clips: dict[str, Path],
+) -> None:
+    """The progress callback was a process-wide list: a web server running two sweeps at once
+    would have shown each one the other's files."""
+    import threading
+
+    from flows.ingest import run_ingest
+    from pipeline.registry.stations import save_station
+
+    other_dock = tmp_path / "dock2"
+    other_dock.mkdir()
+    with catalog.begin() as conn:
+        save_station(conn, Station("DOCK-02", other_dock), "tester")
+    put(clips["video"], dock, "BWC-1/a.mp4")
+    put(clips["audio"], dock, "REC-1/b.m4a")
+    put(clips["photo"], other_dock, "BWC-2/c.jpg")
+    seen: dict[str, list[str]] = {"DOCK-01": [], "DOCK-02": []}
+
+    def sweep(station_id: str) -> None:
+        run_ingest(
+            flow_env, station_id, on_file=lambda r: seen[station_id].append(Path(r.path).name)
+        )
+
+    threads = [threading.Thread(target=sweep, args=(s,)) for s in seen]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+
+    assert sorted(seen["DOCK-01"]) == ["a.mp4", "b.m4a"]
+    assert seen["DOCK-02"] == ["c.jpg"]

@@ -76,13 +76,9 @@ def _run_with_progress(
                 bar.console.print(output.file_line(report))
             bar.advance(task)
 
-        ingest_flow.file_listeners.append(advance)
-        try:
-            return ingest_flow.run_ingest(
-                settings, station, None if paths is None else [str(p) for p in paths]
-            )
-        finally:
-            ingest_flow.file_listeners.remove(advance)
+        return ingest_flow.run_ingest(
+            settings, station, None if paths is None else [str(p) for p in paths], on_file=advance
+        )
 
 
 def watch(
