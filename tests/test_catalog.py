@@ -147,3 +147,22 @@ def test_a_read_does_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
             assert reader.execute(text("select count(*) from custody_events")).scalar_one() == 0
         assert time.monotonic() - started < 5, "the read waited for the writer"
     cat.dispose()
+
+
+def test_a_missing_postgresql_driver_names_the_extra_and_hides_the_password() -> None:
+    """PostgreSQL's driver is the `[postgres]` extra; without it the error said nothing useful
+    and showed the URL with its password."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from pipeline.catalog import open_catalog\n"
+        "try:\n"
+        "    open_catalog('postgresql+psycopg://evidence:s3cret@127.0.0.1/evidence')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.startswith("CatalogError") and "evidence-pipeline[postgres]" in out
+    assert "s3cret" not in out and "***" in out

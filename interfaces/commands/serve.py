@@ -30,11 +30,9 @@ def serve_all() -> None:
 
     checkpointer(s)  # no usable instance key: fail now, not at every scheduled run
     server = use_prefect(s)
-    from prefect import serve
+    from flows.schedules import scheduled, serve_scheduled
 
-    from flows import compliance, fixity
-
-    deployments = [*compliance.deployments(s), *fixity.deployments(s)]
+    deployments = scheduled(s)
     output.console.print(
         output.text(
             f"serving {len(deployments)} schedules: compliance-sweep '{s.cases.compliance_cron}', "
@@ -43,7 +41,7 @@ def serve_all() -> None:
         )
     )
     try:
-        serve(*deployments, print_starting_message=False)
+        serve_scheduled(deployments)
     except KeyboardInterrupt:
         output.console.print("stopped")
 

@@ -146,10 +146,3 @@ def remove_link(
 def links_of_case(conn: Connection, number: str) -> list[Link]:
     query = select(links).where(links.c.case_number == number, links.c.removed_at.is_(None))
     return [_link(r) for r in conn.execute(query.order_by(links.c.id))]
-
-
-def cases_of_media(conn: Connection, media_id: int) -> list[str]:
-    query = select(links.c.case_number).where(
-        links.c.media_id == media_id, links.c.removed_at.is_(None)
-    )
-    return [r[0] for r in conn.execute(query)]

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import CatalogError
@@ -61,11 +61,23 @@ def open_catalog(url: str, *, migrate: bool = True) -> Catalog:
 
 def _make_engine(url: str) -> Engine:
     try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise CatalogError(f"catalog.url is not a database URL: {exc}") from exc
+    try:
         if url.startswith("sqlite"):
             return _sqlite_engine(url)
         return create_engine(url, pool_pre_ping=True)
-    except (SQLAlchemyError, ImportError, OSError) as exc:
-        raise CatalogError(f"cannot open catalog {url!r}: {exc}") from exc
+    except ImportError as exc:
+        if url.startswith("postgresql"):
+            # The driver is an extra: an embedded (SQLite) installation does not need it.
+            raise CatalogError(
+                f"cannot open catalog {shown}: the PostgreSQL driver is not installed "
+                "(pip install 'evidence-pipeline[postgres]')"
+            ) from exc
+        raise CatalogError(f"cannot open catalog {shown}: {exc}") from exc
+    except (SQLAlchemyError, OSError) as exc:
+        raise CatalogError(f"cannot open catalog {shown}: {exc}") from exc
 
 
 def _sqlite_engine(url: str) -> Engine:
