@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ import typer
 from interfaces import output
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.instance import Instance, open_instance
-from pipeline.registry import bulk as registry_io
+from pipeline.registry import usecases as registry_usecases
 from pipeline.registry.records import Change
 from pipeline.settings import Settings, load_settings
 
@@ -62,7 +63,7 @@ def ago(moment: datetime | None) -> str:
     return "never" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
 
 
-def changes_out(changes: list[Change], json_out: bool) -> None:
+def changes_out(changes: Sequence[Change], json_out: bool) -> None:
     """Registry changes: JSON, or one line per change and a count of each action."""
     if json_out:
         output.print_json(changes)
@@ -78,6 +79,5 @@ def changes_out(changes: list[Change], json_out: bool) -> None:
 
 
 def import_registry(path: Path, actor: str | None, json_out: bool) -> None:
-    s = settings()
-    parsed = registry_io.read_file(path, s.zone)
-    changes_out(registry_io.apply(catalog(s), parsed, path, actor or s.actor, settings=s), json_out)
+    """`devices import` and `officers import`: one use case, the changes printed."""
+    changes_out(registry_usecases.import_registry(instance(actor), path), json_out)

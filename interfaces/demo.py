@@ -20,8 +20,11 @@ from rich.table import Table
 from interfaces import output, synth
 from interfaces.commands.devices import print_health
 from pipeline.catalog import Catalog
+from pipeline.ingest.quarantine import list_entries
+from pipeline.instance import Instance, open_instance
 from pipeline.models import FileReport, MediaStatus, Outcome, SweepReport
 from pipeline.registry import health
+from pipeline.search.usecases import media_list
 from pipeline.settings import Settings
 
 # 09:30 in Shanghai (UTC+8): recorder clocks, file names and the registry run on local time.
@@ -101,7 +104,6 @@ def run_demo(home: Path | None) -> int:
     console.print(f"data directory: {home}")
 
     from flows.runtime import stop_server, use_prefect
-    from pipeline.catalog import media as media_db
     from pipeline.catalog import open_catalog
     from pipeline.registry.stations import add_station
     from pipeline.settings import load_settings
@@ -142,9 +144,9 @@ def run_demo(home: Path | None) -> int:
     _register_the_stray(settings)
     ok = _check(settings, catalog, docks, reports)
     ok = _cases(settings, catalog) and ok
-    with catalog.begin() as conn:
-        archived = media_db.count(conn, MediaStatus.ARCHIVED)
-        quarantined = media_db.count(conn, MediaStatus.QUARANTINED)
+    everything = media_list(Instance(settings, catalog), limit=100_000)
+    archived = sum(m.status is MediaStatus.ARCHIVED for m in everything)
+    quarantined = sum(m.status is MediaStatus.QUARANTINED for m in everything)
     console.rule("summary")
     console.print(
         f"{archived} archived, {quarantined} quarantined, "
@@ -182,9 +184,7 @@ def _import_registry(home: Path, catalog: Catalog, settings: Settings) -> None:
 
     path = home / "registry.yaml"
     path.write_text(DEMO_REGISTRY, encoding="utf-8")
-    changes = registry_io.apply(
-        catalog, registry_io.read_file(path, settings.zone), path, "A001"
-    )
+    changes = registry_io.apply(catalog, registry_io.read_file(path, settings.zone), path, "A001")
     output.console.print(
         f"registry imported from {path.name}: {len(changes)} records (3 officers, "
         "3 devices, 4 assignments); recorder BWC0099 is deliberately missing"
@@ -197,128 +197,99 @@ def _local(hhmmss: str, day: str = "2026-11-27") -> datetime:
 
 def _cases(settings: Settings, catalog: Catalog) -> bool:
     """Three case files: a seizure fully recorded and sealed on time, a forced demolition
-    with a coverage gap, and an inspection nobody filed within 15 days."""
+    with a coverage gap, and an inspection nobody filed within 15 days. Every step is the use
+    case the CLI's commands call."""
     from interfaces.commands.compliance import print_report
-    from pipeline.cases import compliance
-    from pipeline.cases import records as cases
-    from pipeline.cases.categories import load_categories
-    from pipeline.cases.seal import seal_case
-    from pipeline.models import Case, CaseStatus, RecordType, Signature
+    from pipeline.cases import usecases
+    from pipeline.models import RecordType, Signature
 
     console = output.console
     console.rule("case files (案卷) and the 15-day rule")
-    cats = load_categories(settings)
-    now = datetime.now(UTC)
+    archivist = Instance(settings, catalog).acting("A001")
+    officer = archivist.acting("1023")
     demo_cases = [
-        Case(
-            "2026-0113",
-            "查封某仓库涉嫌假冒商品",
-            "seizure",
-            "市场监管执法大队",
-            CaseStatus.OPEN,
-            ("1023",),
-            action_start=_local("09:30:00"),
-            action_end=_local("09:30:02"),
-        ),
-        Case(
-            "2026-0121",
-            "强制拆除违法建筑",
-            "forced-demolition",
-            "城市管理执法大队",
-            CaseStatus.OPEN,
-            ("1023",),
-            action_start=_local("13:25:00"),
-            action_end=_local("13:35:00"),
-        ),
-        Case(
-            "2026-0098",
-            "餐饮门店现场检查",
-            "on-site-inspection",
-            "市场监管执法大队",
-            CaseStatus.OPEN,
-            ("1088",),
-            action_start=_local("10:00:00", "2026-11-05"),
-            action_end=_local("11:00:00", "2026-11-05"),
-        ),
-    ]
-    with catalog.begin() as conn:
-        for case in demo_cases:
-            cases.save_case(conn, case, "A001", settings, cats, now)
-        made = cases.autolink(conn, settings, "system", now)
-        console.print(f"3 cases registered; the linking rule linked {len(made)} records:")
-        for number, media_id, rule in made:
-            console.print(f"  {number} ← media {media_id} ({rule.split(':')[0]})")
-        seizure = compliance.evaluate(
-            conn, cases.get_case(conn, "2026-0113"), settings, cats, now.date()
+        ("2026-0113", "查封某仓库涉嫌假冒商品", "seizure", "市场监管执法大队", "1023",
+         _local("09:30:00"), _local("09:30:02")),
+        ("2026-0121", "强制拆除违法建筑", "forced-demolition", "城市管理执法大队", "1023",
+         _local("13:25:00"), _local("13:35:00")),
+        ("2026-0098", "餐饮门店现场检查", "on-site-inspection", "市场监管执法大队", "1088",
+         _local("10:00:00", "2026-11-05"), _local("11:00:00", "2026-11-05")),
+    ]  # fmt: skip
+    made: list[tuple[str, int]] = []
+    for number, title, category, department, held_by, start, end in demo_cases:
+        saved = usecases.add_case(
+            archivist,
+            number,
+            title=title,
+            category=category,
+            department=department,
+            officers=[held_by],
+            action_start=start,
+            action_end=end,
         )
-        for item in seizure.items:
-            if item.kind == "document":
-                cases.set_record(
-                    conn, item.media_id, RecordType.ON_SITE, Signature.SIGNED, "1023", now
-                )
-            elif item.kind in ("video", "audio"):
-                cases.describe(
-                    conn, item.media_id, "执法人员表明身份，告知事由，查封仓库货物", "1023", now
-                )
-        for case in demo_cases:
-            cases.conclude(conn, case.number, None, "A001", settings, cats, now)
-    sealed = seal_case(settings, "2026-0113", "A001", "case file complete", now=now)
+        made += [(number, media) for media in saved.linked]
+    made += [(link.case, link.media) for link in usecases.autolink_cases(archivist)]
+    console.print(f"3 cases registered; the linking rule linked {len(made)} records:")
+    for number, media_id in made:
+        console.print(f"  {number} ← media {media_id}")
+    for item in usecases.case_detail(archivist, "2026-0113").items:
+        if item.kind == "document":
+            usecases.set_text_record(officer, item.media_id, RecordType.ON_SITE, Signature.SIGNED)
+        elif item.kind in ("video", "audio"):
+            usecases.describe_media(
+                officer, item.media_id, "执法人员表明身份，告知事由，查封仓库货物"
+            )
+    for number, *_ in demo_cases:
+        usecases.conclude_case(archivist, number)
+    sealed = usecases.archive_case(archivist, "2026-0113", "case file complete")
     console.print(
         f"sealed 2026-0113: {sealed.items} records in a signed BagIt bag "
         f"({sealed.bytes:,} bytes, {sealed.key[:16]}…): "
         f"{sealed.state.value} {sealed.state.label_zh}"
     )
-    with catalog.begin() as conn:
-        findings = compliance.evaluate_all(conn, settings, cats, now.date())
-        rep = compliance.report(findings, compliance.unlinked_media(conn), now.date())
-    print_report(rep)
-    states = {f.case.number: f.state.value for f in findings}
+    report = usecases.compliance_report(archivist)
+    print_report(report)
+    states = {c.number: c.state.value for c in report.cases}
     expected = {"2026-0113": "archived-on-time", "2026-0121": "open", "2026-0098": "overdue"}
-    gap = next(f for f in findings if f.case.number == "2026-0121").coverage
+    gap = usecases.case_detail(archivist, "2026-0121").coverage
     return states == expected and gap is not None and bool(gap.gaps)
 
 
 def _register_the_stray(settings: Settings) -> None:
     """An archivist registers the unknown recorder and releases its quarantined dump."""
-    from pipeline.catalog import media as media_db
-    from pipeline.ingest.quarantine import release
-    from pipeline.ingest.steps import open_context
+    from pipeline.ingest.quarantine import Released, release_entries
     from pipeline.models import Device, DeviceKind
-    from pipeline.registry import records as registry
+    from pipeline.registry import usecases as registry
 
     console = output.console
     console.rule("unknown recorder BWC0099: register, then release from quarantine")
-    ctx = open_context(settings)
-    with ctx.catalog.begin() as conn:
-        held = media_db.quarantine_entries(conn, device_serial="BWC0099")
-        registry.save_device(conn, Device("BWC0099", DeviceKind.BODY_WORN, vendor="ZFJLY"), "A001")
-        registry.save_assignment(conn, "BWC0099", "1088", SHIFT_START, None, "A001")
-    console.print(
-        f"  {len(held)} file(s) of BWC0099 in quarantine; registered BWC0099, assigned to 1088"
-    )
-    for entry in held:
-        item = release(ctx, entry.id, "A001")
-        console.print(
-            f"  [green]released[/] quarantine {entry.id} by A001: media {item.id} "
-            f"{item.status.value}, officer {item.officer_id}, proxy {bool(item.proxy_key)}"
-        )
-    ctx.catalog.dispose()
+    archivist = open_instance(settings).acting("A001")
+    registry.add_device(archivist, Device("BWC0099", DeviceKind.BODY_WORN, vendor="ZFJLY"))
+    registry.assign_device(archivist, "BWC0099", "1088", SHIFT_START)
+    console.print("  registered BWC0099, assigned to 1088; releasing its files from quarantine")
+    for result in release_entries(archivist, device="BWC0099"):
+        if isinstance(result, Released):
+            console.print(
+                f"  [green]released[/] quarantine {result.entry} by A001: media {result.media} "
+                f"{result.status.value}, officer {result.officer}"
+            )
+        else:
+            console.print(output.text(f"  kept quarantine {result.entry}: {result.error}"))
+    archivist.close()
 
 
 def _check(
     settings: Settings, catalog: Catalog, docks: dict[str, Path], reports: list[SweepReport]
 ) -> bool:
     """Prove what the demo claims: hashes re-verified, proxies decode, sources released."""
-    from pipeline.catalog import media as media_db
     from pipeline.errors import EvidenceError
     from pipeline.media.transcode import check_decodes
-    from pipeline.storage.local import open_store
 
     console = output.console
-    store = open_store(settings)
-    with catalog.begin() as conn:
-        items = media_db.listing(conn, limit=1000)
-        entries = media_db.quarantine_entries(conn)
+    instance = Instance(settings, catalog)
+    store = instance.store
+    items = list(media_list(instance, limit=1000))
+    entries = list_entries(instance)
     ok = all(r.ok for r in reports)
     table = Table(title="archive check: stored originals re-hashed, proxies decoded")
     for col in ("id", "file", "kind", "status", "sha256 re-verified", "proxy"):

@@ -430,6 +430,8 @@ def plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a NamedTuple (Problem)
+        return {str(k): plain(v) for k, v in value._asdict().items()}
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

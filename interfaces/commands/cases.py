@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
 from interfaces import output
-from interfaces.common import ActorOpt, JsonOpt, catalog, local_date, local_time, now, settings
-from pipeline.cases import bulk as case_io
-from pipeline.cases import compliance
-from pipeline.cases import records as cases
-from pipeline.cases.categories import load_categories
+from interfaces.common import ActorOpt, JsonOpt, instance, local_date, local_time
+from pipeline.cases import usecases
 from pipeline.cases.deadline import CaseState
-from pipeline.catalog import cases as case_rows
-from pipeline.models import Case, CaseStatus
 
 app = typer.Typer(
     help="Cases and case files (案件/案卷): links, the 15-day rule, sealing.", no_args_is_help=True
@@ -60,38 +54,24 @@ def cases_add(
     Example: evidence cases add 2026-0113 --title "查封某仓库" --category seizure
     --officer 1023 --officer 1088 --start 2026-11-27T09:00 --end 2026-11-27T10:00
     """
-    s = settings()
-    cat = catalog(s)
-    case = Case(
+    inst = instance(actor)
+    saved = usecases.add_case(
+        inst,
         number,
-        title,
-        category,
-        department,
-        CaseStatus.OPEN,
-        tuple(sorted(officer or [])),
-        action_start=local_time(s, start),
-        action_end=local_time(s, end),
+        title=title,
+        category=category,
+        department=department,
+        officers=officer or [],
+        action_start=local_time(inst.settings, start),
+        action_end=local_time(inst.settings, end),
     )
-    with cat.begin() as conn:
-        existing = case_rows.get(conn, number)
-        if existing is not None:
-            case = Case(
-                number,
-                title,
-                category,
-                department,
-                existing.status,
-                case.officers,
-                action_start=case.action_start or existing.action_start,
-                action_end=case.action_end or existing.action_end,
-            )
-        action = cases.save_case(conn, case, actor or s.actor, s, load_categories(s), now())
-        made = cases.autolink(conn, s, actor or s.actor, now(), [number])
     if json_out:
-        output.print_json({"case": number, "action": action, "linked": [m for _, m, _ in made]})
+        output.print_json(saved)
     else:
         output.console.print(
-            output.text(f"case {number} {action}; {len(made)} record(s) linked by rule")
+            output.text(
+                f"case {number} {saved.action}; {len(saved.linked)} record(s) linked by rule"
+            )
         )
 
 
@@ -101,33 +81,16 @@ def cases_import(path: Path, actor: ActorOpt = None, json_out: JsonOpt = False) 
 
     Example: evidence cases import cases.yaml --as A001
     """
-    s = settings()
-    cat = catalog(s)
-    done = case_io.apply(
-        cat,
-        case_io.read_file(path, ZoneInfo(s.devices.timezone)),
-        path,
-        actor or s.actor,
-        s,
-        load_categories(s),
-        now(),
-    )
-    with cat.begin() as conn:
-        made = cases.autolink(conn, s, actor or s.actor, now())
+    done = usecases.import_cases(instance(actor), path)
     if json_out:
-        output.print_json(
-            {
-                "records": [{"section": a, "key": b, "action": c} for a, b, c in done],
-                "linked": len(made),
-            }
-        )
+        output.print_json(done)
     else:
         counts: dict[str, int] = {}
-        for _, _, action in done:
-            counts[action] = counts.get(action, 0) + 1
+        for record in done.records:
+            counts[record.action] = counts.get(record.action, 0) + 1
         output.console.print(
             ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
-            + f"; {len(made)} linked by rule"
+            + f"; {done.linked} linked by rule"
         )
 
 
@@ -141,16 +104,12 @@ def cases_list(
 
     Example: evidence cases list --state overdue
     """
-    s = settings()
-    today = local_date(s)
-    where = None if state is None else compliance.state_clause(state, today, s.cases.due_soon_days)
-    with catalog(s).read() as conn:
-        found = case_rows.listing(conn, where)
-    rows = [(c, compliance.state_of(c, today, s.cases.due_soon_days)) for c in found]
+    inst = instance()
+    found = usecases.list_cases(inst, state)
     if json_out:
-        output.print_json([{**output.to_jsonable(c), "state": st.value} for c, st in rows])
+        output.print_json(found)
         return
-    table = Table(title=f"{len(rows)} cases (案件), today {today}")
+    table = Table(title=f"{len(found)} cases (案件), today {local_date(inst.settings)}")
     for col in (
         "number",
         "title",
@@ -162,7 +121,7 @@ def cases_list(
         "state",
     ):
         table.add_column(col, overflow="fold")
-    for c, st in rows:
+    for c in found:
         due = f"{c.due}{' (provisional)' if c.due_provisional else ''}" if c.due else ""
         table.add_row(
             output.text(c.number),
@@ -172,7 +131,7 @@ def cases_list(
             output.text(", ".join(c.officers)),
             f"{c.action_end:%Y-%m-%d %H:%M}" if c.action_end else "",
             due,
-            f"{st.value} {st.label_zh}",
+            f"{c.state.value} {c.state.label_zh}",
         )
     output.console.print(table)
 
@@ -182,22 +141,11 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
 
     Example: evidence cases show 2026-0113
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        case = cases.get_case(conn, number)
-        finding = compliance.evaluate(conn, case, s, load_categories(s), local_date(s))
-        linked = case_rows.links_of_case(conn, number)
+    detail = usecases.case_detail(instance(), number)
     if json_out:
-        output.print_json(
-            {
-                "case": case,
-                "state": finding.state.value,
-                "links": linked,
-                "coverage": finding.coverage,
-                "problems": finding.problems(),
-            }
-        )
+        output.print_json(detail)
         return
+    case = detail.case
     output.console.print(
         output.line(
             (case.number, "bold"),
@@ -207,13 +155,13 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
     )
     output.console.print(
         f"action {case.action_start} → {case.action_end}; due {case.due}; "
-        f"state {finding.state.value} {finding.state.label_zh}"
+        f"state {detail.state.value} {detail.state.label_zh}"
     )
     table = Table(title="linked records (案卷材料)")
     for col in ("media", "kind", "device", "officer", "recorded", "described", "how"):
         table.add_column(col, overflow="fold")
-    methods = {link.media_id: f"{link.method.value}: {link.rule}" for link in linked}
-    for i in finding.items:
+    methods = {link.media_id: f"{link.method.value}: {link.rule}" for link in detail.links}
+    for i in detail.items:
         table.add_row(
             str(i.media_id),
             output.text(i.kind),
@@ -224,7 +172,7 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
             output.text(methods.get(i.media_id, "")),
         )
     output.console.print(table)
-    for problem in finding.problems():
+    for problem in detail.problems:
         output.console.print(output.text(f"• {problem}", style="yellow"))
 
 
@@ -238,14 +186,8 @@ def cases_link(
 
     Example: evidence cases link 2026-0113 42 --reason "the hearing record" --as A001
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        from pipeline.catalog import media as media_db
-
-        made = cases.link(
-            conn, number, media_db.get(conn, media).id, actor or s.actor, reason, now()
-        )
-    output.console.print("linked" if made else "already linked")
+    linked = usecases.link_media(instance(actor), number, media, reason)
+    output.console.print("linked" if linked.made else "already linked")
 
 
 def cases_unlink(
@@ -258,11 +200,7 @@ def cases_unlink(
 
     Example: evidence cases unlink 2026-0113 42 --reason "another matter" --as A001
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        from pipeline.catalog import media as media_db
-
-        cases.unlink(conn, number, media_db.get(conn, media).id, actor or s.actor, reason, now())
+    usecases.unlink_media(instance(actor), number, media, reason)
     output.console.print("unlinked")
 
 
@@ -278,12 +216,8 @@ def cases_conclude(
 
     Example: evidence cases conclude 2026-0113 --end 2026-11-27T10:00
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        case = cases.conclude(
-            conn, number, local_time(s, end), actor or s.actor, s, load_categories(s), now()
-        )
-        cases.autolink(conn, s, actor or s.actor, now(), [number])
+    inst = instance(actor)
+    case = usecases.conclude_case(inst, number, local_time(inst.settings, end))
     if json_out:
         output.print_json(case)
     else:
@@ -297,11 +231,9 @@ def cases_conclude(
 
 def cases_autolink(actor: ActorOpt = None, json_out: JsonOpt = False) -> None:
     """Apply the linking rule to every open and concluded case now."""
-    s = settings()
-    with catalog(s).begin() as conn:
-        made = cases.autolink(conn, s, actor or s.actor, now())
+    made = usecases.autolink_cases(instance(actor))
     if json_out:
-        output.print_json([{"case": c, "media": m, "rule": r} for c, m, r in made])
+        output.print_json(made)
     else:
         output.console.print(f"{len(made)} link(s) made")
 
@@ -322,10 +254,7 @@ def cases_archive(
 
     Example: evidence cases archive 2026-0113 --as A001
     """
-    from pipeline.cases.seal import seal_case
-
-    s = settings()
-    sealed = seal_case(s, number, actor or s.actor, reason, force=force)
+    sealed = usecases.archive_case(instance(actor), number, reason, force=force)
     if json_out:
         output.print_json(sealed)
     else:
@@ -343,22 +272,10 @@ def cases_verify(number: str, json_out: JsonOpt = False) -> None:
 
     Example: evidence cases verify 2026-0113
     """
-    import tempfile
-
-    from pipeline.cases.seal import extract, verify_sealed_bag
-    from pipeline.custody.keys import trusted_keys
-    from pipeline.storage.local import open_store
-
-    s = settings()
-    with catalog(s).begin() as conn:
-        case = cases.get_case(conn, number)
-    if case.archive_key is None:
-        raise typer.BadParameter(f"case {number} is not sealed")
-    with tempfile.TemporaryDirectory(dir=s.home) as tmp:
-        bag = extract(open_store(s), case.archive_key, Path(tmp))
-        problems = verify_sealed_bag(bag, trusted_keys(s.home))
+    check = usecases.verify_sealed_case(instance(), number)
+    problems = check.problems
     if json_out:
-        output.print_json({"case": number, "bag": case.archive_key, "problems": problems})
+        output.print_json(check)
     else:
         for p in problems:
             output.console.print(output.text(f"{p.code} {p.subject}: {p.message}", style="red"))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from interfaces import output
-from interfaces.common import JsonOpt, catalog, local_date, local_time, settings
-from pipeline.cases import compliance
-from pipeline.cases.categories import load_categories
+from interfaces.common import JsonOpt, instance, local_time
+from pipeline.cases import usecases
 
 app = typer.Typer(
     help="The full-process recording rule: compliance (合规) report and sweep.",
@@ -34,46 +33,17 @@ def compliance_report(
 
     Example: evidence compliance report --department 市场监管执法大队 --from 2026-11-01
     """
-    s = settings()
-    today = local_date(s)
-    start, stop = local_time(s, since), local_time(s, until)
-    from pipeline.catalog.schema import cases as cases_table
-
-    clauses: list[Any] = []
-    if department:
-        clauses.append(cases_table.c.department == department)
-    if start:
-        clauses.append(cases_table.c.action_end >= start)
-    if stop:
-        clauses.append(cases_table.c.action_end < stop)
-    from sqlalchemy import and_
-
-    with catalog(s).begin() as conn:
-        findings = compliance.evaluate_all(
-            conn, s, load_categories(s), today, and_(*clauses) if clauses else None
-        )
-        unlinked = compliance.unlinked_media(conn, start, stop)
-    rep = compliance.report(findings, unlinked, today)
-    if department:
-        rep.departments.pop("(none)", None)
+    inst = instance()
+    rep = usecases.compliance_report(
+        inst, department, local_time(inst.settings, since), local_time(inst.settings, until)
+    )
     if json_out:
-        output.print_json(
-            {
-                "today": today,
-                "departments": rep.departments,
-                "officers": rep.officers,
-                "devices": rep.devices,
-                "cases": [
-                    {"number": f.case.number, "state": f.state.value, "problems": f.problems()}
-                    for f in rep.findings
-                ],
-            }
-        )
+        output.print_json(rep)
         return
     print_report(rep)
 
 
-def print_report(rep: compliance.Report) -> None:
+def print_report(rep: usecases.ComplianceReport) -> None:
     columns = (
         "concluded",
         "on time",
@@ -109,6 +79,6 @@ def print_report(rep: compliance.Report) -> None:
                 ),
             )
         output.console.print(table)
-    for f in rep.findings:
-        for problem in f.problems():
-            output.console.print(output.line((f.case.number, "yellow"), f": {problem}"))
+    for case in rep.cases:
+        for problem in case.problems:
+            output.console.print(output.line((case.number, "yellow"), f": {problem}"))

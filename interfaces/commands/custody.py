@@ -4,6 +4,7 @@ what, and court packages."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +12,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from interfaces import output
-from interfaces.common import JsonOpt, catalog, settings
+from interfaces import common, output
+from interfaces.common import JsonOpt
+from pipeline.custody import usecases
 from pipeline.custody.log import CustodyEvent
 from pipeline.custody.verify_bag import Problem
 from pipeline.models import EventKind
@@ -51,14 +53,12 @@ def audit(
 
     Example: evidence audit --media 3f2a9c --kind viewed --kind exported
     """
-    from pipeline.custody.access import audit as audit_lib
-
-    found = audit_lib(
-        catalog(settings()),
+    found = usecases.audit(
+        common.instance(),
         media_key=media,
         actor=actor,
         case=case,
-        kinds=tuple(kind or ()),
+        kinds=kind or (),
         limit=limit,
     )
     if json_out:
@@ -67,7 +67,7 @@ def audit(
         output.console.print(events_table(found))
 
 
-def events_table(events: list[CustodyEvent]) -> Table:
+def events_table(events: Sequence[CustodyEvent]) -> Table:
     table = Table(title=f"{len(events)} custody events")
     for col in ("seq", "time (UTC)", "kind", "actor", "media", "reason / details"):
         table.add_column(col, overflow="fold")
@@ -110,25 +110,17 @@ def export(
 
     Example: evidence export --media 3,5 --out /mnt/usb/2026-0113 --reason "移送法院" --as 1023
     """
-    from pipeline.custody.checkpoints import checkpointer
-    from pipeline.custody.export import export_bag
-    from pipeline.storage.local import open_store
-
     if (case is None) == (not media):
         raise typer.BadParameter("give --case or --media, not both, not neither")
-    s = settings()
     keys = [k.strip() for item in media or () for k in item.split(",") if k.strip()]
-    result = export_bag(
-        catalog(s),
-        open_store(s),
-        checkpointer(s),
+    result = usecases.export_package(
+        common.instance(),
+        out,
         media_keys=keys,
-        out=out,
+        case=case,
         actor=actor,
         reason=reason,
-        case=case,
         with_proxies=with_proxies,
-        block_size=s.ingest.block_size,
     )
     if json_out:
         output.print_json(result)
@@ -167,36 +159,13 @@ def verify(
 
     Example: evidence verify --sample 50 --json
     """
-    from pipeline.custody import fixity as verify_lib
-    from pipeline.storage.local import open_store
-
     if sum(bool(x) for x in (full, sample, media)) > 1:
         raise typer.BadParameter("give one of --full, --sample N, or media items")
-    s = settings()
-    cat = catalog(s)
-    originals = verify_lib.select_originals(cat, sample=sample, media_keys=media or ())
-    report = verify_lib.run(
-        cat,
-        open_store(s),
-        s.home,
-        originals,
-        actor=s.actor,
-        workers=s.custody.fixity_workers,
-        record_events=not no_record,
+    report = usecases.verify(
+        common.instance(), media_keys=media or (), sample=sample, record=not no_record
     )
     if json_out:
-        output.print_json(
-            {
-                "ok": report.ok,
-                "originals": report.originals,
-                "events": report.events,
-                "checkpoints": report.checkpoints,
-                "head_seq": report.head_seq,
-                "seconds": round(report.seconds, 3),
-                "run": report.run,
-                "problems": [p._asdict() for p in report.problems],
-            }
-        )
+        output.print_json(report)
     else:
         if report.problems:
             output.console.print(problems_table(report.problems))
@@ -214,12 +183,14 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
-def problems_table(problems: tuple[Problem, ...]) -> Table:
+def problems_table(problems: Sequence[Problem]) -> Table:
     table = Table(title=f"{len(problems)} problems")
     for col in ("code", "where", "problem"):
         table.add_column(col, overflow="fold")
     for p in problems:
         table.add_row(
-            output.text(p.code, style="red"), output.text(p.subject), output.text(p.message)
+            output.text(p.code, style="red"),
+            output.text(p.subject),
+            output.text(p.message),
         )
     return table

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
-from interfaces import output
-from interfaces.common import (
-    ActorOpt,
-    JsonOpt,
-    ago,
-    catalog,
-    changes_out,
-    import_registry,
-    settings,
-)
-from pipeline.catalog import media as media_db
-from pipeline.catalog import registry as rows
-from pipeline.errors import NotFound
+from interfaces import common, output
+from interfaces.common import ActorOpt, JsonOpt, ago, changes_out, import_registry, local_time
 from pipeline.models import Device, DeviceKind, DeviceStatus
 from pipeline.registry import bulk as registry_io
 from pipeline.registry import health
-from pipeline.registry import records as registry
-from pipeline.settings import Settings
+from pipeline.registry import usecases as registry
 
 app = typer.Typer(
     help="Recorders (执法记录仪 等): registry, assignments, health.", no_args_is_help=True
@@ -56,16 +42,6 @@ def register(root: typer.Typer) -> None:
     app.command("health")(devices_health)
 
 
-def _when(s: Settings, text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date-time like 2026-05-01T08:00") from None
-    return moment.replace(tzinfo=ZoneInfo(s.devices.timezone)) if moment.tzinfo is None else moment
-
-
 def devices_add(
     serial: Annotated[str, typer.Argument(help="Device serial, as in its dump folder.")],
     kind: Annotated[DeviceKind, typer.Option(help="What it is.")] = DeviceKind.BODY_WORN,
@@ -82,28 +58,20 @@ def devices_add(
 
     Example: evidence devices add BWC0017 --kind body-worn --vendor ZFJLY --model DSJ-A9 --as A001
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        registry.require_registrar(conn, actor or s.actor)
-        change = registry.save_device(
-            conn, Device(serial, kind, status, vendor, model, clock_offset), actor or s.actor
-        )
-    changes_out([change], json_out)
+    device = Device(serial, kind, status, vendor, model, clock_offset)
+    changes_out([registry.add_device(common.instance(actor), device)], json_out)
 
 
 def devices_list(json_out: JsonOpt = False) -> None:
     """List registered devices with their current holder."""
-    with catalog(settings()).read() as conn:
-        found = [(d, rows.open_assignment(conn, d.serial)) for d in rows.all_devices(conn)]
+    found = registry.list_devices(common.instance())
     if json_out:
-        output.print_json(
-            [{**output.to_jsonable(d), "holder": a.officer_id if a else None} for d, a in found]
-        )
+        output.print_json(found)
         return
     table = Table(title=f"{len(found)} devices (设备)")
     for col in ("serial", "kind", "status", "vendor", "model", "clock offset", "held by"):
         table.add_column(col)
-    for d, a in found:
+    for d in found:
         table.add_row(
             output.text(d.serial),
             f"{d.kind.value} {d.kind.label_zh}",
@@ -111,22 +79,18 @@ def devices_list(json_out: JsonOpt = False) -> None:
             output.text(d.vendor),
             output.text(d.model),
             f"{d.clock_offset_s:+g} s",
-            output.text(a.officer_id if a else ""),
+            output.text(d.holder or ""),
         )
     output.console.print(table)
 
 
 def devices_show(serial: str, json_out: JsonOpt = False) -> None:
     """Show a device, its assignment history and its quarantined files."""
-    with catalog(settings()).begin() as conn:
-        device = rows.device(conn, serial)
-        if device is None:
-            raise NotFound("device", serial)
-        history = rows.device_assignments(conn, serial)
-        held = media_db.quarantine_entries(conn, device_serial=serial)
+    detail = registry.device_detail(common.instance(), serial)
     if json_out:
-        output.print_json({"device": device, "assignments": history, "quarantine": held})
+        output.print_json(detail)
         return
+    device = detail.device
     output.console.print(
         output.line(
             (device.serial, "bold"),
@@ -137,15 +101,15 @@ def devices_show(serial: str, json_out: JsonOpt = False) -> None:
     table = Table(title="assignments (领用记录)")
     for col in ("officer", "from", "to"):
         table.add_column(col)
-    for a in history:
+    for a in detail.assignments:
         table.add_row(
             output.text(a.officer_id),
             a.start.isoformat(),
             a.end.isoformat() if a.end else "(holds it)",
         )
     output.console.print(table)
-    if held:
-        output.console.print(output.quarantine_table(held))
+    if detail.quarantine:
+        output.console.print(output.quarantine_table(list(detail.quarantine)))
 
 
 def devices_set_status(
@@ -160,10 +124,8 @@ def devices_set_status(
 
     Example: evidence devices set-status BWC0017 lost --reason "reported 2026-11-02" --as A001
     """
-    s = settings()
-    changes_out(
-        [registry.set_status(catalog(s), serial, status, actor or s.actor, reason)], json_out
-    )
+    change = registry.set_device_status(common.instance(actor), serial, status, reason)
+    changes_out([change], json_out)
 
 
 def devices_assign(
@@ -178,12 +140,9 @@ def devices_assign(
 
     Example: evidence devices assign BWC0017 1023 --from 2026-11-27T08:00 --as A001
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        registry.require_registrar(conn, actor or s.actor)
-        change = registry.save_assignment(
-            conn, serial, officer, _when(s, start), _when(s, end) if end else None, actor or s.actor
-        )
+    inst = common.instance(actor)
+    s = inst.settings
+    change = registry.assign_device(inst, serial, officer, local_time(s, start), local_time(s, end))
     changes_out([change], json_out)
 
 
@@ -199,10 +158,8 @@ def devices_unassign(
 
     Example: evidence devices unassign BWC0017 --at 2026-11-27T18:00
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        registry.require_registrar(conn, actor or s.actor)
-        ended = registry.end_assignment(conn, serial, _when(s, at), actor or s.actor)
+    inst = common.instance(actor)
+    ended = registry.unassign_device(inst, serial, local_time(inst.settings, at))
     if json_out:
         output.print_json(ended)
     else:
@@ -230,7 +187,7 @@ def devices_export(
 
     Example: evidence devices export --format csv --out registry/
     """
-    tables = registry_io.export_tables(catalog(settings()))
+    tables = registry.export_registry(common.instance()).tables()
     if fmt == "yaml":
         text = registry_io.to_yaml(tables)
         if out is None:
@@ -252,8 +209,7 @@ def devices_health(json_out: JsonOpt = False) -> None:
 
     Example: evidence devices health --json
     """
-    s = settings()
-    report = health.report(catalog(s), s.devices, datetime.now(UTC))
+    report = registry.health_report(common.instance())
     if json_out:
         output.print_json(report)
         return

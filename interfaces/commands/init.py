@@ -9,10 +9,9 @@ import typer
 
 from interfaces import common, output
 from interfaces.common import JsonOpt
+from pipeline.models import plain
 
 _settings = common.settings
-
-_catalog = common.catalog
 
 
 def register(root: typer.Typer) -> None:
@@ -25,34 +24,13 @@ def init(json_out: JsonOpt = False) -> None:
 
     Example: evidence --home /srv/evidence init
     """
-    from sqlalchemy.engine import make_url
+    from pipeline.custody.usecases import initialize
 
-    from pipeline.custody.keys import create_instance_key
-    from pipeline.storage.local import open_store
-
-    settings = _settings()
-    for folder in (settings.home, settings.log_dir, settings.prefect_home):
-        folder.mkdir(parents=True, exist_ok=True)
-    _catalog(settings).dispose()
-    open_store(settings)  # creates the archive (an S3 bucket with Object Lock: self-tested)
-    signing = create_instance_key(settings.home)  # signs custody checkpoints; kept if it exists
-    s3 = settings.store.s3
-    archive = (
-        str(settings.archive_dir)
-        if settings.store.kind == "local"
-        else f"s3://{s3.bucket} at {s3.endpoint_url or 'AWS ' + s3.region}"
-    )
-    info = {
-        "home": settings.home,
-        "catalog": make_url(settings.catalog_url).render_as_string(hide_password=True),
-        "archive": archive,
-        "key_id": signing.key_id,
-        "key": signing.path,
-    }
+    info = initialize(_settings())
     if json_out:
         output.print_json(info)
     else:
-        for key, value in info.items():
+        for key, value in plain(info).items():
             output.console.print(output.line((key, "bold"), ": ", value))
 
 

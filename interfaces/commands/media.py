@@ -3,7 +3,6 @@ record, unlinked, tag."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,16 +10,16 @@ import typer
 from rich.table import Table
 
 from interfaces import common, output
-from interfaces.common import LOOSE, ActorOpt, JsonOpt, catalog, now, settings
-from pipeline.cases import compliance
-from pipeline.cases import records as cases
+from interfaces.common import LOOSE, ActorOpt, JsonOpt
+from pipeline.cases import usecases as case_usecases
+from pipeline.custody import usecases as custody_usecases
 from pipeline.custody.access import View
 from pipeline.models import (
     MediaStatus,
     RecordType,
     Signature,
 )
-from pipeline.search import tags as tags_lib
+from pipeline.search import usecases as search_usecases
 
 app = typer.Typer(help="Archived media items (音视频及文书).", no_args_is_help=True)
 
@@ -31,10 +30,6 @@ AsOpt = Annotated[
 ReasonOpt = Annotated[
     str | None, typer.Option("--reason", help="Why (required; recorded), e.g. a case number.")
 ]
-
-_settings = common.settings
-
-_catalog = common.catalog
 
 
 def register(root: typer.Typer) -> None:
@@ -57,14 +52,11 @@ def media_list(
 
     Example: evidence media list --status quarantined --json
     """
-    from pipeline.catalog import media as media_db
-
-    with _catalog(_settings()).read() as conn:
-        items = media_db.listing(conn, status=status, limit=limit)
+    items = search_usecases.media_list(common.instance(), status=status, limit=limit)
     if json_out:
         output.print_json(items)
     else:
-        output.console.print(output.media_table(items))
+        output.console.print(output.media_table(list(items)))
 
 
 def media_show(
@@ -82,23 +74,13 @@ def media_show(
 
     Example: evidence media show 3f2a9c --reason "复核 案件 2026-0113" --as A001
     """
-    from pipeline.custody import log as custody
-    from pipeline.custody.access import View, open_media
-    from pipeline.storage.local import open_store
-
-    settings = _settings()
-    catalog = _catalog(settings)
-    item = open_media(
-        catalog, open_store(settings), key, actor=actor, reason=reason, view=View.METADATA
-    ).item
-    with catalog.begin() as conn:
-        history = list(custody.events(conn, media_id=item.id))
-    keys = {"proxy": item.proxy_key, "thumbnail": item.thumbnail_key}
+    shown = custody_usecases.media_detail(common.instance(), key, actor=actor, reason=reason)
     if json_out:
-        output.print_json({"item": item, "derived": keys, "custody": history})
+        output.print_json(shown)
         return
-    output.console.print(output.media_detail(item, {k: v for k, v in keys.items() if v}))
-    for ev in history:
+    keys = {"proxy": shown.derived.proxy, "thumbnail": shown.derived.thumbnail}
+    output.console.print(output.media_detail(shown.item, {k: v for k, v in keys.items() if v}))
+    for ev in shown.custody:
         output.console.print(
             output.text(f"  #{ev.seq} {ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value} by {ev.actor}")
         )
@@ -121,30 +103,15 @@ def media_open(
 
     Example: evidence media open 3f2a9c --reason "复核 案件 2026-0113" --as 1023
     """
-    from pipeline.custody.access import open_media
-    from pipeline.storage.local import open_store
-
-    s = settings()
-    access = open_media(
-        catalog(s),
-        open_store(s),
-        key,
-        actor=actor,
-        reason=reason,
-        view=view,
-        download_to=out,
-        block_size=s.ingest.block_size,
+    opened = custody_usecases.view_media(
+        common.instance(), key, actor=actor, reason=reason, view=view, out=out
     )
     if json_out:
-        body = {"media_id": access.item.id, "view": view, "path": access.path}
-        body["event"] = access.event.seq
-        if view is View.METADATA:
-            body["item"] = access.item
-        output.print_json(body)
-    elif view is View.METADATA:
-        output.console.print(output.media_detail(access.item, {}))
+        output.print_json(opened)
+    elif isinstance(opened, custody_usecases.OpenedMetadata):
+        output.console.print(output.media_detail(opened.item, {}))
     else:
-        print(access.path)  # plain: for `mpv "$(evidence media open …)"`
+        print(opened.path)  # plain: for `mpv "$(evidence media open …)"`
 
 
 def media_describe(
@@ -156,11 +123,7 @@ def media_describe(
 
     Example: evidence media describe 42 "查封现场，当事人在场" --as 1023
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        from pipeline.catalog import media as media_db
-
-        cases.describe(conn, media_db.get(conn, media).id, text, actor or s.actor, now())
+    case_usecases.describe_media(common.instance(actor), media, text)
     output.console.print("described")
 
 
@@ -176,35 +139,27 @@ def media_record(
 
     Example: evidence media record 43 --type on-site --signature refusal-noted --as 1023
     """
-    s = settings()
-    with catalog(s).begin() as conn:
-        from pipeline.catalog import media as media_db
-
-        cases.set_record(
-            conn, media_db.get(conn, media).id, record_type, signature, actor or s.actor, now()
-        )
-    output.console.print(f"{record_type.label_zh}, {signature.value}")
+    done = case_usecases.set_text_record(common.instance(actor), media, record_type, signature)
+    output.console.print(f"{done.record_type.label_zh}, {done.signature.value}")
 
 
 def media_unlinked(json_out: JsonOpt = False) -> None:
     """Archived recordings in no case, for review."""
-    with catalog(settings()).begin() as conn:
-        found = compliance.unlinked_media(conn)
-    rows = [dict(r._mapping) for r in found]
+    found = case_usecases.list_unlinked(common.instance())
     if json_out:
-        output.print_json(rows)
+        output.print_json(found)
         return
-    table = Table(title=f"{len(rows)} recordings in no case (未关联)")
+    table = Table(title=f"{len(found)} recordings in no case (未关联)")
     for col in ("id", "name", "kind", "device", "officer", "recorded"):
         table.add_column(col, overflow="fold")
-    for r in rows:
+    for r in found:
         table.add_row(
-            str(r["id"]),
-            output.text(r["original_name"]),
-            output.text(r["kind"]),
-            output.text(r["device_serial"] or ""),
-            output.text(r["officer_id"] or ""),
-            f"{r['recorded_start']:%Y-%m-%d %H:%M}" if r["recorded_start"] else "",
+            str(r.id),
+            output.text(r.original_name),
+            output.text(r.kind),
+            output.text(r.device_serial or ""),
+            output.text(r.officer_id or ""),
+            f"{r.recorded_start:%Y-%m-%d %H:%M}" if r.recorded_start else "",
         )
     output.console.print(table)
 
@@ -223,9 +178,7 @@ def media_tag(
     """
     add = [c.removeprefix("+") for c in changes if not c.startswith("-")]
     remove = [c.removeprefix("-") for c in changes if c.startswith("-")]
-    s = settings()
-    with catalog(s).begin() as conn:
-        done = tags_lib.change(conn, key, add, remove, actor or s.actor, datetime.now(UTC))
+    done = custody_usecases.tag_media(common.instance(actor), key, add, remove)
     if json_out:
         output.print_json(done)
         return

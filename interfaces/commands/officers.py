@@ -8,12 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from interfaces import output
-from interfaces.common import ActorOpt, JsonOpt, catalog, changes_out, import_registry, settings
-from pipeline.catalog import registry as rows
-from pipeline.errors import NotFound
+from interfaces import common, output
+from interfaces.common import ActorOpt, JsonOpt, changes_out, import_registry
 from pipeline.models import Officer, Role
-from pipeline.registry import records as registry
+from pipeline.registry import usecases as registry
 
 app = typer.Typer(help="Enforcement officers (执法人员).", no_args_is_help=True)
 
@@ -39,18 +37,13 @@ def officers_add(
 
     Example: evidence officers add 1023 --name 张伟 --cert 11010012345 --department 市场监管大队
     """
-    s = settings()
     officer = Officer(officer_id, name, cert, department, tuple(role or [Role.ENFORCEMENT]))
-    with catalog(s).begin() as conn:
-        registry.require_registrar(conn, actor or s.actor)
-        change = registry.save_officer(conn, officer, actor or s.actor)
-    changes_out([change], json_out)
+    changes_out([registry.add_officer(common.instance(actor), officer)], json_out)
 
 
 def officers_list(json_out: JsonOpt = False) -> None:
     """List officers."""
-    with catalog(settings()).read() as conn:
-        found = rows.all_officers(conn)
+    found = registry.list_officers(common.instance())
     if json_out:
         output.print_json(found)
         return
@@ -69,21 +62,18 @@ def officers_show(
     officer_id: Annotated[str, typer.Argument(metavar="ID")], json_out: JsonOpt = False
 ) -> None:
     """Show an officer and the devices they held."""
-    with catalog(settings()).begin() as conn:
-        officer = rows.officer(conn, officer_id)
-        if officer is None:
-            raise NotFound("officer", officer_id)
-        held = [a for a in rows.all_assignments(conn) if a.officer_id == officer_id]
+    detail = registry.officer_detail(common.instance(), officer_id)
     if json_out:
-        output.print_json({"officer": officer, "assignments": held})
+        output.print_json(detail)
         return
+    officer = detail.officer
     output.console.print(
         output.line(
             (officer.id, "bold"),
             f" {officer.name} — 执法证号 {officer.cert_no}, {officer.department}",
         )
     )
-    for a in held:
+    for a in detail.assignments:
         end = a.end.isoformat() if a.end else "now"
         output.console.print(output.text(f"  {a.device_serial}: {a.start.isoformat()} → {end}"))
 

@@ -7,14 +7,10 @@ from typing import Annotated
 import typer
 
 from interfaces import common, output
-from interfaces.common import ActorOpt, JsonOpt, settings
-from pipeline.catalog import media as media_db
+from interfaces.common import ActorOpt, JsonOpt
+from pipeline.ingest import quarantine
 
 app = typer.Typer(help="Files that need a person (隔离区).", no_args_is_help=True)
-
-_settings = common.settings
-
-_catalog = common.catalog
 
 
 def register(root: typer.Typer) -> None:
@@ -31,9 +27,7 @@ def quarantine_list(
 
     Example: evidence quarantine list --json
     """
-
-    with _catalog(_settings()).read() as conn:
-        entries = media_db.quarantine_entries(conn, include_resolved=all_entries)
+    entries = quarantine.list_entries(common.instance(), include_resolved=all_entries)
     if json_out:
         output.print_json(entries)
     else:
@@ -55,53 +49,21 @@ def quarantine_release(
 
     Example: evidence quarantine release --device BWC0099 --as A001
     """
-    from pipeline.ingest.quarantine import device_entries, release_many
-    from pipeline.ingest.steps import open_context
-
-    s = settings()
-    ctx = open_context(s)
-    ids = list(entries or [])
-    if device is not None:
-        ids += device_entries(ctx, device)
-    if not ids:
+    if not entries and device is None:
         raise typer.BadParameter("give quarantine entry ids or --device SERIAL")
-    results = []
-    for r in release_many(ctx, ids, actor or s.actor):
-        if r.item is not None:
-            results.append(
-                {
-                    "entry": r.entry_id,
-                    "released": True,
-                    "media": r.item.id,
-                    "status": r.item.status.value,
-                    "device": r.item.device_serial,
-                    "officer": r.item.officer_id,
-                }
-            )
-        else:
-            assert r.error is not None
-            results.append(
-                {
-                    "entry": r.entry_id,
-                    "released": False,
-                    "code": r.error.code,
-                    "error": str(r.error),
-                }
-            )
+    results = quarantine.release_entries(common.instance(actor), entries or [], device=device)
     if json_out:
         output.print_json(results)
     else:
-        for row in results:
-            if row["released"]:
+        for r in results:
+            if isinstance(r, quarantine.Released):
                 output.console.print(
                     output.line(
                         ("released", "green"),
-                        f" {row['entry']}: media {row['media']} {row['status']}, "
-                        f"device {row['device']}, officer {row['officer'] or '(unattributed)'}",
+                        f" {r.entry}: media {r.media} {r.status.value}, device {r.device}, "
+                        f"officer {r.officer or '(unattributed)'}",
                     )
                 )
             else:
-                output.console.print(
-                    output.line(("kept", "red"), f" {row['entry']}: {row['error']}")
-                )
-    raise typer.Exit(0 if all(row["released"] for row in results) else 1)
+                output.console.print(output.line(("kept", "red"), f" {r.entry}: {r.error}"))
+    raise typer.Exit(0 if all(r.released for r in results) else 1)

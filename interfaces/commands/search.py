@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from interfaces import output
-from interfaces.common import LOOSE, JsonOpt, catalog, settings
+from interfaces import common, output
+from interfaces.common import LOOSE, JsonOpt
 from pipeline.search import run as search_lib
-from pipeline.search.query import ItemView, parse
-from pipeline.settings import Settings
+from pipeline.search.usecases import SearchResult
+from pipeline.search.usecases import search as search_media
 
 
 def register(root: typer.Typer) -> None:
@@ -38,7 +38,7 @@ def search(
 
     Bare words and "quoted phrases" search file names, descriptions, tags and case titles.
 
-    -term negates it, a,b is either, a..b is a range. Grammar: pipeline/query.py.
+    -term negates it, a,b is either, a..b is a range. Grammar: pipeline/search/query.py.
 
     Example: evidence search 'officer:1023 recorded:2026-05-05 -tag:reviewed 扣押'
     """
@@ -46,33 +46,22 @@ def search(
         order = search_lib.Sort.parse(sort)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--sort") from None
-    s = settings()
-    text = " ".join(query or [])
-    parsed = parse(text, ZoneInfo(s.devices.timezone))
-    with catalog(s).read() as conn:
-        found = search_lib.search(conn, parsed, sort=order, limit=limit)
+    instance = common.instance()
+    found = search_media(instance, " ".join(query or []), sort=order, limit=limit)
     if json_out:
-        items = [{**output.to_jsonable(v), "thumbnail": _thumbnail(s, v)} for v in found.items]
-        output.print_json(
-            {"query": text, "sort": str(order), "limit": limit, "more": found.more, "items": items}
-        )
+        output.print_json(found)
         return
-    output.console.print(_table(s, text, found))
+    output.console.print(_table(found, instance.settings.zone))
     if found.more:
         output.console.print(
             f"More items match: raise --limit (now {limit}) or narrow the query.", markup=False
         )
 
 
-def _thumbnail(s: Settings, item: ItemView) -> str | None:
-    return str(s.archive_dir / item.thumbnail_key) if item.thumbnail_key else None
-
-
-def _table(s: Settings, text: str, found: search_lib.Results) -> Table:
-    zone = ZoneInfo(s.devices.timezone)
+def _table(found: SearchResult, zone: ZoneInfo) -> Table:
     more = "+" if found.more else ""
     table = Table(
-        title=output.text(f"{len(found.items)}{more} media items: {text or '(everything)'}")
+        title=output.text(f"{len(found.items)}{more} media items: {found.query or '(everything)'}")
     )
     for col in ("id", "kind", "recorded", "duration", "officer", "device", "case", "thumbnail"):
         table.add_column(col, overflow="fold")
@@ -87,7 +76,7 @@ def _table(s: Settings, text: str, found: search_lib.Results) -> Table:
             output.text(v.device_serial or ""),
             # One line per case: a newline inside a title is shown as \n, not as another case.
             output.text("\n").join(output.text(f"{c.number} {c.title}") for c in v.cases),
-            output.text(_thumbnail(s, v) or ""),
+            output.text(v.thumbnail or ""),
         )
     return table
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from interfaces import common, output
-from interfaces.common import ActorOpt, JsonOpt, ago, catalog, settings
-from pipeline.registry import health
-from pipeline.registry.stations import get_station
+from interfaces.common import ActorOpt, JsonOpt, ago
+from pipeline.registry import usecases as registry
 
 app = typer.Typer(help="Docking stations (采集站) and their dump folders.", no_args_is_help=True)
-
-_settings = common.settings
-
-_catalog = common.catalog
 
 
 def register(root: typer.Typer) -> None:
@@ -39,17 +33,8 @@ def stations_add(
 
     Example: evidence stations add DOCK-01 --root /srv/dock01 --name "一中队采集站"
     """
-    from pipeline.registry.stations import add_station
-
-    settings = _settings()
-    station = add_station(
-        _catalog(settings),
-        station_id,
-        root,
-        actor or settings.actor,
-        name=name,
-        location=location,
-        settings=settings,
+    station = registry.add_station(
+        common.instance(actor), station_id, root, name=name, location=location
     )
     if json_out:
         output.print_json(station)
@@ -59,9 +44,7 @@ def stations_add(
 
 def stations_list(json_out: JsonOpt = False) -> None:
     """List registered stations."""
-    from pipeline.registry.stations import list_stations
-
-    found = list_stations(_catalog(_settings()))
+    found = registry.list_stations(common.instance())
     if json_out:
         output.print_json(found)
     else:
@@ -75,16 +58,12 @@ def stations_show(
 
     Example: evidence stations show DOCK-01
     """
-    s = settings()
-    cat = catalog(s)
-    station = get_station(cat, station_id)
-    state = next(
-        x for x in health.report(cat, s.devices, datetime.now(UTC)).stations if x.id == station_id
-    )
+    detail = registry.station_detail(common.instance(), station_id)
     if json_out:
-        output.print_json({"station": station, "health": state})
+        output.print_json(detail)
         return
-    output.console.print(output.stations_table([station]))
+    state = detail.health
+    output.console.print(output.stations_table([detail.station]))
     output.console.print(
         output.text(
             f"last docked {ago(state.last_docked)}; {state.files_per_day:.1f} files/day; "

@@ -131,13 +131,26 @@ def apply(
     now: datetime,
 ) -> list[tuple[str, str, str]]:
     """Apply in one transaction; returns (section, key, added|changed|unchanged) per record."""
-    done = []
     with catalog.begin() as conn:
-        for p in parsed:
-            try:
-                done.append((p.section, *_apply_one(conn, p, actor, settings, categories, now)))
-            except EvidenceError as exc:
-                raise _error(f"{source}:{p.line}: {p.section}: {exc}") from exc
+        return apply_in(conn, parsed, source, actor, settings, categories, now)
+
+
+def apply_in(
+    conn: Connection,
+    parsed: list[Parsed],
+    source: Path,
+    actor: str,
+    settings: Settings,
+    categories: Categories,
+    now: datetime,
+) -> list[tuple[str, str, str]]:
+    """:func:`apply` inside the caller's transaction."""
+    done = []
+    for p in parsed:
+        try:
+            done.append((p.section, *_apply_one(conn, p, actor, settings, categories, now)))
+        except EvidenceError as exc:
+            raise _error(f"{source}:{p.line}: {p.section}: {exc}") from exc
     return done
 
 

@@ -187,9 +187,36 @@ def evaluate_all(
     return [evaluate(conn, c, settings, categories, today) for c in case_rows.listing(conn, where)]
 
 
+def period_clause(
+    department: str | None, since: datetime | None, until: datetime | None
+) -> ColumnElement[bool] | None:
+    """Which rows of ``cases`` a report covers: one department (else all), acts ending from
+    ``since`` and before ``until`` (either open); None: every case."""
+    clauses = []
+    if department:
+        clauses.append(cases.c.department == department)
+    if since:
+        clauses.append(cases.c.action_end >= since)
+    if until:
+        clauses.append(cases.c.action_end < until)
+    return and_(*clauses) if clauses else None
+
+
+@dataclass(frozen=True)
+class UnlinkedMedia:
+    """An archived recording in no case."""
+
+    id: int
+    original_name: str
+    kind: str
+    device_serial: str | None
+    officer_id: str | None
+    recorded_start: datetime | None
+
+
 def unlinked_media(
     conn: Connection, since: datetime | None = None, until: datetime | None = None
-) -> list[Any]:
+) -> list[UnlinkedMedia]:
     """Archived recordings in no case: listed for an archivist to review."""
     linked = select(links.c.media_id).where(links.c.removed_at.is_(None))
     query = select(
@@ -208,7 +235,7 @@ def unlinked_media(
         query = query.where(media.c.recorded_start >= since)
     if until is not None:
         query = query.where(media.c.recorded_start < until)
-    return list(conn.execute(query.order_by(media.c.recorded_start)))
+    return [UnlinkedMedia(*row) for row in conn.execute(query.order_by(media.c.recorded_start))]
 
 
 # ---------------------------------------------------------------------------------- report
@@ -236,7 +263,7 @@ class Report:
     findings: tuple[Finding, ...]
 
 
-def report(findings: Iterable[Finding], unlinked: Iterable[Any], today: date) -> Report:
+def report(findings: Iterable[Finding], unlinked: Iterable[UnlinkedMedia], today: date) -> Report:
     found = tuple(findings)
     by: dict[str, dict[str, Tally]] = {"department": {}, "officer": {}, "device": {}}
 

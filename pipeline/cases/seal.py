@@ -24,7 +24,6 @@ import tarfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import bagit
 from cryptography.exceptions import InvalidSignature
@@ -75,23 +74,25 @@ def seal_case(
     now = now or datetime.now(UTC)
     catalog, store = open_catalog(settings.catalog_url), open_store(settings)
     try:
-        return _seal(catalog, store, settings, number, actor, reason, force, now)
+        return seal_with(catalog, store, settings, number, actor, reason, force=force, now=now)
     finally:
         catalog.dispose()
 
 
-def _seal(
+def seal_with(
     catalog: Catalog,
     store: ArchiveStore,
     settings: Settings,
     number: str,
     actor: str,
     reason: str,
+    *,
     force: bool,
     now: datetime,
 ) -> Sealed:
-    today = now.astimezone(ZoneInfo(settings.devices.timezone)).date()
-    with catalog.begin() as conn:
+    """:func:`seal_case` on a catalog and store the caller has open (an instance's)."""
+    today = now.astimezone(settings.zone).date()
+    with catalog.read() as conn:
         case = cases.get_case(conn, number)
         if case.status is CaseStatus.ARCHIVED:
             raise CaseError(
@@ -174,10 +175,6 @@ def bag_name(number: str) -> str:
         return f"case-{number}"
     digest = hashlib.sha256(number.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"case-{slug[:48]}-{digest}"
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8")
 
 
 def sign_manifest(bag: Path, signer: keys.Signer) -> None:

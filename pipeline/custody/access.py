@@ -51,7 +51,7 @@ def purpose(subject: str, actor: str | None, reason: str | None) -> tuple[str, s
 
 def open_media(
     catalog: Catalog,
-    store: ArchiveStore,
+    store: ArchiveStore | None,
     key: str,
     *,
     actor: str | None,
@@ -61,8 +61,9 @@ def open_media(
     block_size: int = 4 << 20,
     now: datetime | None = None,
 ) -> Access:
-    """View one media item (by id or SHA-256 prefix), recorded as a VIEWED event."""
-    with catalog.begin() as conn:
+    """View one media item (by id or SHA-256 prefix), recorded as a VIEWED event.
+    ``store`` may be None for the metadata, which the catalog alone holds."""
+    with catalog.read() as conn:
         item = media_db.get(conn, key)
     who, why = purpose(f"media {item.id}", actor, reason)
     path: Path | None = None
@@ -74,11 +75,11 @@ def open_media(
                 f"media {item.id} ({item.kind.value}, {item.status.value}) has none; "
                 "open --view original or --view metadata",
             )
-        path = store.derived_path(item.proxy_key)
+        path = _needs(store, view).derived_path(item.proxy_key)
     elif view is View.ORIGINAL:
         if download_to is None:
             raise AccessRefused(f"media {item.id}", "a download needs a destination (--out)")
-        path, staged = _stage_download(store, item, download_to, block_size)
+        path, staged = _stage_download(_needs(store, view), item, download_to, block_size)
     try:
         with catalog.begin() as conn:
             event = custody.append(
@@ -98,6 +99,12 @@ def open_media(
         if staged is not None:
             staged.unlink(missing_ok=True)
     return Access(item, view, path, event)
+
+
+def _needs(store: ArchiveStore | None, view: View) -> ArchiveStore:
+    if store is None:
+        raise ValueError(f"viewing the {view.value} needs the store")
+    return store
 
 
 def _stage_download(
@@ -144,7 +151,7 @@ def audit(
     """The custody history that matches every filter given, the newest ``limit``, oldest
     first."""
     query = select(custody_events)
-    with catalog.begin() as conn:
+    with catalog.read() as conn:
         if case is not None:
             # A case's own events (changes, links, unlinks, sealing) name it as their subject;
             # with them comes everything that happened to the records linked to it now.

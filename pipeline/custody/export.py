@@ -131,7 +131,7 @@ def export_bag(
     who, why = purpose(f"export to {out}", actor, reason)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(out, "exists and is not an empty folder")
-    with catalog.begin() as conn:
+    with catalog.read() as conn:
         keys = [*media_keys, *(str(i) for i in (case_media(conn, case) if case else ()))]
         items = list({i.id: i for i in (media_db.get(conn, k) for k in keys)}.values())
     if not items:
@@ -250,7 +250,7 @@ def _add_custody(
 ) -> tuple[dict[str, Any], list[str]]:
     """The items' events, and the chain segment around them between two signed checkpoints."""
     ids = {i.id for i in items}
-    with catalog.begin() as conn:
+    with catalog.read() as conn:
         closing = checkpoints.latest(conn)
         assert closing is not None, "sign_due(force=True) signed the head"
         anchor = checkpoints.before(conn, _first_seq(conn, ids))

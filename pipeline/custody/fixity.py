@@ -88,7 +88,7 @@ def select_originals(
     catalog: Catalog, *, sample: int | None = None, media_keys: Sequence[str] = ()
 ) -> list[Original]:
     """The given items (id or SHA-256 prefix), a random sample, or every item."""
-    with catalog.begin() as conn:
+    with catalog.read() as conn:
         if media_keys:
             return [Original(i.id, i.sha256) for i in (media_db.get(conn, k) for k in media_keys)]
         query = select(media.c.id, media.c.sha256).order_by(media.c.id)
@@ -137,7 +137,7 @@ def check_log(catalog: Catalog, home: Path) -> LogCheck:
     except (OSError, ValueError) as exc:
         witnessed = []
         problems.append(Problem("E-WITNESS-UNREADABLE", "witness", str(exc)))
-    with catalog.begin() as conn:
+    with catalog.read() as conn:
         stored = [cp.record() for cp in checkpoints.listing(conn)]
     trusted = keys.trusted_keys(home)
     if not trusted and (stored or witnessed):

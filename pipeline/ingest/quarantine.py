@@ -17,8 +17,9 @@ the same settings) stays quarantined: its bytes are kept, there is nothing to re
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select
 
@@ -37,12 +38,14 @@ from pipeline.errors import (
 )
 from pipeline.ingest.identify import device_verdict, identify
 from pipeline.ingest.steps import IngestContext, record_derivatives, record_quarantine
+from pipeline.instance import Instance
 from pipeline.media.derive import Derived, make_derivatives
 from pipeline.models import (
     Device,
     EventKind,
     Identification,
     MediaItem,
+    MediaStatus,
     QuarantineEntry,
 )
 
@@ -149,8 +152,70 @@ def release_many(ctx: IngestContext, entry_ids: Iterable[int], actor: str) -> li
 
 def device_entries(ctx: IngestContext, serial: str) -> list[int]:
     """The open quarantine entries of a device's files, oldest first."""
-    with ctx.catalog.begin() as conn:
+    with ctx.catalog.read() as conn:
         return [e.id for e in media_db.quarantine_entries(conn, device_serial=serial)]
+
+
+# --------------------------------------------------------------------------------- use cases
+
+
+@dataclass(frozen=True)
+class Released:
+    """An entry released: the item it archived, and to whom it is now attributed."""
+
+    entry: int
+    released: Literal[True] = field(default=True, init=False)
+    media: int
+    status: MediaStatus
+    device: str | None
+    officer: str | None
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An entry still in quarantine, and why (the error's code and message)."""
+
+    entry: int
+    released: Literal[False] = field(default=False, init=False)
+    code: str
+    error: str
+
+
+def list_entries(instance: Instance, *, include_resolved: bool = False) -> list[QuarantineEntry]:
+    """Quarantined files with their reasons (and, with ``include_resolved``, released ones)."""
+    with instance.catalog.read() as conn:
+        return media_db.quarantine_entries(conn, include_resolved=include_resolved)
+
+
+def release_entries(
+    instance: Instance, entry_ids: Iterable[int] = (), *, device: str | None = None
+) -> list[Released | Kept]:
+    """Release the given entries and, with ``device``, every open entry of that device's
+    files, each in turn; one that cannot be released is kept and reported, the others go
+    on. Releasing is done by the instance's actor, named in the custody log."""
+    if not instance.actor:
+        raise QuarantineError("a release needs a named actor (--as OFFICER-ID)")
+    ctx = IngestContext(
+        catalog=instance.catalog,
+        store=instance.store,
+        settings=instance.settings,
+        owner=jobs_db.new_owner(),
+        clock=instance.clock,
+    )
+    ids = list(entry_ids)
+    if device is not None:
+        ids += device_entries(ctx, device)
+        if not ids:
+            raise QuarantineError(f"device {device} has no files in quarantine")
+    return [_outcome(r) for r in release_many(ctx, ids, instance.actor)]
+
+
+def _outcome(result: Release) -> Released | Kept:
+    if result.item is not None:
+        item = result.item
+        return Released(result.entry_id, item.id, item.status, item.device_serial, item.officer_id)
+    assert result.error is not None
+    return Kept(result.entry_id, result.error.code, str(result.error))
 
 
 def _refuse_if_resolved(entry: QuarantineEntry) -> None:

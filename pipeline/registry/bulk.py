@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
+from sqlalchemy import Connection
 
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
@@ -183,16 +184,29 @@ def apply(
 ) -> list[registry.Change]:
     """Apply a validated file in one transaction: all of it, or (on a refusal) none of it.
     With ``settings``, a station whose dump folder overlaps EVIDENCE_HOME is refused."""
-    changes: list[registry.Change] = []
     with catalog.begin() as conn:
         registry.require_registrar(conn, actor)  # as the catalog stood before the file
-        for section in SECTIONS:
-            for record in getattr(parsed, section):
-                try:
-                    changes.append(_apply_one(conn, section, record, actor, settings))
-                except EvidenceError as exc:
-                    line = parsed.lines[id(record)]
-                    raise RegistryError(f"{source}:{line}: {section}: {exc}") from exc
+        return apply_in(conn, parsed, source, actor, settings=settings)
+
+
+def apply_in(
+    conn: Connection,
+    parsed: RegistryFile,
+    source: Path,
+    actor: str,
+    *,
+    settings: Settings | None = None,
+) -> list[registry.Change]:
+    """``apply`` within a transaction (the registrar already checked); a refusal names the
+    file and line, and raises so that the caller's transaction changes nothing."""
+    changes: list[registry.Change] = []
+    for section in SECTIONS:
+        for record in getattr(parsed, section):
+            try:
+                changes.append(_apply_one(conn, section, record, actor, settings))
+            except EvidenceError as exc:
+                line = parsed.lines[id(record)]
+                raise RegistryError(f"{source}:{line}: {section}: {exc}") from exc
     return changes
 
 
@@ -215,13 +229,17 @@ def _apply_one(
 
 def export_tables(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
     """The whole registry as plain tables (the import format)."""
-    with catalog.begin() as conn:
-        stations = list_stations_in(conn)
-        officers, devices_, held = (
-            rows.all_officers(conn),
-            rows.all_devices(conn),
-            rows.all_assignments(conn),
-        )
+    with catalog.read() as conn:
+        return export_tables_in(conn)
+
+
+def export_tables_in(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    stations = list_stations_in(conn)
+    officers, devices_, held = (
+        rows.all_officers(conn),
+        rows.all_devices(conn),
+        rows.all_assignments(conn),
+    )
     return {
         "stations": [
             {"id": s.id, "name": s.name, "root": str(s.root), "location": s.location}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
@@ -59,47 +59,50 @@ def _by(conn: Any, key: Any, *cols: Any, where: Any = None, join: Any = None) ->
 
 
 def report(catalog: Catalog, settings: DevicesSettings, now: datetime) -> Health:
+    with catalog.read() as conn:
+        return report_in(conn, settings, now)
+
+
+def report_in(conn: Connection, settings: DevicesSettings, now: datetime) -> Health:
+    """The health of every device and station, as the catalog stands in ``conn``."""
     since = now - timedelta(days=WINDOW_DAYS)
     seen = sightings.join(media, media.c.id == sightings.c.media_id)
     held = quarantine.join(media, media.c.id == quarantine.c.media_id)
     open_q = quarantine.c.resolved_at.is_(None)
-    with catalog.begin() as conn:
-        devices = rows.all_devices(conn)
-        holders = {d.serial: rows.open_assignment(conn, d.serial) for d in devices}
-        dev_last = _by(conn, media.c.device_serial, func.max(sightings.c.seen_at), join=seen)
-        dev_recent = _by(
-            conn,
-            media.c.device_serial,
-            func.count(sightings.c.id),
-            func.sum(media.c.size),
-            join=seen,
-            where=sightings.c.seen_at >= since,
+    devices = rows.all_devices(conn)
+    holders = {d.serial: rows.open_assignment(conn, d.serial) for d in devices}
+    dev_last = _by(conn, media.c.device_serial, func.max(sightings.c.seen_at), join=seen)
+    dev_recent = _by(
+        conn,
+        media.c.device_serial,
+        func.count(sightings.c.id),
+        func.sum(media.c.size),
+        join=seen,
+        where=sightings.c.seen_at >= since,
+    )
+    dev_quarantined = _by(
+        conn, media.c.device_serial, func.count(quarantine.c.id), join=held, where=open_q
+    )
+    flagged = conn.execute(
+        select(media.c.device_serial, media.c.flags).where(
+            media.c.device_serial.is_not(None),
+            media.c.ingested_at >= now - timedelta(days=DRIFT_WINDOW_DAYS),
         )
-        dev_quarantined = _by(
-            conn, media.c.device_serial, func.count(quarantine.c.id), join=held, where=open_q
-        )
-        flagged = conn.execute(
-            select(media.c.device_serial, media.c.flags).where(
-                media.c.device_serial.is_not(None),
-                media.c.ingested_at >= now - timedelta(days=DRIFT_WINDOW_DAYS),
-            )
-        ).all()
-        st_ids = [r.id for r in conn.execute(select(stations.c.id).order_by(stations.c.id))]
-        st_last = _by(conn, sightings.c.station_id, func.max(sightings.c.seen_at), join=seen)
-        st_recent = _by(
-            conn,
-            sightings.c.station_id,
-            func.count(sightings.c.id),
-            func.sum(media.c.size),
-            join=seen,
-            where=sightings.c.seen_at >= since,
-        )
-        st_quarantined = _by(
-            conn, quarantine.c.station_id, func.count(quarantine.c.id), where=open_q
-        )
-        st_serials = conn.execute(
-            select(sightings.c.station_id, media.c.device_serial).select_from(seen).distinct()
-        ).all()
+    ).all()
+    st_ids = [r.id for r in conn.execute(select(stations.c.id).order_by(stations.c.id))]
+    st_last = _by(conn, sightings.c.station_id, func.max(sightings.c.seen_at), join=seen)
+    st_recent = _by(
+        conn,
+        sightings.c.station_id,
+        func.count(sightings.c.id),
+        func.sum(media.c.size),
+        join=seen,
+        where=sightings.c.seen_at >= since,
+    )
+    st_quarantined = _by(conn, quarantine.c.station_id, func.count(quarantine.c.id), where=open_q)
+    st_serials = conn.execute(
+        select(sightings.c.station_id, media.c.device_serial).select_from(seen).distinct()
+    ).all()
     registered = {d.serial for d in devices}
     drift: dict[str, int] = {}
     for serial, flags in flagged:

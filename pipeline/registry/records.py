@@ -208,27 +208,34 @@ def set_status(
 ) -> Change:
     with catalog.begin() as conn:
         require_registrar(conn, actor)
-        device = rows.device(conn, serial)
-        if device is None:
-            raise NotFound("device", serial)
-        change = save_device(
+        return set_status_in(conn, serial, status, actor, reason)
+
+
+def set_status_in(
+    conn: Connection, serial: str, status: DeviceStatus, actor: str, reason: str = ""
+) -> Change:
+    """Set a device's status; losing or retiring one is also an alert, with the reason."""
+    device = rows.device(conn, serial)
+    if device is None:
+        raise NotFound("device", serial)
+    change = save_device(
+        conn,
+        Device(
+            device.serial,
+            device.kind,
+            status,
+            device.vendor,
+            device.model,
+            device.clock_offset_s,
+        ),
+        actor,
+    )
+    if change.action != "unchanged" and status in (DeviceStatus.LOST, DeviceStatus.RETIRED):
+        custody.append(
             conn,
-            Device(
-                device.serial,
-                device.kind,
-                status,
-                device.vendor,
-                device.model,
-                device.clock_offset_s,
-            ),
+            EventKind.ALERT,
             actor,
+            subject=serial,
+            details={"code": f"device-{status.value}", "reason": reason},
         )
-        if change.action != "unchanged" and status in (DeviceStatus.LOST, DeviceStatus.RETIRED):
-            custody.append(
-                conn,
-                EventKind.ALERT,
-                actor,
-                subject=serial,
-                details={"code": f"device-{status.value}", "reason": reason},
-            )
     return change

@@ -88,9 +88,25 @@ def add_station(
     station's nor (given the settings) EVIDENCE_HOME, the archive or the keys."""
     with catalog.begin() as conn:
         require_registrar(conn, actor)
-        if conn.execute(select(stations.c.id).where(stations.c.id == station_id)).first():
-            raise StationError(station_id, "already registered")
-        save_station(conn, Station(station_id, root, name, location), actor, settings=settings)
+        return add_station_in(
+            conn, station_id, root, actor, name=name, location=location, settings=settings
+        )
+
+
+def add_station_in(
+    conn: Connection,
+    station_id: str,
+    root: Path,
+    actor: str,
+    *,
+    name: str = "",
+    location: str = "",
+    settings: Settings | None = None,
+) -> Station:
+    """``add_station`` within a transaction (the registrar already checked)."""
+    if conn.execute(select(stations.c.id).where(stations.c.id == station_id)).first():
+        raise StationError(station_id, "already registered")
+    save_station(conn, Station(station_id, root, name, location), actor, settings=settings)
     return Station(station_id, root.expanduser().resolve(), name, location)
 
 
@@ -138,8 +154,12 @@ def list_stations(catalog: Catalog) -> list[Station]:
 
 
 def get_station(catalog: Catalog, station_id: str) -> Station:
-    with catalog.begin() as conn:
-        row = conn.execute(select(stations).where(stations.c.id == station_id)).one_or_none()
+    with catalog.read() as conn:
+        return station_in(conn, station_id)
+
+
+def station_in(conn: Connection, station_id: str) -> Station:
+    row = conn.execute(select(stations).where(stations.c.id == station_id)).one_or_none()
     if row is None:
         raise NotFound("station", station_id)
     return _station(row)

@@ -1,0 +1,273 @@
+"""The use cases of custody: viewing evidence under access supervision (调阅监督), tag
+changes, the audit trail, court packages, verifying the archive, and setting an instance up.
+
+Each takes the :class:`~pipeline.instance.Instance` first, owns its transactions (lookups
+through ``instance.catalog.read()``, changes through ``begin()``) and returns a frozen
+dataclass that ``plain()`` turns into the JSON of ``--json``. A supervised viewing or an
+export names its person for that act (``actor``): the instance's default actor never stands
+in for who looked at evidence, or why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from pipeline.catalog import open_catalog
+from pipeline.custody import access, checkpoints, fixity
+from pipeline.custody import log as custody
+from pipeline.custody.access import View
+from pipeline.custody.export import ExportResult, export_bag
+from pipeline.custody.keys import create_instance_key
+from pipeline.custody.verify_bag import Problem
+from pipeline.instance import Instance
+from pipeline.models import EventKind, MediaItem
+from pipeline.search import tags
+from pipeline.settings import Settings
+from pipeline.storage.local import open_store
+
+# --------------------------------------------------------------------- supervised viewing
+
+
+@dataclass(frozen=True)
+class Derived:
+    """The store keys of an item's derivatives (None: it has none)."""
+
+    proxy: str | None
+    thumbnail: str | None
+
+
+@dataclass(frozen=True)
+class MediaDetail:
+    """One media item as ``media show`` shows it; its custody history ends with the VIEWED
+    event of this very viewing."""
+
+    item: MediaItem
+    derived: Derived
+    custody: tuple[custody.CustodyEvent, ...]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A viewing of the proxy or of a copy of the original: where it is, and its event."""
+
+    media_id: int
+    view: View
+    path: Path | None  # the proxy, or the downloaded copy
+    event: int  # the seq of the VIEWED event
+
+
+@dataclass(frozen=True)
+class OpenedMetadata(Opened):
+    """A viewing of the metadata: the item itself."""
+
+    item: MediaItem
+
+
+def media_detail(
+    instance: Instance, key: str, *, actor: str | None, reason: str | None
+) -> MediaDetail:
+    """The item ``key`` (id or SHA-256 prefix) with its derivatives and custody history.
+    Who and why are required (AccessRefused); the VIEWED event is committed before anything
+    is returned."""
+    seen = access.open_media(
+        instance.catalog,
+        None,  # the metadata is in the catalog: no store to open
+        key,
+        actor=actor,
+        reason=reason,
+        view=View.METADATA,
+        now=instance.clock(),
+    )
+    item = seen.item
+    with instance.catalog.read() as conn:
+        history = tuple(custody.events(conn, media_id=item.id))
+    return MediaDetail(item, Derived(item.proxy_key, item.thumbnail_key), history)
+
+
+def view_media(
+    instance: Instance,
+    key: str,
+    *,
+    actor: str | None,
+    reason: str | None,
+    view: View = View.PROXY,
+    out: Path | None = None,
+) -> Opened:
+    """View the item ``key``: the proxy's path, a copy of the original written to ``out``
+    (checked against its SHA-256 as it is copied), or the metadata; recorded as a VIEWED event
+    with who and why before the path or the copy exists."""
+    seen = access.open_media(
+        instance.catalog,
+        None if view is View.METADATA else instance.store,
+        key,
+        actor=actor,
+        reason=reason,
+        view=view,
+        download_to=out,
+        block_size=instance.settings.ingest.block_size,
+        now=instance.clock(),
+    )
+    if view is View.METADATA:
+        return OpenedMetadata(seen.item.id, view, seen.path, seen.event.seq, seen.item)
+    return Opened(seen.item.id, view, seen.path, seen.event.seq)
+
+
+# ------------------------------------------------------------------------------- tags
+
+
+def tag_media(
+    instance: Instance, key: str, add: Iterable[str], remove: Iterable[str]
+) -> tags.TagChange:
+    """Add and remove free tags of the item ``key``, the instance's actor acting; one TAGGED
+    custody event when anything changed (TagError for a tag that cannot be one)."""
+    with instance.catalog.begin() as conn:
+        return tags.change(conn, key, add, remove, _actor(instance), instance.clock())
+
+
+# ------------------------------------------------------------------------------ history
+
+
+def audit(
+    instance: Instance,
+    *,
+    media_key: str | None = None,
+    actor: str | None = None,
+    case: str | None = None,
+    kinds: Sequence[EventKind] = (),
+    limit: int = 1000,
+) -> tuple[custody.CustodyEvent, ...]:
+    """The custody events that match every filter given (one item's, one person's, one
+    case's and its records', of these kinds), the newest ``limit``, oldest first."""
+    found = access.audit(
+        instance.catalog,
+        media_key=media_key,
+        actor=actor,
+        case=case,
+        kinds=tuple(kinds),
+        limit=limit,
+    )
+    return tuple(found)
+
+
+# ----------------------------------------------------------------------- court packages
+
+
+def export_package(
+    instance: Instance,
+    out: Path,
+    *,
+    media_keys: Sequence[str] = (),
+    case: str | None = None,
+    actor: str | None,
+    reason: str | None,
+    with_proxies: bool = False,
+) -> ExportResult:
+    """Write a court package to ``out``: a signed BagIt bag of the given items and of the
+    records linked to ``case``, with their custody history and a standalone verifier. The
+    export is recorded with who and why (both required)."""
+    return export_bag(
+        instance.catalog,
+        instance.store,
+        checkpoints.checkpointer(instance.settings),
+        media_keys=media_keys,
+        out=out,
+        actor=actor,
+        reason=reason,
+        case=case,
+        with_proxies=with_proxies,
+        block_size=instance.settings.ingest.block_size,
+        now=instance.clock(),
+    )
+
+
+# ------------------------------------------------------------------------------- verify
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``evidence verify`` found, every problem with its code (docs/problems.md)."""
+
+    ok: bool
+    originals: int  # re-hashed
+    events: int  # recomputed
+    checkpoints: int  # signed checkpoints checked
+    head_seq: int | None
+    seconds: float
+    run: str  # the id this run's fixity events carry
+    problems: tuple[Problem, ...]
+
+
+def verify(
+    instance: Instance,
+    *,
+    media_keys: Sequence[str] = (),
+    sample: int | None = None,
+    record: bool = True,
+) -> Verification:
+    """Re-hash the given originals (ids or SHA-256 prefixes), a random ``sample`` of them,
+    or every one; recompute the custody chain and check the signed checkpoints. Each original
+    checked gets a fixity event, the instance's actor acting, unless not ``record``."""
+    originals = fixity.select_originals(instance.catalog, sample=sample, media_keys=media_keys)
+    report = fixity.run(
+        instance.catalog,
+        instance.store,
+        instance.settings.home,
+        originals,
+        actor=_actor(instance),
+        workers=instance.settings.custody.fixity_workers,
+        record_events=record,
+    )
+    return Verification(
+        ok=report.ok,
+        originals=report.originals,
+        events=report.events,
+        checkpoints=report.checkpoints,
+        head_seq=report.head_seq,
+        seconds=round(report.seconds, 3),
+        run=report.run,
+        problems=tuple(report.problems),
+    )
+
+
+# -------------------------------------------------------------------------------- setup
+
+
+@dataclass(frozen=True)
+class Initialized:
+    home: Path
+    catalog: str  # its URL, without the password
+    archive: str  # the folder, or the bucket and where it is
+    key_id: str  # the signing key's id (SHA-256 of the raw public key)
+    key: Path  # the signing key's file
+
+
+def initialize(settings: Settings) -> Initialized:
+    """Create the data folders, the catalog (migrated), the archive (an S3 bucket with Object
+    Lock is self-tested) and the instance's signing key; a second run keeps what exists.
+    Takes the settings: there is no instance to open before this has run."""
+    for folder in (settings.home, settings.log_dir, settings.prefect_home):
+        folder.mkdir(parents=True, exist_ok=True)
+    open_catalog(settings.catalog_url).dispose()
+    open_store(settings)
+    signing = create_instance_key(settings.home)  # signs custody checkpoints
+    s3 = settings.store.s3
+    archive = (
+        str(settings.archive_dir)
+        if settings.store.kind == "local"
+        else f"s3://{s3.bucket} at {s3.endpoint_url or 'AWS ' + s3.region}"
+    )
+    return Initialized(
+        home=settings.home,
+        catalog=make_url(settings.catalog_url).render_as_string(hide_password=True),
+        archive=archive,
+        key_id=signing.key_id,
+        key=signing.path,
+    )
+
+
+def _actor(instance: Instance) -> str:
+    return instance.actor or instance.settings.actor
