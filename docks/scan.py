@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import names
 from pipeline.errors import SourceError
 from pipeline.ingest import dockfs
 from pipeline.ingest.steps import INGESTED_DIR
@@ -56,7 +57,7 @@ def scan_station(
     only: Iterable[Path] | None = None,
     now: float | None = None,
     *,
-    encodings: Sequence[str] = dockfs.DEFAULT_ENCODINGS,
+    encodings: Sequence[str] = names.DEFAULT_ENCODINGS,
     writer_check: bool = True,
 ) -> Scan:
     """List the station's candidate files, oldest first (the order they were recorded)."""
@@ -70,7 +71,7 @@ def scan_station(
     waiting: list[SourceFile] = []
     writing: set[Path] = set()
     for path, st in entries:
-        shown = dockfs.readable(path, encodings)
+        shown = names.readable(path, encodings)
         if st is None:
             continue  # vanished between listing and stat: not ours to ingest any more
         if isinstance(st, BaseException):
@@ -100,7 +101,7 @@ Entry = tuple[Path, "os.stat_result | BaseException | None"]
 
 def _walk(root: Path, patterns: tuple[str, ...], refused: list[FileReport]) -> Iterator[Entry]:
     def unreadable(exc: OSError) -> None:
-        where = dockfs.readable(exc.filename or root)
+        where = names.readable(exc.filename or root)
         refused.append(
             FileReport(
                 where, Outcome.REFUSED, reason=f"文件夹不可读 folder unreadable: {exc.strerror}"
@@ -141,7 +142,7 @@ def _walk(root: Path, patterns: tuple[str, ...], refused: list[FileReport]) -> I
                 yield (
                     Path(dirpath) / name,
                     SourceError(
-                        Path(dockfs.readable(Path(dirpath) / name)), f"cannot stat: {exc.strerror}"
+                        Path(names.readable(Path(dirpath) / name)), f"cannot stat: {exc.strerror}"
                     ),
                 )
                 continue
@@ -166,4 +167,4 @@ def _named(root: Path, paths: Iterable[Path], patterns: tuple[str, ...]) -> Iter
         except SourceError as exc:
             yield path, exc
         except OSError as exc:
-            yield path, SourceError(Path(dockfs.readable(path)), f"cannot stat: {exc.strerror}")
+            yield path, SourceError(Path(names.readable(path)), f"cannot stat: {exc.strerror}")

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from docks.scan import scan_station
+from pipeline import names
 from pipeline.catalog import jobs as jobs_db
 from pipeline.errors import EvidenceError
 from pipeline.ingest import dockfs
@@ -97,7 +98,7 @@ def grown_after_release(ctx: IngestContext, station: Station) -> list[SourceFile
         except (OSError, EvidenceError):
             continue  # taken away by an operator: nothing left to notice
         if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
-            grown.append(SourceFile.seen(station.id, path, st, dockfs.readable(path, encodings)))
+            grown.append(SourceFile.seen(station.id, path, st, names.readable(path, encodings)))
     return grown
 
 

@@ -54,8 +54,8 @@ from watchdog.observers.api import BaseObserver
 
 from docks.scan import INGESTED_DIR, is_ignored
 from pipeline.errors import StationError
-from pipeline.ingest.dockfs import raw_name
 from pipeline.models import Station
+from pipeline.names import raw_name
 from pipeline.settings import WatchSettings
 
 logger = logging.getLogger(__name__)

@@ -7,6 +7,8 @@ CLI, the flows) catch ``EvidenceError`` and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -151,6 +153,49 @@ class RegistryError(EvidenceError):
     code = "registry"
 
 
+@dataclass(frozen=True)
+class RecordProblem:
+    """One problem of a record file a person wrote (a registry, a case list): where it is
+    (file, line, section, and the field when the problem is about one) and what it is."""
+
+    file: str
+    line: int
+    section: str
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.section}: {self.message}"
+
+
+def record_problem(
+    path: Path, line: int, section: str, columns: Sequence[str], message: str
+) -> RecordProblem:
+    """The problem, with its field when the message names one of the section's columns
+    first (the checks word their messages "roles: …", "clock_offset_s must …")."""
+    head = message.split(":", 1)[0].split(" ", 1)[0]
+    return RecordProblem(str(path), line, section, head if head in columns else None, message)
+
+
+class RecordFileError(EvidenceError):
+    """A record file is refused as a whole; ``problems`` lists every one found, so that a
+    page can show them as a table (the message lists them as lines)."""
+
+    code = "record-file"
+
+    def __init__(self, path: Path, problems: Sequence[RecordProblem]) -> None:
+        lines = "\n".join(str(p) for p in problems)
+        EvidenceError.__init__(self, f"{len(problems)} problem(s) in {path}:\n{lines}")
+        self.path = path
+        self.problems = tuple(problems)
+
+
+class RegistryFileError(RecordFileError, RegistryError):
+    """A registry file (stations, officers, devices, assignments) is refused."""
+
+    code = "registry"
+
+
 class CaseError(EvidenceError):
     """A case change is refused; names the case."""
 
@@ -159,6 +204,16 @@ class CaseError(EvidenceError):
     def __init__(self, number: str | None, message: str) -> None:
         super().__init__(f"case {number}: {message}" if number else message)
         self.number = number
+
+
+class CaseFileError(RecordFileError, CaseError):
+    """A case file (cases, descriptions, text records) is refused."""
+
+    code = "case"
+
+    def __init__(self, path: Path, problems: Sequence[RecordProblem]) -> None:
+        RecordFileError.__init__(self, path, problems)
+        self.number = None
 
 
 class QuarantineError(EvidenceError):

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.ingest.dockfs import raw_name, readable
+from pipeline.names import raw_name, readable
 
 
 class Labelled(enum.StrEnum):

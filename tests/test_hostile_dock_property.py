@@ -190,6 +190,6 @@ def test_every_good_file_is_archived_and_every_bad_entry_reported(
 
 
 def _readable(path: bytes) -> str:
-    from pipeline.ingest.dockfs import readable
+    from pipeline.names import readable
 
     return readable(path)

@@ -230,3 +230,24 @@ def test_a_refused_record_stops_the_whole_import_naming_its_line(
         registry_io.apply(catalog, registry_io.read_file(path, SH), path, "A001")
     with catalog.begin() as conn:
         assert rows.all_officers(conn) == [] and rows.all_devices(conn) == [], "all or nothing"
+
+
+def test_an_import_reports_every_problem_as_a_structured_list(tmp_path: Path) -> None:
+    """A page shows the problems of an import as a table: file, line, section, field, message
+    (it was one joined message)."""
+    from pipeline.errors import RecordProblem, RegistryFileError
+
+    path = tmp_path / "devices.csv"
+    path.write_text(
+        "serial,kind,clock_offset_s\nB1,toaster,0\nB2,body-worn,.inf\nB1,body-worn,0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(RegistryFileError) as raised:
+        registry_io.read_file(path, SH)
+    problems = raised.value.problems
+    assert [(p.line, p.section, p.field) for p in problems] == [
+        (2, "devices", None),
+        (3, "devices", "clock_offset_s"),
+    ]
+    assert all(isinstance(p, RecordProblem) and p.file == str(path) for p in problems)
+    assert str(raised.value).startswith(f"2 problem(s) in {path}:\n{path}:2: devices:")

@@ -20,7 +20,7 @@ from pipeline.cases import records as cases
 from pipeline.cases.categories import Categories
 from pipeline.catalog import Catalog
 from pipeline.catalog import media as media_db
-from pipeline.errors import CaseError, EvidenceError
+from pipeline.errors import CaseError, CaseFileError, EvidenceError, record_problem
 from pipeline.models import Case, CaseStatus, RecordType, Signature
 from pipeline.settings import Settings
 from pipeline.tabular import read_records, text_value, time_value
@@ -63,17 +63,17 @@ def read_file(path: Path, tz: ZoneInfo) -> list[Parsed]:
                 raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
             value = _value(section, data, tz)
         except (ValueError, KeyError, TypeError) as exc:
-            problems.append(f"{path}:{line}: {section}: {exc}")
+            problems.append(record_problem(path, line, section, COLUMNS[section], str(exc)))
             continue
         key = f"{KEYS[section]} {value.number if section == 'cases' else value[0]}"
         if (section, key) in first:
-            given = first[section, key]
-            problems.append(f"{path}:{line}: {section}: {key} is already given at line {given}")
+            message = f"{key} is already given at line {first[section, key]}"
+            problems.append(record_problem(path, line, section, COLUMNS[section], message))
             continue
         first[section, key] = line
         parsed.append(Parsed(section, line, value))
     if problems:
-        raise _error(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(problems))
+        raise CaseFileError(path, problems)
     return parsed
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, select, update
 
 from pipeline.catalog.schema import ingest_jobs
-from pipeline.ingest.dockfs import from_raw
 from pipeline.models import JobState, Outcome, SourceFile
+from pipeline.names import from_raw
 
 LEASE = timedelta(minutes=15)
 

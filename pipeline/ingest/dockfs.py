@@ -3,9 +3,8 @@
 A dock is written by vendor software, by recorder cards formatted on the recorder, and by
 people. Every name and every entry there is untrusted:
 
-- a name is bytes: a FAT card written in a legacy encoding (GBK on Chinese recorders) gives
-  names that are not UTF-8. The bytes are kept as the filesystem gave them (to open the file
-  again) beside a readable form (to show and search it);
+- a name is bytes (see pipeline.names): the bytes are kept as the filesystem gave them, to
+  open the file again, beside a readable form, to show and search it;
 - a symbolic link anywhere below a station root is never followed, ``.ingested`` included:
   every open and rename goes component by component from a directory descriptor with
   ``O_NOFOLLOW``, so a link cannot lead a sweep out of the dock, whatever is swapped in
@@ -27,9 +26,6 @@ from pathlib import Path, PurePath
 
 from pipeline.errors import SourceError
 
-#: Encodings tried, in order, to show a name that is not UTF-8 (settings may name others).
-DEFAULT_ENCODINGS: tuple[str, ...] = ("gbk",)
-
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO someone swapped in must not wait for a writer; O_NOCTTY: a
 # terminal device must not become ours.
@@ -38,46 +34,6 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_
 #: Files smaller than this are never called sparse: filesystems keep tiny files inline,
 #: with no blocks of their own.
 SPARSE_MIN_BYTES = 1 << 20
-
-
-# ----------------------------------------------------------------------------------- names
-
-
-def readable(path: PurePath | str | bytes, encodings: Sequence[str] = DEFAULT_ENCODINGS) -> str:
-    """The path as text a person can read and the catalog can store: each component as
-    UTF-8 if it is, else in the first legacy encoding that decodes it, else with the
-    undecodable bytes written as ``\\xNN``."""
-    raw = os.fsencode(path)
-    return "/".join(_readable_part(part, encodings) for part in raw.split(b"/"))
-
-
-def _readable_part(part: bytes, encodings: Sequence[str]) -> str:
-    try:
-        return part.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    for encoding in encodings:
-        try:
-            return part.decode(encoding)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return part.decode("utf-8", "backslashreplace")
-
-
-def raw_name(path: PurePath | str) -> bytes | None:
-    """The path's bytes when its text form is not the same name (not valid UTF-8), else None:
-    what a job must keep to open the file again."""
-    raw = os.fsencode(path)
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
-    return None
-
-
-def from_raw(text: str, raw: bytes | None) -> Path:
-    """The real path of a catalogued source: its bytes when they were kept, else its text."""
-    return Path(os.fsdecode(raw)) if raw is not None else Path(text)
 
 
 # ---------------------------------------------------------------------------- dock entries

@@ -20,7 +20,6 @@ from sqlalchemy import Connection
 
 from pipeline.catalog import registry
 from pipeline.errors import DeviceError, DeviceLost, DeviceRetired, UnknownDevice
-from pipeline.ingest.dockfs import readable
 from pipeline.models import (
     Assignment,
     Device,
@@ -31,6 +30,7 @@ from pipeline.models import (
     ProbeResult,
     SourceFile,
 )
+from pipeline.names import readable
 from pipeline.registry.identifiers import identifier_problem
 from pipeline.settings import DevicesSettings, FilenamePattern
 

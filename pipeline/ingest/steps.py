@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
+from pipeline import names
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
@@ -39,7 +40,7 @@ from pipeline.errors import (
     StationError,
 )
 from pipeline.ingest import dockfs
-from pipeline.ingest.dockfs import NotARegularFile, OutsideDock, readable
+from pipeline.ingest.dockfs import NotARegularFile, OutsideDock
 from pipeline.ingest.identify import device_verdict, identify
 from pipeline.ingest.writers import open_for_writing
 from pipeline.media import probe
@@ -57,6 +58,7 @@ from pipeline.models import (
     SourceFile,
     Station,
 )
+from pipeline.names import readable
 from pipeline.settings import Settings
 from pipeline.storage.local import ArchiveStore, open_store
 
@@ -608,7 +610,7 @@ def _release(ctx: IngestContext, station: Station, job: jobs_db.Job, source: Sou
                 moved = dockfs.move_in_dock(
                     station.root, source.path, release_target(station, source.path)
                 )
-                released_to = dockfs.readable(
+                released_to = names.readable(
                     station.root / moved, ctx.settings.ingest.legacy_encodings
                 )
                 where = released_to

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
-from pipeline.errors import EvidenceError, RegistryError
+from pipeline.errors import EvidenceError, RegistryError, RegistryFileError, record_problem
 from pipeline.models import Device, DeviceKind, DeviceStatus, Officer, Role, Station
 from pipeline.registry import records as registry
 from pipeline.registry.stations import list_stations_in, save_station
@@ -81,17 +81,17 @@ def read_file(path: Path, tz: ZoneInfo) -> RegistryFile:
             elif isinstance(record, Officer):
                 registry.check_officer(record)
         except (ValueError, KeyError, TypeError, RegistryError) as exc:
-            problems.append(f"{path}:{line}: {section}: {exc}")
+            problems.append(record_problem(path, line, section, CSV_COLUMNS[section], str(exc)))
             continue
         key = _key(record)
         if (section, key) in first:
-            given = first[section, key]
-            problems.append(f"{path}:{line}: {section}: {key} is already given at line {given}")
+            message = f"{key} is already given at line {first[section, key]}"
+            problems.append(record_problem(path, line, section, CSV_COLUMNS[section], message))
             continue
         first[section, key] = line
         result.add(section, record, line)
     if problems:
-        raise RegistryError(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(problems))
+        raise RegistryFileError(path, problems)
     return result
 
 
