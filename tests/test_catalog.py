@@ -166,3 +166,19 @@ def test_a_missing_postgresql_driver_names_the_extra_and_hides_the_password() ->
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.startswith("CatalogError") and "evidence-pipeline[postgres]" in out
     assert "s3cret" not in out and "***" in out
+
+
+def test_the_head_revision_the_fast_path_knows_is_the_newest_migration(tmp_path: Path) -> None:
+    """A catalog at HEAD_REVISION is opened without Alembic: a new migration must move it,
+    or catalogs would never be migrated to it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from pipeline.catalog.db import HEAD_REVISION, MIGRATIONS, at_head
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+    catalog = open_catalog(f"sqlite:///{tmp_path / 'new.db'}")
+    assert at_head(catalog)
+    catalog.dispose()
