@@ -114,12 +114,12 @@ def _walk(root: Path, patterns: tuple[str, ...], refused: list[FileReport]) -> I
         # folder among the folders (and would pass over it without a word): report it.
         for d in [d for d in dirnames if d != INGESTED_DIR and not is_ignored(d, patterns)]:
             try:
-                linked = stat.S_ISLNK(os.stat(d, dir_fd=dirfd, follow_symlinks=False).st_mode)
+                entry = os.stat(d, dir_fd=dirfd, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if linked:
+            if stat.S_ISLNK(entry.st_mode):
                 dirnames.remove(d)
-                yield Path(dirpath) / d, os.stat(d, dir_fd=dirfd, follow_symlinks=False)
+                yield Path(dirpath) / d, entry
         dirnames[:] = sorted(
             d for d in dirnames if d != INGESTED_DIR and not is_ignored(d, patterns)
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select, update
 
+from pipeline import processes
 from pipeline.catalog.schema import ingest_jobs
 from pipeline.models import JobState, Outcome, SourceFile
 from pipeline.names import from_raw
@@ -64,16 +65,10 @@ def new_owner() -> str:
 
 
 def owner_alive(owner: str) -> bool:
+    """False once the owner's process is known to be gone (another machine's: only its
+    lease can tell)."""
     host, pid, _ = owner.rsplit(":", 2)
-    if host != socket.gethostname():
-        return True  # another machine's process: only its lease can tell
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return not processes.gone(host, pid)
 
 
 def _job(row: Any) -> Job:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from pipeline import processes
 from pipeline.errors import ChecksumMismatch, StorageError
 from pipeline.models import Digest
 from pipeline.settings import Settings
@@ -41,15 +42,8 @@ def writer_gone(name: str, mtime: float) -> bool:
     if mtime < time.time() - STALE_TEMPORARY_S:
         return True
     pieces = name.rsplit("-", 2)
-    if len(pieces) != 3 or pieces[0] != socket.gethostname() or not pieces[1].isdigit():
-        return False  # another host's, or an older name: only its age can tell
-    try:
-        os.kill(int(pieces[1]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):
-        return False
-    return False
+    # Another host's, or an older name without a pid: only its age can tell.
+    return len(pieces) == 3 and processes.gone(pieces[0], pieces[1])
 
 
 def remove_orphans(
