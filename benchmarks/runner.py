@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import ingest_large, memory, proxy, queries, small_files, watch_latency
+from benchmarks import replay as record_replay
 from benchmarks.report import Result, to_markdown, write
 from benchmarks.workbench import POSTGRES_ADMIN, fresh_postgres_database, postgres_unreachable
 from flows.runtime import stop_server, use_prefect
@@ -65,6 +66,7 @@ BENCHMARKS = (
         needs_prefect=True,
     ),
     Benchmark("memory", memory.NUMBER, memory.NAME, memory.run),
+    Benchmark("replay", record_replay.NUMBER, record_replay.NAME, record_replay.run),
 )
 
 

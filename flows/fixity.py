@@ -44,18 +44,25 @@ def originals_task(
 
 @task(name="check-custody-log", cache_policy=NO_CACHE)
 def log_task(catalog: Catalog, settings: Settings) -> verify.LogCheck:
-    return verify.check_log(catalog, settings.home)
+    return verify.check_log(catalog, settings)
+
+
+@task(name="check-records-and-seals", cache_policy=NO_CACHE)
+def records_task(
+    catalog: Catalog, store: ArchiveStore, settings: Settings, sample: int | None
+) -> verify.RecordCheck:
+    return verify.check_records(catalog, store, settings, sealed_sample=sample)
 
 
 @task(name="record-fixity", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def record_task(
     catalog: Catalog,
     checks: list[verify.OriginalCheck],
-    log: verify.LogCheck,
+    problems: list[Problem],
     actor: str,
     run: str,
 ) -> list[Problem]:
-    return verify.record(catalog, checks, log.problems, actor=actor, run_id=run)
+    return verify.record(catalog, checks, problems, actor=actor, run_id=run)
 
 
 @task(name="sign-checkpoints", cache_policy=NO_CACHE)
@@ -65,17 +72,21 @@ def sign_task(catalog: Catalog, settings: Settings) -> int:
 
 @flow(name="fixity-check")
 def fixity_check(sample: int | None = None) -> verify.VerifyReport:
-    """Re-hash ``sample`` random originals (None: every one) and check the custody log."""
+    """Re-hash ``sample`` random originals (None: every one) and as many sealed case bags,
+    check the custody log, its checkpoints and witnesses, and replay the catalog from it."""
     started = time.monotonic()
     settings = load_settings()
     catalog = open_catalog(settings.catalog_url)
     try:
         run = verify.new_run_id()
         originals = select_task(catalog, sample)
-        checks = originals_task(open_store(settings), originals, settings.custody.fixity_workers)
+        store = open_store(settings)
+        checks = originals_task(store, originals, settings.custody.fixity_workers)
         log = log_task(catalog, settings)
-        failed = record_task(catalog, checks, log, settings.actor, run)
-        report = verify.summarize(checks, log, failed, time.monotonic() - started, run)
+        more = records_task(catalog, store, settings, sample)
+        found = [*log.problems, *more.problems]
+        failed = record_task(catalog, checks, found, settings.actor, run)
+        report = verify.summarize(checks, log, failed, time.monotonic() - started, run, more)
         if not log.problems:  # never sign on top of a broken chain
             sign_task(catalog, settings)
     finally:
@@ -85,7 +96,8 @@ def fixity_check(sample: int | None = None) -> verify.VerifyReport:
         table=[p._asdict() for p in report.problems] or [{"code": "OK", "message": "clean"}],
         description=(
             f"{report.originals} originals re-hashed, {report.events} custody events "
-            f"recomputed, {report.checkpoints} checkpoints checked: "
+            f"recomputed, {report.checkpoints} checkpoints checked, {report.rows} catalog rows "
+            f"replayed, {report.sealed} sealed bags verified: "
             f"{len(report.problems)} problems (run {run})"
         ),
     )

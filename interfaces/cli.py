@@ -17,6 +17,7 @@ import typer
 from interfaces import output
 from interfaces.commands import COMMAND_MODULES
 from pipeline.errors import EvidenceError
+from pipeline.storage.modes import UMASK
 
 app = typer.Typer(
     help="Evidence ingestion and archiving for enforcement recording devices (执法全过程记录).",
@@ -50,6 +51,9 @@ for _module in COMMAND_MODULES:
 
 def main() -> None:
     """Entry point: domain errors become one clean line on stderr and exit code 2."""
+    # Every file the instance makes (catalog, archive, logs, exports) is its user's alone:
+    # a file others can read is a viewing that access supervision (调阅监督) never records.
+    os.umask(UMASK)
     try:
         app()
     except EvidenceError as exc:

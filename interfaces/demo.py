@@ -105,14 +105,18 @@ def run_demo(home: Path | None) -> int:
 
     from flows.runtime import stop_server, use_prefect
     from pipeline.catalog import open_catalog
+    from pipeline.custody.keys import create_instance_key
     from pipeline.registry.stations import add_station
     from pipeline.settings import load_settings
 
+    # As `evidence init` does: the key signs custody checkpoints. As a deployment does, the
+    # key is pinned, and checkpoints witnessed, outside the data directory.
+    key_id = create_instance_key(home).key_id
+    trust = _trust_config(home, key_id)
+    os.environ["EVIDENCE_CONFIG"] = str(trust)
+    console.print(f"trust anchors (pinned key, checkpoint witness): {trust.parent}")
     settings = load_settings()
     catalog = open_catalog(settings.catalog_url)
-    from pipeline.custody.keys import create_instance_key
-
-    create_instance_key(settings.home)  # as `evidence init` does: it signs custody checkpoints
     console.print("synthesizing recorder dumps with ffmpeg …")
     docks = _dumps(home / "docks")
     for station_id, root in docks.items():
@@ -154,9 +158,46 @@ def run_demo(home: Path | None) -> int:
         f"{sum(r.count(Outcome.FAILED) for r in reports)} failed; "
         f"{time.monotonic() - started:.0f} s in all"
     )
-    console.print(f"look around: evidence --home {home} media list")
+    ok = _verify(Instance(settings, catalog)) and ok
+    console.print(f"look around: export EVIDENCE_CONFIG={trust}")
+    console.print(f"             evidence --home {home} media list")
     console.print(f"             evidence --home {home} devices health")
+    console.print(f"             evidence --home {home} verify")
     return 0 if ok else 1
+
+
+def _trust_config(home: Path, key_id: str) -> Path:
+    """The demo's stand-in for /etc/evidence/config.toml: beside the data directory, never in
+    it (an instance must not be able to rewrite what it is checked against)."""
+    folder = home.parent / f"{home.name}-trust"
+    (folder / "witness").mkdir(parents=True, exist_ok=True)
+    config = folder / "config.toml"
+    config.write_text(
+        "# Written by `evidence demo`. In a deployment this file is owned by root.\n"
+        "[custody]\n"
+        f'pinned_keys = ["{key_id}"]\n'
+        f'witness_dir = "{folder / "witness"}"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def _verify(instance: Instance) -> bool:
+    """`evidence verify` over the demo archive: every original, the chain, the witness."""
+    from pipeline.custody.usecases import sign_checkpoints, verify
+
+    sign_checkpoints(instance, force=True)  # what `evidence serve` does every 15 minutes
+    report = verify(instance, record=False)
+    verdict = "[green]clean[/]" if report.ok else f"[red]{len(report.problems)} problems[/]"
+    output.console.rule("evidence verify")
+    for p in report.problems:
+        output.console.print(output.text(f"{p.code}  {p.subject}: {p.message}", style="red"))
+    output.console.print(
+        f"{report.originals} originals re-hashed, {report.events} custody events recomputed, "
+        f"{report.checkpoints} signed checkpoints checked against the pinned key and the "
+        f"witness {', '.join(report.witnesses)}: {verdict}"
+    )
+    return report.ok
 
 
 DEMO_REGISTRY = """\

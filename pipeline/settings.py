@@ -239,8 +239,38 @@ class StoreSettings(Section):
     s3: S3Settings = S3Settings()
 
 
+class PinnedKey(Section):
+    """A signing key the verifiers trust, by id (the SHA-256 of its raw public key). A key
+    that took over from another names it in ``replaces``: its rotation statement, signed by
+    the old key, must then exist (``evidence keys rotate`` writes it)."""
+
+    id: str = Field(pattern=r"^[0-9a-f]{64}$", description="the key id (64 hex digits)")
+    replaces: str = Field("", pattern=r"^([0-9a-f]{64})?$", description="the key it replaced")
+
+
+def _pin(value: object) -> object:
+    return {"id": value} if isinstance(value, str) else value
+
+
 class CustodySettings(Section):
-    """Chain of custody: signed checkpoints and scheduled fixity checks."""
+    """Chain of custody: signed checkpoints, trust anchors and scheduled fixity checks."""
+
+    pinned_keys: list[PinnedKey] = Field(
+        default_factory=list,
+        description="the only keys verify trusts; set outside EVIDENCE_HOME (docs/deploy.md)",
+    )
+    witness_dir: str = Field(
+        "", description="a folder off this instance's disk that receives every checkpoint"
+    )
+    witness_s3: bool = Field(
+        True, description="with an S3 store: each checkpoint also as an object under Object Lock"
+    )
+    checkpoint_grace_minutes: float = Field(
+        60.0,
+        ge=0,
+        le=10080,
+        description="how late a due checkpoint may be before verify reports it missing",
+    )
 
     checkpoint_every_events: int = Field(
         1000, ge=1, le=1_000_000, description="sign a checkpoint at every N-th custody event"
@@ -257,6 +287,12 @@ class CustodySettings(Section):
     fixity_workers: int = Field(2, ge=1, le=64, description="originals re-hashed at once")
 
     _timezone_exists = field_validator("fixity_timezone")(_zone)
+
+    @field_validator("pinned_keys", mode="before")
+    @classmethod
+    def _pins(cls, value: object) -> object:
+        # A pin may be written as the bare key id, or as a table with ``replaces``.
+        return [_pin(v) for v in value] if isinstance(value, list) else value
 
 
 class CasesSettings(Section):
@@ -412,6 +448,25 @@ def _unparsed(exc: SettingsError) -> str:
         f"{found.group(1)}: {exc.__cause__ or exc} (a list or table is given as JSON, "
         f"e.g. '[\"*.part\"]'; from one of {', '.join(names)})"
     )
+
+
+def origin_of(*loc: int | str) -> str:
+    """Where the setting at ``loc`` (e.g. ``"custody", "pinned_keys"``) came from, as the
+    error messages say it: ``from EVIDENCE_…``, ``in /path/config.toml``, …"""
+    return _origin(loc, {})
+
+
+def file_giving(*loc: int | str) -> Path | None:
+    """The config file the setting at ``loc`` is read from (None: the environment, a
+    default, or a caller gave it)."""
+    names = {name.upper() for name in os.environ}
+    for n in range(len(loc), 0, -1):
+        if "EVIDENCE_" + "__".join(str(p) for p in loc[:n]).upper() in names:
+            return None
+    for path in reversed(config_files()):
+        if _holds(read_toml(path), loc):
+            return path
+    return None
 
 
 def _problem(loc: tuple[int | str, ...], message: str, overrides: dict[str, Any]) -> str:

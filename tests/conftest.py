@@ -3,6 +3,7 @@ by ffmpeg, and a Prefect test server for the flow tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -22,12 +23,17 @@ for _var in [
 ]:
     del os.environ[_var]
 
+# As the CLI does (pipeline/storage/modes.py): what the tests' instances create is private, so
+# verify's mode checks see what a deployment has.
+os.umask(0o077)
+
 import pytest  # noqa: E402
 import sqlalchemy  # noqa: E402
 
 from interfaces import synth  # noqa: E402
 from pipeline.catalog import Catalog, open_catalog  # noqa: E402
 from pipeline.catalog.jobs import new_owner  # noqa: E402
+from pipeline.custody.keys import create_instance_key, describe  # noqa: E402
 from pipeline.ingest.steps import IngestContext  # noqa: E402
 from pipeline.models import Station  # noqa: E402
 from pipeline.registry.stations import save_station  # noqa: E402
@@ -53,6 +59,12 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "devices": {"unknown": "accept"},
     }
     values.update(overrides)
+    # A home whose instance key exists has it pinned, as its deployment would.
+    key = home / "keys" / "instance.key"
+    custody = dict(values.get("custody") or {})  # type: ignore[call-overload]
+    if key.exists() and "pinned_keys" not in custody:
+        custody["pinned_keys"] = [describe(home).key_id]
+        values["custody"] = custody
     return load_settings(**values)
 
 
@@ -67,7 +79,17 @@ def settings(
     monkeypatch.setenv("EVIDENCE_HOME", str(home))
     if os.environ.get("EVIDENCE_TEST_CATALOG") == "postgresql":
         monkeypatch.setenv("EVIDENCE_CATALOG__URL", request.getfixturevalue("pg_url"))
+    pin_instance_key(home, monkeypatch)
     return make_settings(home)
+
+
+def pin_instance_key(home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Create the instance key of ``home`` (as `evidence init` will find and keep it) and pin
+    its id the way a deployment does: in the environment the instance is started with, which
+    subprocesses of the test inherit. Returns the key id."""
+    key_id = create_instance_key(home).key_id
+    monkeypatch.setenv("EVIDENCE_CUSTODY__PINNED_KEYS", json.dumps([key_id]))
+    return key_id
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pipeline.catalog.schema import custody_events, custody_head
 from pipeline.custody import log as custody
 from pipeline.custody import verify_bag as rules
 from pipeline.custody.checkpoints import Checkpointer, checkpointer
-from pipeline.custody.keys import create_instance_key
+from pipeline.custody.keys import create_instance_key, describe
 from pipeline.ingest.steps import IngestContext
 from pipeline.models import EventKind, MediaItem
 from pipeline.registry.stations import add_station
@@ -59,7 +59,8 @@ class Archive:
             k: v for k, v in os.environ.items() if not k.startswith(("EVIDENCE_", "PREFECT_API"))
         }
         env.update({"EVIDENCE_HOME": str(self.home),
-                    "EVIDENCE_CUSTODY__CHECKPOINT_EVERY_EVENTS": str(EVERY)})  # fmt: skip
+                    "EVIDENCE_CUSTODY__CHECKPOINT_EVERY_EVENTS": str(EVERY),
+                    "EVIDENCE_CUSTODY__PINNED_KEYS": json.dumps(pins_of(self.home))})  # fmt: skip
         return env
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,7 +70,15 @@ class Archive:
 
 
 def archive_settings(home: Path) -> Settings:
-    return make_settings(home, custody={"checkpoint_every_events": EVERY})
+    """The archive's settings, its instance key pinned (as a deployment pins it)."""
+    return make_settings(
+        home, custody={"checkpoint_every_events": EVERY, "pinned_keys": pins_of(home)}
+    )
+
+
+def pins_of(home: Path) -> list[str]:
+    """The id of ``home``'s instance key, pinned; none before the key exists."""
+    return [describe(home).key_id] if (home / "keys" / "instance.key").exists() else []
 
 
 def template(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]) -> Path:
@@ -80,12 +89,12 @@ def template(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]) -
         # One ingest worker: with two, the files' events interleave in whatever order the
         # threads reach the custody lock, so which checkpoint comes before an item's first
         # event changed from session to session, and so did each export's chain segment.
+        key_id = create_instance_key(home).key_id
         settings = make_settings(
             home,
-            custody={"checkpoint_every_events": EVERY},
+            custody={"checkpoint_every_events": EVERY, "pinned_keys": [key_id]},
             ingest={"workers": 1, "block_size": 256 << 10},
         )
-        create_instance_key(home)
         catalog = open_catalog(settings.catalog_url)
         dock = home.parent / "dock"
         dock.mkdir()
@@ -137,10 +146,14 @@ def make_case(archive: Archive, number: str, *names: str) -> None:
 
 
 def flip_byte(path: Path, offset: int = 100) -> None:
-    path.chmod(0o644)  # archived originals are read-only; a tamperer does not care
+    """What a careful tamperer does: archived originals are read-only, so make it writable,
+    flip a bit, and put the mode back (verify also reports modes)."""
+    mode = path.stat().st_mode
+    path.chmod(0o600)
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
+    path.chmod(mode)
 
 
 def row(archive: Archive, seq: int) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from pipeline.catalog.schema import media
 from pipeline.custody import fixity as verify
 from pipeline.custody import log as custody
 from pipeline.custody import verify_bag as bag_verifier
-from pipeline.custody.keys import create_instance_key, trusted_keys
+from pipeline.custody.keys import create_instance_key, pinned_keys
 from pipeline.ingest.steps import IngestContext
 from pipeline.models import Case, CaseStatus, Device, DeviceKind, EventKind, Officer
 from pipeline.registry import records as registry
@@ -86,6 +86,9 @@ class Home:
                 "EVIDENCE_DEVICES__UNKNOWN": "quarantine",
                 "EVIDENCE_TRANSCODE__MAX_HEIGHT": "144",
                 "EVIDENCE_INGEST__BLOCK_SIZE": str(256 << 10),
+                "EVIDENCE_CUSTODY__PINNED_KEYS": json.dumps(
+                    [p.id for p in self.settings.custody.pinned_keys]
+                ),
             }
         )
         return env
@@ -106,10 +109,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     row, not megabytes), and recordings of a recorder nobody had registered (quarantined;
     registered since, so that their entries can be released)."""
     root = tmp_path_factory.mktemp("crash-cases")
+    create_instance_key(root / "home")  # before the settings, which pin it
     settings = make_settings(
         root / "home", custody={"checkpoint_every_events": 5}, devices={"unknown": "quarantine"}
     )
-    create_instance_key(settings.home)
     catalog = open_catalog(settings.catalog_url)
     dock = root / "dock"
     rng = random.Random(SEED)
@@ -230,7 +233,7 @@ def _sha(path: Path) -> str:
 
 
 def _chain_is_clean(home: Home) -> None:
-    log = verify.check_log(home.catalog, home.settings.home)
+    log = verify.check_log(home.catalog, home.settings)
     assert log.problems == (), log.problems
 
 
@@ -299,7 +302,9 @@ def _after_seal_kill(home: Home, number: str, code: int | None) -> tuple[bool, s
 def _after_export_kill(home: Home, out: Path, code: int | None) -> tuple[bool, str]:
     """Whether the bag is in place now (it must then be whole), and what the kill left."""
     if out.exists():
-        assert bag_verifier.verify_bag(out).ok, f"{out} looks complete and is not"
+        assert bag_verifier.verify_bag(out, pinned_keys(home.settings)).ok, (
+            f"{out} looks complete and is not"
+        )
     if code is not None:
         return out.exists(), f"{out.name}: ended by itself (exit {code})"
     staging = list(out.parent.glob(f".{out.name}.partial-*"))
@@ -344,7 +349,7 @@ def test_sealing_killed_at_random_leaves_one_verifying_bag_per_case(home: Home) 
         store = LocalStore(home.settings.archive_dir)
         with tempfile.TemporaryDirectory() as tmp:
             bag = extract(store, case.archive_key, Path(tmp))
-            assert verify_sealed_bag(bag, trusted_keys(home.settings.home)) == []
+            assert verify_sealed_bag(bag, pinned_keys(home.settings)) == []
         sealed = [e for e in _events(home, EventKind.SEALED) if e.subject == _number(i)]
         assert [e.details["bag_sha256"] for e in sealed] == [case.archive_key], "sealed once"
         _chain_is_clean(home)
@@ -381,7 +386,7 @@ def test_export_killed_at_random_leaves_no_bag_that_looks_complete(
                 break  # the bag is in place: nothing left to kill in this export
         again = home.cli(*export(out))
         assert again.returncode == 0 or "not an empty folder" in again.stderr, again.stderr
-        assert bag_verifier.verify_bag(out).ok
+        assert bag_verifier.verify_bag(out, pinned_keys(home.settings)).ok
         complete.append(out)
         # Only whole bags remain: the killed runs' staging folders are gone.
         assert sorted(tmp_path.iterdir()) == sorted(complete), f"bag {i}: partial left"

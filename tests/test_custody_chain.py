@@ -156,7 +156,7 @@ def test_parallel_writers_in_threads_and_processes_never_fork_the_chain(
     assert len(by_thread) == 30 and len(by_process) == total - 30
     assert {e.actor for e in events if e.actor.startswith("p")} == {"p0", "p1", "p2"}
     assert min(by_thread) < max(by_process), "threads and processes wrote at the same time"
-    log = verify.check_log(cat, settings.home)
+    log = verify.check_log(cat, settings)
     assert log.problems == () and log.events == total
     assert set(range(10, total + 1, 10)) <= set(signed_at), "a checkpoint at every 10th event"
 

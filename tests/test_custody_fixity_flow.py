@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tests.custody_helpers import (
     archive_settings,
     copy_archive,
     flip_byte,
+    pins_of,
     template,
 )
 
@@ -33,6 +35,7 @@ def archive(
     # The flow reads its settings from the environment, as a served deployment does.
     monkeypatch.setenv("EVIDENCE_HOME", str(copy.home))
     monkeypatch.setenv("EVIDENCE_CUSTODY__CHECKPOINT_EVERY_EVENTS", str(EVERY))
+    monkeypatch.setenv("EVIDENCE_CUSTODY__PINNED_KEYS", json.dumps(pins_of(copy.home)))
     yield copy
     copy.catalog.dispose()
 

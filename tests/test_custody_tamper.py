@@ -41,7 +41,7 @@ def archive(
 def _codes(archive: Archive) -> list[str]:
     originals = verify.select_originals(archive.catalog)
     report = verify.run(
-        archive.catalog, archive.store, archive.home, originals, actor="t", record_events=False
+        archive.catalog, archive.store, archive.settings, originals, actor="t", record_events=False
     )
     return sorted(p.code for p in report.problems)
 

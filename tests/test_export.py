@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pipeline.custody import checkpoints
 from pipeline.custody import fixity as verify
 from pipeline.custody import log as custody
 from pipeline.custody import verify_bag as rules
 from pipeline.custody.export import ExportResult, export_bag
-from pipeline.custody.keys import public_pem
+from pipeline.custody.keys import Trust, public_pem
 from pipeline.errors import AccessRefused, ChecksumMismatch, CustodyBroken, ExportError, NotFound
 from pipeline.models import EventKind
 from tests.custody_helpers import (
@@ -61,6 +61,16 @@ def _export(archive: Archive, out: Path, *names: str, **options: object) -> Expo
     )
 
 
+def agency_key(archive: Archive) -> Ed25519PublicKey:
+    """The instance's public key: what the agency publishes and a court is given."""
+    return archive.checkpointer().signer.private.public_key()
+
+
+def publish(archive: Archive, path: Path) -> Path:
+    path.write_text(public_pem(agency_key(archive)))
+    return path
+
+
 @pytest.fixture
 def bag(archive: Archive, tmp_path: Path) -> Path:
     """An exported bag (video with its proxy, and the PDF), after more history was written."""
@@ -86,8 +96,7 @@ def _offline(bag: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_copied_bag_verifies_with_bagit_and_its_own_verifier_offline(
     archive: Archive, bag: Path, tmp_path: Path
 ) -> None:
-    published = tmp_path / "agency.pem"
-    published.write_text(public_pem(archive.checkpointer().signer.private.public_key()))
+    published = publish(archive, tmp_path / "agency.pem")
     fresh = tmp_path / "court" / "copy"
     shutil.copytree(bag, fresh)
     archive.catalog.dispose()
@@ -104,6 +113,25 @@ def test_a_copied_bag_verifies_with_bagit_and_its_own_verifier_offline(
     report = json.loads(result.stdout)
     assert report["ok"] and report["problems"] == []
     assert report["items"] == 2 and report["checkpoints"] >= 2
+    assert report["signed_by"] == report["trusted"][0] and report["key_ids"] == report["trusted"]
+
+
+def test_the_verifier_trusts_only_the_keys_it_is_given(
+    archive: Archive, bag: Path, tmp_path: Path
+) -> None:
+    """No --key: it cannot run (2). Another key: nothing it signed counts (1). The agency's
+    key beside a rotated-from one (--key repeated): verifies."""
+    other = tmp_path / "other.pem"
+    other.write_text(public_pem(Ed25519PrivateKey.generate().public_key()))
+    published = publish(archive, tmp_path / "agency.pem")
+
+    assert _offline(bag).returncode == 2
+    wrong = _offline(bag, "--key", str(other))
+    assert wrong.returncode == 1
+    codes = {p["code"] for p in json.loads(wrong.stdout)["problems"]}
+    assert codes == {"E-CHECKPOINT-KEY", "E-BAG-KEY"}
+    both = _offline(bag, "--key", str(other), "--key", str(published))
+    assert both.returncode == 0, both.stdout
 
 
 def test_the_bag_holds_the_history_and_withholds_other_media(archive: Archive, bag: Path) -> None:
@@ -188,7 +216,7 @@ def _resign(bag: Path) -> None:
         (_forge_event, {"E-EVENT-MISMATCH"}),
         (_edit_chain, {"E-CHAIN-HASH", "E-EVENT-MISMATCH"}),
         (_withhold, {"E-EVENT-WITHHELD"}),
-        (_resign, {"E-KEY-UNTRUSTED"}),
+        (_resign, {"E-CHECKPOINT-KEY", "E-FILE-UNACCOUNTED"}),
     ],
 )
 def test_a_careful_forger_is_caught_by_the_custody_checks(
@@ -199,20 +227,23 @@ def test_a_careful_forger_is_caught_by_the_custody_checks(
     expected: set[str],  # type: ignore[no-untyped-def]
 ) -> None:
     forge(bag)
-    reseal_manifests(bag)  # the files agree with the manifests again: only custody can tell
-    trusted = archive.checkpointer().signer.private.public_key()
-    report = rules.verify_bag(bag, trusted)
-    assert {p.code for p in report.problems} == expected
+    reseal_manifests(bag)  # the files agree with the manifests again: the signatures tell
+    report = rules.verify_bag(bag, agency_key(archive))
+    # The bag signature no longer covers the recomputed manifests; the custody checks find
+    # the forgery on their own as well.
+    assert {p.code for p in report.problems} == expected | {"E-BAG-CHANGED"}
 
 
-def test_a_flipped_byte_in_the_bag_fails_bagit_and_the_verifier(bag: Path) -> None:
+def test_a_flipped_byte_in_the_bag_fails_bagit_and_the_verifier(
+    archive: Archive, bag: Path, tmp_path: Path
+) -> None:
     original = next((bag / "data" / "originals").glob("*.mp4"))
     flip_byte(original)
     bagit = subprocess.run(
         [sys.executable, str(BAGIT), "--validate", str(bag)], capture_output=True
     )
     assert bagit.returncode != 0
-    result = _offline(bag)
+    result = _offline(bag, "--key", str(publish(archive, tmp_path / "agency.pem")))
     assert result.returncode == 1
     codes = {p["code"] for p in json.loads(result.stdout)["problems"]}
     assert codes == {"E-PAYLOAD-MISMATCH", "E-FIXITY-MISMATCH"}
@@ -247,7 +278,7 @@ def test_a_case_export_holds_the_records_linked_to_it(archive: Archive, tmp_path
     make_case(archive, "2026-0113", "photo", "pdf")
     result = _export(archive, tmp_path / "bag", case="2026-0113")
     assert sorted(result.media_ids) == sorted(archive.items[n].id for n in ("photo", "pdf"))
-    assert rules.verify_bag(result.path).ok
+    assert rules.verify_bag(result.path, agency_key(archive)).ok
     events = read_jsonl(result.path / "data" / "custody" / "events.jsonl")
     exported = [e for e in events if e["kind"] == "exported"]
     assert len(exported) == 2 and {e["details"]["case"] for e in exported} == {"2026-0113"}
@@ -289,8 +320,10 @@ def test_damage_before_a_bags_segment_does_not_block_it_and_verify_finds_it(
     assert start > 2, "the template's pdf was ingested after the first checkpoint"
     set_row(archive, start - 2, actor="mallory")
     result = _export(archive, tmp_path / "bag", "pdf")
-    assert result.segment[0] == start and rules.verify_bag(result.path).ok
-    log = verify.check_log(archive.catalog, archive.home)
+    assert result.segment[0] == start and rules.verify_bag(result.path, agency_key(archive)).ok
+    kid = rules.key_id(agency_key(archive))
+    pinned = Trust({kid: agency_key(archive)}, (kid,), ())
+    log = verify.check_log(archive.catalog, archive.settings, trust=pinned)
     assert [p.code for p in log.problems] == ["E-CHAIN-HASH"]
 
 
@@ -311,4 +344,4 @@ def test_the_cli_exports_and_says_how_to_verify(archive: Archive, tmp_path: Path
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert sorted(json.loads(result.stdout)["media_ids"]) == sorted([video.id, pdf.id])
-    assert rules.verify_bag(out).ok
+    assert rules.verify_bag(out, agency_key(archive)).ok

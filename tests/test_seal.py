@@ -1,6 +1,7 @@
 """Sealing a case file: a signed BagIt bag of every linked record, stored immutably; the case
-archived on time or late. The bag validates with bagit and its signature verifies; one
-flipped byte fails both."""
+archived on time or late. The bag validates with bagit and verifies with the pinned key alone
+(not with a key it ships); one flipped byte fails both. The forgeries a careful tamperer makes
+are in tests/test_bag_tamper.py."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
 from pipeline.custody import keys
 from pipeline.custody import log as custody
+from pipeline.custody.verify_bag import file_sha256
 from pipeline.errors import CaseError
 from pipeline.ingest.steps import IngestContext
 from pipeline.models import Case, CaseStatus, Device, DeviceKind, EventKind, Officer, Station
@@ -84,13 +86,21 @@ def test_incomplete_file_is_refused_then_sealed_and_verified(sealed_setup, tmp_p
             cases.unlink(conn, "2026-0113", media_id, "A001", "try", T0)
     assert case.status is CaseStatus.ARCHIVED and case.archive_key == sealed.key
     assert sealed_events[0].details["bag_sha256"] == sealed.key
+    # What a replay of the log holds the case row against: the local date, the event's time.
+    assert case.archived_on is not None and case.archived_at == sealed_events[0].at
+    assert sealed_events[0].details["archived_on"] == case.archived_on.isoformat() == "2026-11-30"
     with pytest.raises(CaseError, match="already sealed"):
         seal_case(settings, "2026-0113", "A001", "again")
 
     bag = extract(ctx.store, sealed.key, tmp_path / "out")
     bagit.Bag(str(bag)).validate()
-    assert verify_sealed_bag(bag, keys.trusted_keys(settings.home)) == []
-    assert verify_sealed_bag(bag) == [], "verifies with the key shipped inside the bag too"
+    pinned = keys.pinned_keys(settings)
+    assert len(pinned) == 1
+    assert verify_sealed_bag(bag, pinned) == []
+    # The key shipped inside the bag is information, never trust: given no key, nothing the
+    # bag's key signed counts.
+    assert list((bag / "data/custody/keys").glob("*.pem")), "the bag ships its key"
+    assert {p.code for p in verify_sealed_bag(bag, {})} == {"E-CHECKPOINT-KEY", "E-BAG-KEY"}
     assert (bag / "data/case/case.json").read_text(encoding="utf-8").count("2026-0113") >= 1
     original = next((bag / "data/originals").iterdir())
     with ctx.catalog.begin() as conn:
@@ -105,11 +115,11 @@ def test_incomplete_file_is_refused_then_sealed_and_verified(sealed_setup, tmp_p
     original.write_bytes(bytes(data))
     with pytest.raises(bagit.BagValidationError):
         bagit.Bag(str(bag)).validate()
-    problems = verify_sealed_bag(bag, keys.trusted_keys(settings.home))
-    assert [p.code for p in problems] == ["E-BAG", "E-SEAL-PAYLOAD"]
+    problems = verify_sealed_bag(bag, pinned)
+    assert [p.code for p in problems] == ["E-BAG", "E-PAYLOAD-MISMATCH", "E-FIXITY-MISMATCH"]
 
 
-def test_a_forged_manifest_fails_the_signature(sealed_setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_manifest_fails_the_bag_signature(sealed_setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings, ctx, _ = sealed_setup
     sealed = seal_case(
         settings,
@@ -123,8 +133,18 @@ def test_a_forged_manifest_fails_the_signature(sealed_setup, tmp_path: Path) -> 
     bag = extract(ctx.store, sealed.key, tmp_path / "out")
     manifest = bag / "manifest-sha256.txt"
     manifest.write_bytes(manifest.read_bytes().replace(b"data/", b"data//", 1))
-    codes = [p.code for p in verify_sealed_bag(bag, keys.trusted_keys(settings.home))]
-    assert codes[0] == "E-BAG" and codes[-1] == "E-SEAL-SIGNATURE"
+    pinned = keys.pinned_keys(settings)
+    codes = [p.code for p in verify_sealed_bag(bag, pinned)]
+    assert codes == ["E-BAG", "E-PAYLOAD-MISMATCH"], "the tag manifest names the old manifest"
+    # The tag manifest recomputed too: BagIt is content, the bag signature is not.
+    tags = bag / "tagmanifest-sha256.txt"
+    lines = [
+        f"{file_sha256(bag / name)}  {name}" for _, _, name in
+        (line.partition("  ") for line in tags.read_text().splitlines())
+    ]  # fmt: skip
+    tags.write_text("\n".join(lines) + "\n")
+    bagit.Bag(str(bag)).validate()
+    assert [p.code for p in verify_sealed_bag(bag, pinned)] == ["E-BAG-CHANGED"]
 
 
 def test_a_case_must_be_concluded_and_have_records(catalog, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

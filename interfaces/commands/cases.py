@@ -267,8 +267,10 @@ def cases_archive(
 
 
 def cases_verify(number: str, json_out: JsonOpt = False) -> None:
-    """Check a sealed case file: its bag from the store against its digest, its BagIt
-    manifests, and the signature of its manifest. Exit 1 on any problem.
+    """Check a sealed case file (校验案卷): its bag from the store against its digest and
+    its SEALED event, its BagIt manifests, and every file of it against the signatures of
+    the pinned keys (custody.pinned_keys). Exit 0 when it verifies, 1 on any problem, 2 when
+    it cannot run (no such case, not sealed).
 
     Example: evidence cases verify 2026-0113
     """

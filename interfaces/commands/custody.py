@@ -13,8 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from interfaces import common, output
+from interfaces.commands.media import RevealOpt, reveal_asked, withheld_note
 from interfaces.common import JsonOpt
 from pipeline.custody import usecases
+from pipeline.custody.access import DESCRIBED_DETAILS, WITHHELD, AuditedEvent, Field
 from pipeline.custody.log import CustodyEvent
 from pipeline.custody.verify_bag import Problem
 from pipeline.models import EventKind
@@ -47,12 +49,18 @@ def audit(
         list[EventKind] | None, typer.Option("--kind", help="Only these kinds (repeatable).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, the newest.")] = 1000,
+    reveal: RevealOpt = False,
+    viewer: AsOpt = None,
+    reason: ReasonOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List custody history: who did what to which evidence, when, and why.
+    """List custody history: who did what to which evidence, when, and why. The text of
+    descriptions and text-record fields is withheld (the change itself is listed) unless
+    --reveal, which needs --as and --reason and is recorded (调阅监督).
 
     Example: evidence audit --media 3f2a9c --kind viewed --kind exported
     """
+    reveal_asked(reveal, viewer, reason)
     found = usecases.audit(
         common.instance(),
         media_key=media,
@@ -60,11 +68,16 @@ def audit(
         case=case,
         kinds=kind or (),
         limit=limit,
+        reveal=reveal,
+        viewer=viewer,
+        reason=reason,
     )
+    withheld = [f for f in Field if any(f in e.withheld for e in found)]
     if json_out:
         output.print_json(found)
     else:
         output.console.print(events_table(found))
+    withheld_note(withheld, json_out=json_out)
 
 
 def events_table(events: Sequence[CustodyEvent]) -> Table:
@@ -73,6 +86,8 @@ def events_table(events: Sequence[CustodyEvent]) -> Table:
         table.add_column(col, overflow="fold")
     for e in events:
         details = dict(e.details)
+        if isinstance(e, AuditedEvent) and e.withheld:
+            details = {k: WITHHELD if k in DESCRIBED_DETAILS else v for k, v in details.items()}
         reason = details.pop("reason", None)
         summary = json.dumps(details, ensure_ascii=False, sort_keys=True) if details else ""
         if len(summary) > DETAILS_WIDTH:  # the whole of it is in --json
@@ -152,10 +167,13 @@ def verify(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Re-hash stored originals, recompute the custody chain, check the signed checkpoints.
+    """Re-hash stored originals, recompute the custody chain, check checkpoints and records.
 
-    Every problem is listed with a stable code (E-FIXITY-MISMATCH, E-CHAIN-GAP, …); exit 1
-    when there is any. Each original checked gets a fixity custody event unless --no-record.
+    The signed checkpoints are checked against the pinned keys and the witnesses, the catalog
+    is replayed from the custody log, sealed case bags are re-hashed and verified, and file
+    modes are checked. Every problem is listed with a stable code (E-FIXITY-MISMATCH,
+    E-CHAIN-GAP, E-RECORD-MISMATCH, …; docs/problems.md); exit 1 when there is any. Each
+    original checked gets a fixity custody event unless --no-record.
 
     Example: evidence verify --sample 50 --json
     """
@@ -172,14 +190,21 @@ def verify(
         verdict = "[green]clean[/]" if report.ok else f"[red]{len(report.problems)} problems[/]"
         output.console.print(
             f"{report.originals} originals re-hashed, {report.events} custody events "
-            f"recomputed, {report.checkpoints} signed checkpoints checked in "
-            f"{report.seconds:.1f} s: {verdict}"
+            f"recomputed, {report.checkpoints} signed checkpoints checked, {report.rows} "
+            f"catalog rows replayed from the log, {report.sealed} sealed case bags verified "
+            f"in {report.seconds:.1f} s: {verdict}"
         )
-        if report.events and not report.checkpoints:
+        if report.events and not report.checkpoints and report.ok:
             output.console.print(
                 "[yellow]no signed checkpoint yet[/]: the log is only hash-chained; "
                 "`evidence init` makes the key, `evidence serve` signs"
             )
+        for w in report.warnings:
+            output.console.print(
+                output.text(f"注意 warning {w.code}  {w.subject}: {w.message}", style="yellow")
+            )
+        if report.witnesses:
+            output.console.print(output.text("witnesses read: " + ", ".join(report.witnesses)))
     raise typer.Exit(0 if report.ok else 1)
 
 

@@ -24,14 +24,24 @@ def init(json_out: JsonOpt = False) -> None:
 
     Example: evidence --home /srv/evidence init
     """
-    from pipeline.custody.usecases import initialize
+    from pipeline.custody.usecases import initialize, trust_status
 
     info = initialize(_settings())
     if json_out:
         output.print_json(info)
-    else:
-        for key, value in plain(info).items():
-            output.console.print(output.line((key, "bold"), ": ", value))
+        return
+    for key, value in plain(info).items():
+        output.console.print(output.line((key, "bold"), ": ", value))
+    if info.key_id not in {p.key_id for p in trust_status(_settings()).pins}:
+        output.console.print(
+            output.text(
+                "下一步 next: pin this key where the instance cannot change it, e.g. in "
+                f"/etc/evidence/config.toml (root-owned, EVIDENCE_CONFIG): [custody] "
+                f'pinned_keys = ["{info.key_id}"]. Until then `evidence verify` trusts no '
+                "checkpoint (docs/deploy.md).",
+                style="yellow",
+            )
+        )
 
 
 def demo(

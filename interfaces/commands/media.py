@@ -3,6 +3,7 @@ record, unlinked, tag."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,8 +14,9 @@ from interfaces import common, output
 from interfaces.common import LOOSE, ActorOpt, JsonOpt
 from pipeline.cases import usecases as case_usecases
 from pipeline.custody import usecases as custody_usecases
-from pipeline.custody.access import View
+from pipeline.custody.access import TECHNICAL_EXTRA, Field, View
 from pipeline.models import (
+    MediaItem,
     MediaStatus,
     RecordType,
     Signature,
@@ -31,6 +33,60 @@ ReasonOpt = Annotated[
     str | None, typer.Option("--reason", help="Why (required; recorded), e.g. a case number.")
 ]
 
+RevealOpt = Annotated[
+    bool,
+    typer.Option(
+        "--reveal",
+        help="Show descriptions, GPS and text-record fields (needs --as and --reason; recorded).",
+    ),
+]
+
+#: How people call the fields a listing withholds.
+FIELD_NAMES = {
+    Field.DESCRIPTION: "descriptions (文字说明)",
+    Field.LOCATION: "GPS and metadata tags (位置)",
+    Field.TEXT_RECORD: "text-record fields (笔录)",
+}
+
+
+def reveal_asked(reveal: bool, actor: str | None, reason: str | None) -> None:
+    """--as and --reason name who reveals and why: without --reveal they would say nothing."""
+    if not reveal and (actor is not None or reason is not None):
+        raise typer.BadParameter("--as and --reason go with --reveal", param_hint="--reveal")
+
+
+def withheld_note(fields: Iterable[Field], *, json_out: bool) -> None:
+    """Say what was withheld and how to see it: after a table, or on stderr beside JSON."""
+    names = [FIELD_NAMES[f] for f in fields]
+    if not names:
+        return
+    note = (
+        f"withheld (已隐去): {', '.join(names)}; to show them add "
+        "--reveal --as WHO --reason WHY (the viewing is recorded, 调阅留痕)"
+    )
+    (output.err_console if json_out else output.console).print(note, markup=False, soft_wrap=True)
+
+
+def revealed_table(rows: Iterable[tuple[int, Mapping[str, object]]]) -> Table:
+    """The revealed fields of a page, one line per item and field that has a value."""
+    table = Table(title="revealed (已调阅)")
+    for col in ("media", "field", "value"):
+        table.add_column(col, overflow="fold")
+    for media_id, fields in rows:
+        for name, value in fields.items():
+            if value not in (None, "", {}):
+                table.add_row(str(media_id), name, output.text(value))
+    return table
+
+
+def sensitive_values(item: MediaItem) -> dict[str, object]:
+    """What :data:`Field` covers of ``item``, by name, for :func:`revealed_table`."""
+    probe = item.probe
+    gps = None if probe.latitude is None else f"{probe.latitude}, {probe.longitude}"
+    tags = {k: v for k, v in probe.extra.items() if k not in TECHNICAL_EXTRA}
+    record = " ".join(x for x in (item.record_type, item.signature) if x)
+    return {"description": item.description, "gps": gps, "tags": tags or None, "record": record}
+
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="media")
@@ -46,17 +102,29 @@ def register(root: typer.Typer) -> None:
 def media_list(
     status: Annotated[MediaStatus | None, typer.Option(help="Only this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
+    reveal: RevealOpt = False,
+    actor: AsOpt = None,
+    reason: ReasonOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List media items, newest first.
+    """List media items, newest first. Descriptions, GPS and text-record fields are withheld
+    unless --reveal, which needs --as and --reason and is recorded (调阅监督).
 
     Example: evidence media list --status quarantined --json
+    Example: evidence media list --reveal --as A001 --reason "复核 案件 2026-0113"
     """
-    items = search_usecases.media_list(common.instance(), status=status, limit=limit)
+    reveal_asked(reveal, actor, reason)
+    items = search_usecases.media_list(
+        common.instance(), status=status, limit=limit, reveal=reveal, actor=actor, reason=reason
+    )
+    withheld = [f for f in Field if any(f in i.withheld for i in items)]
     if json_out:
         output.print_json(items)
     else:
         output.console.print(output.media_table(list(items)))
+        if reveal:
+            output.console.print(revealed_table((i.id, sensitive_values(i)) for i in items))
+    withheld_note(withheld, json_out=json_out)
 
 
 def media_show(

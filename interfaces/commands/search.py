@@ -10,6 +10,14 @@ import typer
 from rich.table import Table
 
 from interfaces import common, output
+from interfaces.commands.media import (
+    AsOpt,
+    ReasonOpt,
+    RevealOpt,
+    reveal_asked,
+    revealed_table,
+    withheld_note,
+)
 from interfaces.common import LOOSE, JsonOpt
 from pipeline.search import run as search_lib
 from pipeline.search.usecases import SearchResult
@@ -29,6 +37,9 @@ def search(
     sort: Annotated[
         str, typer.Option(help="recorded, ingested, duration, size or id; -key: descending.")
     ] = str(search_lib.NEWEST_FIRST),
+    reveal: RevealOpt = False,
+    actor: AsOpt = None,
+    reason: ReasonOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find media items by case, officer, device, time, tag or text (检索).
@@ -40,18 +51,36 @@ def search(
 
     -term negates it, a,b is either, a..b is a range. Grammar: pipeline/search/query.py.
 
+    Descriptions are withheld from the results unless --reveal, which needs --as and
+    --reason and is recorded (调阅监督).
+
     Example: evidence search 'officer:1023 recorded:2026-05-05 -tag:reviewed 扣押'
     """
     try:
         order = search_lib.Sort.parse(sort)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--sort") from None
+    reveal_asked(reveal, actor, reason)
     instance = common.instance()
-    found = search_media(instance, " ".join(query or []), sort=order, limit=limit)
+    found = search_media(
+        instance,
+        " ".join(query or []),
+        sort=order,
+        limit=limit,
+        reveal=reveal,
+        actor=actor,
+        reason=reason,
+    )
     if json_out:
         output.print_json(found)
+        withheld_note(found.withheld, json_out=True)
         return
     output.console.print(_table(found, instance.settings.zone))
+    if reveal:
+        output.console.print(
+            revealed_table((v.id, {"description": v.description}) for v in found.items)
+        )
+    withheld_note(found.withheld, json_out=False)
     if found.more:
         output.console.print(
             f"More items match: raise --limit (now {limit}) or narrow the query.", markup=False

@@ -25,6 +25,7 @@ from pipeline.catalog import media as media_db
 from pipeline.catalog import registry as registry_rows
 from pipeline.catalog.schema import media
 from pipeline.custody import log as custody
+from pipeline.custody import replay
 from pipeline.errors import CaseError, NotFound
 from pipeline.models import (
     Case,
@@ -105,7 +106,7 @@ def save_case(
         return "unchanged"
     if before is not None and before.status is CaseStatus.ARCHIVED:
         raise CaseError(case.number, "the case file is sealed; it cannot change")
-    case_rows.save(conn, case, now)
+    written = case_rows.save(conn, case, now)
     action = "added" if before is None else "changed"
     custody.append(
         conn,
@@ -120,6 +121,7 @@ def save_case(
             "action_end": _iso(case.action_end),
             "due": case.due.isoformat() if case.due else None,
             "status": case.status.value,
+            "row": replay.recorded_row(written),
         },
         now=now,
     )
@@ -179,14 +181,14 @@ def link(
     item = media_db.get(conn, media_id)
     if case_rows.active_link(conn, number, item.id) is not None:
         return False
-    case_rows.add_link(conn, number, item.id, LinkMethod.MANUAL, reason, actor, now)
+    link_id = case_rows.add_link(conn, number, item.id, LinkMethod.MANUAL, reason, actor, now)
     custody.append(
         conn,
         EventKind.LINKED,
         actor,
         media_id=item.id,
         subject=number,
-        details={"case": number, "method": "manual", "reason": reason},
+        details={"case": number, "method": "manual", "reason": reason, "link": link_id},
         now=now,
     )
     return True
@@ -200,7 +202,8 @@ def unlink(
         raise CaseError(number, "the case file is sealed; records cannot be removed")
     if not reason.strip():
         raise CaseError(number, "unlinking needs a reason")
-    if case_rows.remove_link(conn, number, media_id, actor, reason, now) == 0:
+    ended = case_rows.remove_link(conn, number, media_id, actor, reason, now)
+    if not ended:
         raise CaseError(number, f"media {media_id} is not linked to it")
     custody.append(
         conn,
@@ -208,7 +211,7 @@ def unlink(
         actor,
         media_id=media_id,
         subject=number,
-        details={"case": number, "reason": reason},
+        details={"case": number, "reason": reason, "links": ended},
         now=now,
     )
 
@@ -233,14 +236,16 @@ def autolink(
                 conn, case.number, media_id
             ):
                 continue
-            case_rows.add_link(conn, case.number, media_id, LinkMethod.RULE, rule, actor, now)
+            link_id = case_rows.add_link(
+                conn, case.number, media_id, LinkMethod.RULE, rule, actor, now
+            )
             custody.append(
                 conn,
                 EventKind.LINKED,
                 actor,
                 media_id=media_id,
                 subject=case.number,
-                details={"case": case.number, "method": "rule", "rule": rule},
+                details={"case": case.number, "method": "rule", "rule": rule, "link": link_id},
                 now=now,
             )
             made.append((case.number, media_id, rule))

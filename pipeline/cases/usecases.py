@@ -8,7 +8,6 @@ and only render what they return.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,7 +21,7 @@ from pipeline.cases.coverage import Coverage
 from pipeline.cases.deadline import CaseState
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog import media as media_db
-from pipeline.custody.keys import trusted_keys
+from pipeline.custody.keys import pinned_trust
 from pipeline.custody.verify_bag import Problem
 from pipeline.errors import CaseError
 from pipeline.instance import Instance
@@ -241,17 +240,23 @@ class SealCheck:
 
 
 def verify_sealed_case(instance: Instance, number: str) -> SealCheck:
-    """Check a sealed case file: its bag from the store against its digest, its BagIt
-    manifests, and its manifest's signature by a key this instance trusts."""
+    """Check a sealed case file: its bag from the store against its digest and its SEALED
+    event, its BagIt manifests, and every file of it against the signatures of the pinned
+    keys (never a key found in EVIDENCE_HOME or in the bag). Damage is reported as problems;
+    CaseError only when the case is not sealed."""
     with instance.catalog.read() as conn:
         case = cases.get_case(conn, number)
     if case.archive_key is None:
         raise CaseError(number, "is not sealed")
-    home = instance.settings.home
-    with tempfile.TemporaryDirectory(dir=home) as tmp:
-        bag = seal.extract(instance.store, case.archive_key, Path(tmp))
-        problems = seal.verify_sealed_bag(bag, trusted_keys(home))
-    return SealCheck(number, case.archive_key, tuple(problems))
+    trust = pinned_trust(instance.settings)
+    check = seal.check_sealed_bags(
+        instance.catalog,
+        instance.store,
+        trust.keys,
+        numbers=[number],
+        work=instance.settings.home / "work",
+    )
+    return SealCheck(number, case.archive_key, (*trust.problems, *check.problems))
 
 
 # ----------------------------------------------------------------------------- compliance

@@ -53,8 +53,10 @@ def listing(conn: Connection, query: Any = None) -> list[Case]:
     return [_case(r, tuple(sorted(officers.get(r.number, [])))) for r in rows]
 
 
-def save(conn: Connection, case: Case, now: datetime) -> None:
-    values = {
+def save(conn: Connection, case: Case, now: datetime) -> dict[str, Any]:
+    """Insert or update the case and its officers; returns the values written (every column
+    but the number, and ``officers``), which the change's custody event records."""
+    values: dict[str, Any] = {
         "title": case.title,
         "category": case.category,
         "department": case.department,
@@ -75,6 +77,7 @@ def save(conn: Connection, case: Case, now: datetime) -> None:
     conn.execute(delete(case_officers).where(case_officers.c.case_number == case.number))
     for officer in case.officers:
         conn.execute(case_officers.insert().values(case_number=case.number, officer_id=officer))
+    return {**values, "officers": sorted(case.officers)}
 
 
 def _link(row: Any) -> Link:
@@ -114,8 +117,9 @@ def add_link(
     rule: str,
     actor: str,
     now: datetime,
-) -> None:
-    conn.execute(
+) -> int:
+    """Add a link; its id."""
+    result = conn.execute(
         links.insert().values(
             case_number=number,
             media_id=media_id,
@@ -125,22 +129,28 @@ def add_link(
             created_at=now,
         )
     )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def remove_link(
     conn: Connection, number: str, media_id: int, actor: str, reason: str, now: datetime
-) -> int:
-    return conn.execute(
-        update(links)
-        .where(
-            and_(
-                links.c.case_number == number,
-                links.c.media_id == media_id,
-                links.c.removed_at.is_(None),
-            )
+) -> list[int]:
+    """End the active link(s) of a record to a case; the ids of the links ended."""
+    active = and_(
+        links.c.case_number == number,
+        links.c.media_id == media_id,
+        links.c.removed_at.is_(None),
+    )
+    ids = [int(r.id) for r in conn.execute(select(links.c.id).where(active).order_by(links.c.id))]
+    if ids:
+        conn.execute(
+            update(links)
+            .where(links.c.id.in_(ids))
+            .values(removed_at=now, removed_by=actor, removed_reason=reason)
         )
-        .values(removed_at=now, removed_by=actor, removed_reason=reason)
-    ).rowcount
+    return ids
 
 
 def links_of_case(conn: Connection, number: str) -> list[Link]:

@@ -49,22 +49,49 @@ def insert(
     status: MediaStatus,
     now: datetime,
 ) -> int:
-    values: dict[str, Any] = {c: _fit(c, getattr(probe, c)) for c in _PROBE_COLUMNS}
-    values.update(_ident_values(ident))
-    result = conn.execute(
-        media.insert().values(
-            sha256=sha256,
-            size=size,
-            kind=probe.kind.value,
-            status=status.value,
-            original_name=source.name,
-            station_id=source.station_id,
-            source_path=source.shown,
-            ingested_at=now,
-            extra=dict(probe.extra),
-            **values,
-        )
+    values = row_values(
+        sha256=sha256,
+        size=size,
+        source=source,
+        probe=probe,
+        ident=ident,
+        status=status,
+        now=now,
     )
+    return insert_row(conn, values)
+
+
+def row_values(
+    *,
+    sha256: str,
+    size: int,
+    source: SourceFile,
+    probe: ProbeResult,
+    ident: Identification | None,
+    status: MediaStatus,
+    now: datetime,
+) -> dict[str, Any]:
+    """Every column of a new media row but its id, as :func:`insert_row` writes it (columns
+    set later, a description or a proxy, are None): what its INGESTED event records."""
+    values: dict[str, Any] = {c.name: None for c in media.columns if c.name != "id"}
+    values.update({c: _fit(c, getattr(probe, c)) for c in _PROBE_COLUMNS})
+    values.update(ident_values(ident))
+    values.update(
+        sha256=sha256,
+        size=size,
+        kind=probe.kind.value,
+        status=status.value,
+        original_name=source.name,
+        station_id=source.station_id,
+        source_path=source.shown,
+        ingested_at=now,
+        extra=dict(probe.extra),
+    )
+    return values
+
+
+def insert_row(conn: Connection, values: dict[str, Any]) -> int:
+    result = conn.execute(media.insert().values(**values))
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
@@ -80,7 +107,8 @@ def _fit(column: str, value: Any) -> Any:
     return value
 
 
-def _ident_values(ident: Identification | None) -> dict[str, Any]:
+def ident_values(ident: Identification | None) -> dict[str, Any]:
+    """The identification columns as the catalog stores them."""
     if ident is None:
         return {"id_sources": {}, "flags": []}
     return {
@@ -94,16 +122,19 @@ def _ident_values(ident: Identification | None) -> dict[str, Any]:
     }
 
 
-def set_identification(conn: Connection, media_id: int, ident: Identification) -> None:
-    conn.execute(update(media).where(media.c.id == media_id).values(**_ident_values(ident)))
+# The setters return the values they wrote: the custody event of the change records them.
 
 
-def set_archived(conn: Connection, media_id: int) -> None:
-    conn.execute(
-        update(media)
-        .where(media.c.id == media_id)
-        .values(status=MediaStatus.ARCHIVED.value, quarantine_reason=None)
-    )
+def set_identification(conn: Connection, media_id: int, ident: Identification) -> dict[str, Any]:
+    values = ident_values(ident)
+    conn.execute(update(media).where(media.c.id == media_id).values(**values))
+    return values
+
+
+def set_archived(conn: Connection, media_id: int) -> dict[str, Any]:
+    values = {"status": MediaStatus.ARCHIVED.value, "quarantine_reason": None}
+    conn.execute(update(media).where(media.c.id == media_id).values(**values))
+    return values
 
 
 def _item(row: Any) -> MediaItem:
@@ -182,20 +213,16 @@ def count(conn: Connection, status: MediaStatus | None = None) -> int:
 
 def set_derived(
     conn: Connection, media_id: int, proxy_key: str | None, thumb_key: str | None
-) -> None:
-    conn.execute(
-        update(media)
-        .where(media.c.id == media_id)
-        .values(proxy_key=proxy_key, thumbnail_key=thumb_key)
-    )
+) -> dict[str, Any]:
+    values = {"proxy_key": proxy_key, "thumbnail_key": thumb_key}
+    conn.execute(update(media).where(media.c.id == media_id).values(**values))
+    return values
 
 
-def set_quarantined(conn: Connection, media_id: int, reason: str) -> None:
-    conn.execute(
-        update(media)
-        .where(media.c.id == media_id)
-        .values(status=MediaStatus.QUARANTINED.value, quarantine_reason=reason)
-    )
+def set_quarantined(conn: Connection, media_id: int, reason: str) -> dict[str, Any]:
+    values = {"status": MediaStatus.QUARANTINED.value, "quarantine_reason": reason}
+    conn.execute(update(media).where(media.c.id == media_id).values(**values))
+    return values
 
 
 def add_sighting(

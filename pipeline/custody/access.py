@@ -3,16 +3,24 @@ event; the audit trail lists that history.
 
 Viewing means the browser proxy, a copy of the original (download), or the metadata. The
 event is committed before the caller gets the path or the bytes: no view goes unrecorded.
+
+Listings (media list, search, the audit trail) are not viewings: they withhold what names
+people and places (:class:`Field`) unless the caller reveals it, with who and why, and then
+one VIEWED event per page names the items shown and the fields revealed (:func:`reveal`).
+The rule is here, not in an interface, so the CLI and the web application apply the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from pipeline.catalog import Catalog
 from pipeline.catalog import cases as case_rows
@@ -29,6 +37,130 @@ class View(enum.StrEnum):
     PROXY = "proxy"  # the browser proxy, played in place
     ORIGINAL = "original"  # a copy of the original (download)
     METADATA = "metadata"
+
+
+class Field(enum.StrEnum):
+    """What a listing withholds unless revealed: the text that names people and places."""
+
+    DESCRIPTION = "description"  # 文字说明: the parties' names and ID numbers
+    LOCATION = "location"  # GPS, and the free-text metadata tags recorders write it into
+    TEXT_RECORD = "text_record"  # a text record's (笔录) type and signature
+
+
+#: How a table shows a value it withholds.
+WITHHELD = "（已隐去）"
+
+#: The keys of ``ProbeResult.extra`` that describe the encoding, never the scene: shown in
+#: listings. Every other key (title, comment, a recorder's own tags) may carry GPS or a name
+#: and is withheld as LOCATION.
+TECHNICAL_EXTRA = frozenset(
+    {
+        "format_profile",
+        "brand",
+        "writing_application",
+        "encoder",
+        "writing_library",
+        "overall_bit_rate",
+        "compliance",
+        "recorded_date",
+        "encoded_date",
+        "creationdate",
+        "rotation",
+        "audio_channels",
+        "audio_sampling_rate",
+        "truncated",
+    }
+)
+
+#: What a listing's VIEWED event calls itself in its details (``view``): a single item's
+#: viewing says proxy, original or metadata (:class:`View`).
+LISTING_VIEW = "listing"
+
+
+@dataclass(frozen=True)
+class ListedItem(MediaItem):
+    """A media item in a listing; ``withheld`` names the fields it has that were left out
+    (set to None) because they were not revealed."""
+
+    withheld: tuple[Field, ...] = dataclasses.field(kw_only=True, default=())
+
+
+def sensitive_fields(item: MediaItem) -> tuple[Field, ...]:
+    """The fields of ``item`` a listing withholds, those it has values for."""
+    found = []
+    if item.description:
+        found.append(Field.DESCRIPTION)
+    probe = item.probe
+    if (
+        probe.latitude is not None
+        or probe.longitude is not None
+        or any(k not in TECHNICAL_EXTRA for k in probe.extra)
+    ):
+        found.append(Field.LOCATION)
+    if item.record_type is not None or item.signature is not None:
+        found.append(Field.TEXT_RECORD)
+    return tuple(found)
+
+
+def listed(item: MediaItem, *, revealed: bool) -> ListedItem:
+    """``item`` as a listing shows it: whole when revealed, else without its sensitive
+    fields, which ``withheld`` names."""
+    fields = {f.name: getattr(item, f.name) for f in dataclasses.fields(MediaItem)}
+    if revealed:
+        return ListedItem(**fields)
+    hidden = sensitive_fields(item)
+    if Field.DESCRIPTION in hidden:
+        fields["description"] = None
+    if Field.LOCATION in hidden:
+        probe = item.probe
+        fields["probe"] = dataclasses.replace(
+            probe,
+            latitude=None,
+            longitude=None,
+            extra={k: v for k, v in probe.extra.items() if k in TECHNICAL_EXTRA},
+        )
+    if Field.TEXT_RECORD in hidden:
+        fields["record_type"] = fields["signature"] = None
+    return ListedItem(**fields, withheld=hidden)
+
+
+def reveal(
+    catalog: Catalog,
+    *,
+    actor: str | None,
+    reason: str | None,
+    subject: str,
+    media_ids: Iterable[int],
+    fields: Iterable[Field],
+    now: datetime | None = None,
+    **details: Any,
+) -> custody.CustodyEvent:
+    """Record that a page of a listing (``subject``: "media list", "search", "audit") was
+    shown with its sensitive fields: one VIEWED event naming the items and the fields, who
+    and why, committed before the caller shows anything. ``details`` adds what was asked
+    (the query, the filters)."""
+    who, why = purpose(subject, actor, reason)
+    with catalog.begin() as conn:
+        return custody.append(
+            conn,
+            EventKind.VIEWED,
+            who,
+            subject=subject,
+            details={
+                "view": LISTING_VIEW,
+                "reason": why,
+                "media": sorted(set(media_ids)),
+                "fields": sorted({Field(f).value for f in fields}),
+                **details,
+            },
+            now=now,
+        )
+
+
+def listing_names(event: custody.CustodyEvent, media_ids: set[int]) -> bool:
+    """Whether ``event`` is a listing's VIEWED event that showed one of ``media_ids``."""
+    shown = event.details.get("media") if event.details.get("view") == LISTING_VIEW else None
+    return isinstance(shown, list) and not media_ids.isdisjoint(shown)
 
 
 @dataclass(frozen=True)
@@ -122,7 +254,7 @@ def _stage_download(
             digest = copy_and_hash(source, out, block_size)
         if digest.sha256 != item.sha256:
             raise ChecksumMismatch(target, ALGORITHM, item.sha256, digest.sha256)
-        part.chmod(0o444)
+        part.chmod(0o400)  # handed to one person: read-only, and theirs alone
     except OSError as exc:
         part.unlink(missing_ok=True)
         raise ExportError(target, f"cannot write the download: {exc.strerror or exc}") from exc
@@ -139,6 +271,39 @@ def case_media(conn: Connection, number: str) -> list[int]:
     return [link.media_id for link in case_rows.links_of_case(conn, number)]
 
 
+#: The details of a DESCRIBED event that hold the text set, and the field each one is.
+DESCRIBED_DETAILS: Mapping[str, Field] = {
+    "description": Field.DESCRIPTION,
+    "record_type": Field.TEXT_RECORD,
+    "signature": Field.TEXT_RECORD,
+}
+
+
+@dataclass(frozen=True)
+class AuditedEvent(custody.CustodyEvent):
+    """A custody event as the audit trail shows it. ``withheld`` names the fields whose
+    values in ``details`` were left out (None) because they were not revealed: the event
+    still says that a description changed, not to what. Its ``hash`` is of the whole event,
+    so a withheld event does not hash to it; ``evidence verify`` and an export check the
+    chain on the events themselves."""
+
+    withheld: tuple[Field, ...] = dataclasses.field(kw_only=True, default=())
+
+
+def audited(event: custody.CustodyEvent, *, revealed: bool) -> AuditedEvent:
+    """``event`` as the audit trail shows it: whole when revealed, else without the text of
+    a description or a text record's fields."""
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(custody.CustodyEvent)}
+    if revealed or event.kind is not EventKind.DESCRIBED:
+        return AuditedEvent(**fields)
+    details = dict(event.details)
+    hidden = [DESCRIBED_DETAILS[k] for k in details if k in DESCRIBED_DETAILS]
+    for key in details.keys() & DESCRIBED_DETAILS.keys():
+        details[key] = None
+    fields["details"] = details
+    return AuditedEvent(**fields, withheld=tuple(f for f in Field if f in hidden))
+
+
 def audit(
     catalog: Catalog,
     *,
@@ -147,10 +312,27 @@ def audit(
     case: str | None = None,
     kinds: tuple[EventKind, ...] = (),
     limit: int = 1000,
-) -> list[custody.CustodyEvent]:
+    reveal: bool = False,
+    viewer: str | None = None,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> list[AuditedEvent]:
     """The custody history that matches every filter given, the newest ``limit``, oldest
-    first."""
+    first. An item's or a case's history holds the listings that showed its items too.
+
+    The text of descriptions and text-record fields is withheld unless ``reveal``: that
+    needs who (``viewer``; ``actor`` is the filter) and why (AccessRefused, before anything
+    is read), and one VIEWED event naming the items whose history was shown is committed
+    before the events are returned."""
+    if reveal:
+        purpose("audit", viewer, reason)
     query = select(custody_events)
+    common = []
+    if actor is not None:
+        common.append(custody_events.c.actor == actor)
+    if kinds:
+        common.append(custody_events.c.kind.in_([k.value for k in kinds]))
+    named: set[int] | None = None  # the items whose listings belong to this history
     with catalog.read() as conn:
         if case is not None:
             # A case's own events (changes, links, unlinks, sealing) name it as their subject;
@@ -159,12 +341,59 @@ def audit(
             query = query.where(
                 or_(custody_events.c.subject == case, custody_events.c.media_id.in_(linked))
             )
+            named = set(linked)
         if media_key is not None:
             item = media_db.get(conn, media_key)
             query = query.where(custody_events.c.media_id == item.id)
-        if actor is not None:
-            query = query.where(custody_events.c.actor == actor)
-        if kinds:
-            query = query.where(custody_events.c.kind.in_([k.value for k in kinds]))
-        newest = query.order_by(custody_events.c.seq.desc()).limit(limit)
-        return list(reversed(custody.query(conn, newest)))
+            named = {item.id} if named is None else named & {item.id}
+        newest = query.where(*common).order_by(custody_events.c.seq.desc()).limit(limit)
+        found = custody.query(conn, newest)
+        if named and (not kinds or EventKind.VIEWED in kinds):
+            found = _newest(found + _listings_naming(conn, named, common), limit)
+    events = list(reversed(found))
+    if reveal and events:
+        reveal_page(catalog, events, viewer=viewer, reason=reason, now=now)
+    return [audited(e, revealed=reveal) for e in events]
+
+
+def reveal_page(
+    catalog: Catalog,
+    events: list[custody.CustodyEvent],
+    *,
+    viewer: str | None,
+    reason: str | None,
+    now: datetime | None,
+) -> custody.CustodyEvent:
+    """The VIEWED event of an audit page shown whole: it names the items of its events."""
+    shown = {DESCRIBED_DETAILS[k] for e in events if e.kind is EventKind.DESCRIBED
+             for k in e.details if k in DESCRIBED_DETAILS}  # fmt: skip
+    return reveal(
+        catalog,
+        actor=viewer,
+        reason=reason,
+        subject="audit",
+        media_ids=[e.media_id for e in events if e.media_id is not None],
+        fields=shown,
+        now=now,
+    )
+
+
+def _listings_naming(
+    conn: Connection, media_ids: set[int], common: list[Any]
+) -> list[custody.CustodyEvent]:
+    """The listings' VIEWED events that showed one of ``media_ids``. They name their items
+    in their details, which no index reaches: read every listing event, and keep those.
+    Listings are revealed only with who and why, so there are few of them."""
+    query = select(custody_events).where(
+        and_(
+            custody_events.c.kind == EventKind.VIEWED.value,
+            custody_events.c.media_id.is_(None),
+            *common,
+        )
+    )
+    return [e for e in custody.query(conn, query) if listing_names(e, media_ids)]
+
+
+def _newest(events: list[custody.CustodyEvent], limit: int) -> list[custody.CustodyEvent]:
+    unique = {e.seq: e for e in events}
+    return [unique[seq] for seq in sorted(unique, reverse=True)[:limit]]

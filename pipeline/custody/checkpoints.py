@@ -7,31 +7,33 @@ an export closing its segment — so positions N, 2N, … are signed even though
 (an ingest worker, perhaps on a host without the key) appended them. Before signing, the
 events since the last checkpoint are recomputed: a checkpoint never blesses a broken chain.
 
-Each checkpoint is also appended to a witness file outside the catalog
-(``EVIDENCE_HOME/custody/checkpoints.jsonl``): someone who cuts the log short and deletes the
-checkpoints with it in the database still leaves the witness disagreeing.
+Each checkpoint is also written to witnesses (``pipeline.custody.witness``): the home file,
+and off the instance's disk a configured folder and the S3 bucket under Object Lock. Signing
+refuses to go on when an external witness holds a checkpoint the catalog lost: re-signing a
+log whose checkpoints were deleted would bless whatever the log now says.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, select
 
 from pipeline.catalog import Catalog
-from pipeline.catalog.schema import custody_checkpoints
-from pipeline.custody import keys
+from pipeline.catalog.schema import custody_checkpoints, custody_events
+from pipeline.custody import keys, witness
 from pipeline.custody import log as custody
 from pipeline.custody import verify_bag as rules
 from pipeline.errors import CustodyBroken
+from pipeline.models import EventKind
 from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,6 @@ class Checkpoint:
             "key_id": self.key_id,
             "signature": self.signature,
         }
-
-
-def witness_path(home: Path) -> Path:
-    return home / "custody" / "checkpoints.jsonl"
 
 
 def _checkpoint(row: Any) -> Checkpoint:
@@ -87,27 +85,6 @@ def before(conn: Connection, seq: int) -> Checkpoint | None:
     return None if row is None else _checkpoint(row)
 
 
-_FIELDS = {"seq", "hash", "at", "key_id", "signature"}
-
-
-def read_witness(path: Path) -> list[dict[str, Any]]:
-    """The witnessed checkpoints; ValueError names a line that is not one."""
-    if not path.exists():
-        return []
-    found: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"{path} line {number} is not JSON: {exc}") from exc
-        if not isinstance(record, dict) or not record.keys() >= _FIELDS:
-            raise ValueError(f"{path} line {number} is not a checkpoint")
-        found.append(record)
-    return found
-
-
 @dataclass(frozen=True)
 class Checkpointer:
     """Signs what is due. Build it with :func:`checkpointer` at the entry point."""
@@ -116,23 +93,83 @@ class Checkpointer:
     trusted: Mapping[str, Ed25519PublicKey]
     every_events: int
     every: timedelta
-    witness: Path
+    witnesses: Sequence[witness.Witness]
 
     def sign_due(
         self, catalog: Catalog, *, now: datetime | None = None, force: bool = False
     ) -> list[Checkpoint]:
         """Sign every due position (``force``: the head too, e.g. to close an export)."""
         now = now or datetime.now(UTC)
+        newest = self._newest_witnessed()
         with catalog.begin() as conn:
             head = custody.lock_head(conn)  # appends wait until these are signed
             last = latest(conn)
+            self._refuse_lost(conn, last, newest)
             targets = self._targets(head, last, now, force)
-            if not targets:
-                return []
-            hashes = self._check_since(conn, last, head, targets)
-            made = [self._sign(conn, seq, hashes[seq], now) for seq in targets]
-        self._witness(made)
+            made = []
+            if targets:
+                hashes = self._check_since(conn, last, head, targets)
+                made = [self._sign(conn, seq, hashes[seq], now) for seq in targets]
+        self._witness(catalog, newest)
         return made
+
+    def _newest_witnessed(self) -> dict[Any, int | None]:
+        """Each witness's newest seq (None: unreadable now), read before the head is locked:
+        a slow share must not hold up every writer."""
+        found: dict[Any, int | None] = {}
+        for w in self.witnesses:
+            try:
+                record = w.newest()
+            except witness.WITNESS_ERRORS as exc:
+                log.error("checkpoint witness %s cannot be read: %s", w.name, exc)
+                found[w] = None
+                continue
+            # Only a checkpoint this instance really signed counts (junk in a share must not
+            # stop signing): one that verifies with a trusted key.
+            if record is not None and rules.signature_problem(record, self.trusted) is not None:
+                log.error("checkpoint witness %s: its newest entry is not signed", w.name)
+                record = None
+            found[w] = int(record["seq"]) if record is not None else 0
+        return found
+
+    def _refuse_lost(
+        self, conn: Connection, last: Checkpoint | None, newest: Mapping[Any, int | None]
+    ) -> None:
+        have = last.seq if last else 0
+        for w, seq in self.ahead(last, newest).items():
+            if seq > accepted_loss(conn, w.name):
+                raise CustodyBroken(
+                    f"checkpoint {seq} is witnessed in {w.name} but the catalog's newest is "
+                    f"{have or 'none'}: signed checkpoints were deleted from the catalog, or it "
+                    "was restored from a backup; nothing signed. Run `evidence verify`; after "
+                    "a restore, `evidence keys accept-loss --as … --reason …`"
+                )
+
+    def ahead(
+        self, last: Checkpoint | None, newest: Mapping[Any, int | None] | None = None
+    ) -> dict[Any, int]:
+        """The external witnesses holding a checkpoint newer than the catalog's newest."""
+        newest = self._newest_witnessed() if newest is None else newest
+        have = last.seq if last else 0
+        return {
+            w: seq for w, seq in newest.items() if w.external and seq is not None and seq > have
+        }
+
+    def _witness(self, catalog: Catalog, newest: Mapping[Any, int | None]) -> None:
+        """After the commit: a witness entry always names a checkpoint that exists. Each
+        witness gets every checkpoint it lacks, so one that was down catches up now."""
+        behind = [seq for seq in newest.values() if seq is not None]
+        if not behind:
+            return
+        with catalog.read() as conn:
+            records = [cp.record() for cp in listing(conn, min(behind) + 1)]
+        for w, seq in newest.items():
+            if seq is None:
+                continue
+            try:
+                w.write([r for r in records if int(r["seq"]) > seq])
+            except witness.WITNESS_ERRORS as exc:
+                log.error("checkpoint witness %s not written: %s", w.name, exc)
 
     def _targets(
         self, head: custody.Head, last: Checkpoint | None, now: datetime, force: bool
@@ -185,28 +222,59 @@ class Checkpointer:
         )
         return Checkpoint(seq, hash_, now, self.signer.key_id, signature)
 
-    def _witness(self, made: Iterable[Checkpoint]) -> None:
-        # After the commit: a line here always names a checkpoint that exists (a crash in
-        # between only leaves one unwitnessed, which verify does not count against the log).
-        lines = "".join(json.dumps(cp.record(), sort_keys=True) + "\n" for cp in made)
-        self.witness.parent.mkdir(parents=True, exist_ok=True)
-        with self.witness.open("a", encoding="utf-8") as f:
-            f.write(lines)
-            f.flush()
-            os.fsync(f.fileno())
+
+LOSS_ACCEPTED = "witness-ahead-accepted"
+
+
+def accepted_loss(conn: Connection, witness_name: str) -> int:
+    """The highest witnessed seq a person has accepted as lost for this witness (an ALERT
+    event saying who and why, appended by :func:`accept_loss`); 0 when none."""
+    rows = conn.execute(
+        select(custody_events.c.details).where(
+            custody_events.c.kind == EventKind.ALERT.value,
+            custody_events.c.subject == f"{LOSS_ACCEPTED} {witness_name}",
+        )
+    )
+    return max((int(r.details.get("witnessed_seq", 0)) for r in rows), default=0)
+
+
+def accept_loss(
+    catalog: Catalog, signer: Checkpointer, actor: str, reason: str, now: datetime
+) -> dict[str, int]:
+    """Record that the catalog lost what the witnesses hold (a restore from a backup): one
+    ALERT event per witness ahead, naming who, why and how far. Signing goes on afterwards;
+    verify still reports the witnessed checkpoints the catalog no longer has."""
+    with catalog.read() as conn:
+        last = latest(conn)
+    ahead = signer.ahead(last)
+    with catalog.begin() as conn:
+        for w, seq in ahead.items():
+            custody.append(
+                conn,
+                EventKind.ALERT,
+                actor,
+                subject=f"{LOSS_ACCEPTED} {w.name}",
+                details={
+                    "code": LOSS_ACCEPTED,
+                    "witness": w.name,
+                    "witnessed_seq": seq,
+                    "catalog_seq": last.seq if last else 0,
+                    "reason": reason,
+                },
+                now=now,
+            )
+    return {w.name: seq for w, seq in ahead.items()}
 
 
 def checkpointer(settings: Settings) -> Checkpointer:
-    """The signer of this instance; InstanceKeyError when it has no usable key."""
+    """The signer of this instance; InstanceKeyError when it has no usable key. It trusts the
+    pinned keys and its own (it holds the private half: no one else can sign with it)."""
     signer = keys.load_signer(settings.home)
-    trusted = {
-        **keys.trusted_keys(settings.home),
-        signer.key_id: signer.private.public_key(),
-    }
+    trusted = {**keys.pinned_keys(settings), signer.key_id: signer.private.public_key()}
     return Checkpointer(
         signer=signer,
         trusted=trusted,
         every_events=settings.custody.checkpoint_every_events,
         every=timedelta(minutes=settings.custody.checkpoint_every_minutes),
-        witness=witness_path(settings.home),
+        witnesses=witness.configured(settings),
     )

@@ -1,8 +1,9 @@
 """Court export: a BagIt bag (RFC 8493) that verifies on a machine that never saw the catalog.
 
     bagit.txt  bag-info.txt  manifest-sha256.txt  tagmanifest-sha256.txt
+    bag-signature.json              the instance key's signature of the tag manifest
     README.txt                      what is inside, and how to verify it
-    verify_bag.py                   the standalone verifier (pipeline/bag_verifier.py)
+    verify_bag.py                   the standalone verifier (pipeline/custody/verify_bag.py)
     data/originals/<id>_<name>      the originals, bit for bit
     data/proxies/<id>_<name>        browser proxies (--with-proxies)
     data/metadata/<id>.json         the catalog's record of each item
@@ -12,12 +13,19 @@
                                     event to the one signed after this export; events of
                                     other media only as links (their content withheld)
     data/custody/checkpoints.jsonl  the signed checkpoints in that stretch
-    data/custody/keys/<key id>.pem  the public key(s) that signed them
+    data/custody/keys/<key id>.pem  the public key(s) that signed them (information: a
+                                    verifier trusts only the keys it is given)
+    data/case/case.json …           extra files of the caller (a sealed case's record)
 
-The export is itself recorded (an EXPORTED event per item, with who and why) and the head is
-signed right after, so the bag carries its own export in a signed chain. Files are copied and
-hashed in one read; the bag is written under a temporary name and renamed when complete (the
-staging folder of an export killed midway is removed by the next export to the same place).
+Every file is vouched for by a signature (the rules are at the top of verify_bag.py). The
+export is itself recorded — an EXPORTED event per item with who, why, and the SHA-256 of
+every payload file written so far (originals, proxies, metadata, extra files) — and the head
+is signed right after, so the signed chain carries the export and its contents. The files
+written after those events (export.json, the custody files) are covered by the bag signature:
+the instance key signs the tag manifest, which covers the payload manifest. Files are copied
+and hashed in one read; the bag is written under a temporary name and renamed when complete
+(the staging folder of an export killed midway is removed by the next export to the same
+place).
 """
 
 from __future__ import annotations
@@ -47,14 +55,14 @@ from pipeline.custody import checkpoints
 from pipeline.custody import log as custody
 from pipeline.custody import verify_bag as rules
 from pipeline.custody.access import case_media, purpose
-from pipeline.custody.keys import public_pem
+from pipeline.custody.keys import Signer, public_pem
 from pipeline.errors import ChecksumMismatch, CustodyBroken, ExportError
 from pipeline.models import EventKind, MediaItem
 from pipeline.storage.hashing import ALGORITHM, copy_and_hash
 from pipeline.storage.local import ArchiveStore, writer_gone
 
 VERIFIER = Path(rules.__file__)
-TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "README.txt", "verify_bag.py")
+TAG_FILES = rules.TAG_FILES
 
 
 @dataclass(frozen=True)
@@ -147,9 +155,17 @@ def export_bag(
         staging.mkdir(parents=True)
         payload = _Payload(staging, block_size)
         listed = [_add_item(payload, store, item, with_proxies) for item in items]
+        if any(Path(name).parts[:1] == ("custody",) for name in extra_files or {}):
+            raise ExportError(out, "extra files may not be written under data/custody/")
+        extras = {  # e.g. a sealed case's case.json
+            payload.write(relative, data): hashlib.sha256(data).hexdigest()
+            for relative, data in (extra_files or {}).items()
+        }
+        files = dict(payload.manifest)  # every payload file so far: the events name them
         details = {"export": export_id, "reason": why, "to": str(out), "items": len(items),
-                   "proxies": with_proxies, **({"case": case} if case else {})}  # fmt: skip
-        _record(catalog, items, who, details, now)
+                   "proxies": with_proxies, **({"case": case} if case else {}),
+                   "contents": rules.contents_sha256(listed, files)}  # fmt: skip
+        _record(catalog, items, who, details, _own_files(listed, files, extras), now)
         checkpointer.sign_due(catalog, force=True)  # the bag ends on a signature
         segment, key_ids = _add_custody(payload, catalog, checkpointer, items)
         export = {
@@ -159,13 +175,13 @@ def export_bag(
             "exported_by": who,
             "reason": why,
             "items": listed,
+            "files": files,
             "segment": segment,
             "key_ids": key_ids,
         }
         payload.write("custody/export.json", _json(export))
-        for relative, data in (extra_files or {}).items():  # e.g. a sealed case's case.json
-            payload.write(relative, data)
         _write_tags(staging, payload, export, now)
+        sign_bag(staging, export_id, checkpointer.signer)
         staging.rename(out)  # POSIX rename replaces an empty folder
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -199,8 +215,30 @@ def _remove_abandoned(out: Path) -> None:
                 shutil.rmtree(leftover, ignore_errors=True)
 
 
+def _own_files(
+    listed: Sequence[Mapping[str, Any]], files: Mapping[str, str], extras: Mapping[str, str]
+) -> dict[int, dict[str, str]]:
+    """Per item, the digests its EXPORTED event names: its own files and the extra ones (the
+    whole listing is in every event's ``contents``; naming each file once keeps the events
+    small however many items an export holds)."""
+    own: dict[int, dict[str, str]] = {}
+    for entry in listed:
+        paths = [
+            entry["original"],
+            entry["metadata"],
+            *([entry["proxy"]] if entry["proxy"] else []),
+        ]
+        own[int(entry["media_id"])] = {**{p: files[p] for p in paths}, **extras}
+    return own
+
+
 def _record(
-    catalog: Catalog, items: Sequence[MediaItem], who: str, details: dict[str, Any], now: datetime
+    catalog: Catalog,
+    items: Sequence[MediaItem],
+    who: str,
+    details: dict[str, Any],
+    files: Mapping[int, dict[str, str]],
+    now: datetime,
 ) -> None:
     """One EXPORTED event per item, all in one transaction: the export is in every history
     before the bag holding those histories is closed."""
@@ -213,7 +251,7 @@ def _record(
                 media_id=item.id,
                 station_id=item.station_id,
                 subject=item.sha256,
-                details=details,
+                details={**details, "files": files[item.id]},
                 now=now,
             )
 
@@ -274,7 +312,8 @@ def _add_custody(
     _refuse_broken(payload.bag / chain, low, anchor_hash, signed, checkpointer)
     payload.write_lines("custody/events.jsonl", mine)
     payload.write_lines("custody/checkpoints.jsonl", (cp.record() for cp in signed))
-    key_ids = sorted({cp.key_id for cp in signed})
+    # The bag signer's key too: it signed the closing checkpoint, so it is normally there.
+    key_ids = sorted({cp.key_id for cp in signed} | {checkpointer.signer.key_id})
     for kid in key_ids:
         if kid in checkpointer.trusted:
             pem = public_pem(checkpointer.trusted[kid]).encode("ascii")
@@ -341,7 +380,23 @@ def _write_tags(bag: Path, payload: _Payload, export: dict[str, Any], now: datet
         (bag / name).write_text(text, encoding="utf-8")
     shutil.copyfile(VERIFIER, bag / "verify_bag.py")
     tags = "".join(f"{rules.file_sha256(bag / name)}  {name}\n" for name in TAG_FILES)
-    (bag / "tagmanifest-sha256.txt").write_text(tags, encoding="utf-8")
+    (bag / rules.TAG_MANIFEST).write_text(tags, encoding="utf-8")
+
+
+def sign_bag(bag: Path, export_id: str, signer: Signer) -> None:
+    """The last file of a bag: the signer's signature of its tag manifest, which covers the
+    payload manifest and so every file. Domain-separated (``type``) and bound to the export,
+    so no other signature of the key can stand in for it."""
+    signature: dict[str, Any] = {
+        "type": rules.BAG_SIGNATURE_TYPE,
+        "export_id": export_id,
+        "tagmanifest_sha256": rules.file_sha256(bag / rules.TAG_MANIFEST),
+        "key_id": signer.key_id,
+    }
+    signature["signature"] = signer.sign(rules.bag_signature_message(signature))
+    (bag / rules.BAG_SIGNATURE).write_text(
+        json.dumps(signature, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
 
 def _readme(export: dict[str, Any]) -> str:
@@ -366,25 +421,32 @@ Items (originals bit for bit, as archived):
 
 The custody events of these items are in data/custody/events.jsonl. They sit in the chain
 segment data/custody/chain.jsonl (seq {seg["anchor"]["seq"] + 1} to {seg["last_seq"]}),
-which {start} and ends on a checkpoint signed with the agency's Ed25519 key:
+which {start} and ends on a checkpoint signed with the agency's Ed25519 key. Key ids
+in the bag (compare them with the id the agency publishes):
 {keys}
 Events about other media appear in the segment as links only (their content withheld).
 
 HOW TO VERIFY (on any machine; no access to the agency's systems is needed)
 
-1. File fixity, with standard tools (either one):
+1. Get the agency's public key (PEM) from the agency itself, through a channel you trust
+   (its published key, `evidence keys export`), not from this bag: the keys in
+   data/custody/keys/ are only shown, and anyone who forged the bag could have put their
+   own key there.
+
+2. Everything, in one run (Python 3.11+, pip install cryptography):
+     python3 verify_bag.py . --key AGENCY-PUBLIC-KEY.pem
+   (repeat --key for an older key the agency rotated from). It checks that every file is
+   the one the agency signed: the bag signature (bag-signature.json) over the manifests,
+   and the EXPORTED events of the signed custody chain, which record who exported, why,
+   when, and the SHA-256 of every original, proxy and metadata file; a file nothing signed
+   accounts for is refused. It re-hashes the originals against their ingest events,
+   recomputes every event's hash and link, checks each checkpoint's signature with the
+   given key(s) only, and checks that no event about these items was withheld. Exit status
+   0 means every check passed; each problem is printed with a stable code.
+
+3. File fixity alone, with standard tools (either one; they prove integrity, not origin):
      sha256sum -c manifest-sha256.txt          (run inside this folder)
      bagit.py --validate .                     (pip install bagit)
-
-2. Custody chain and signatures (Python 3.11+, pip install cryptography):
-     python3 verify_bag.py . --key AGENCY-PUBLIC-KEY.pem
-   It re-hashes the originals, recomputes every event's hash and link, checks each
-   checkpoint's signature, and checks that no event about these items was withheld and
-   that this export is recorded in their history. Exit status 0 means every check passed;
-   each problem is printed with a stable code.
-
-3. Trust: the key ids above must be the one the agency publishes (`evidence keys export`
-   prints it); --key makes the verifier check that for you.
 
 How hashes are computed is written at the top of verify_bag.py.
 """

@@ -14,11 +14,14 @@ E-CHAIN-ORDER           an event sits where it was not written (reordered, renum
 E-CHAIN-TRUNCATED       the log ends before its head or a signed checkpoint (cut short)
 E-HEAD-MISMATCH         the head row does not name the log's last event
 E-CHECKPOINT-SIGNATURE  a checkpoint's signature does not verify (forged or altered)
-E-CHECKPOINT-KEY        a checkpoint is signed by a key not in EVIDENCE_HOME/keys
+E-CHECKPOINT-KEY        a checkpoint is signed by a key that is not pinned
 E-CHECKPOINT-MISMATCH   a signed checkpoint names another hash than the log has there
-E-CHECKPOINT-MISSING    a witnessed checkpoint is gone from (or altered in) the catalog
-E-WITNESS-UNREADABLE    the checkpoint witness file cannot be read
-E-KEY-MISSING           no trusted public key: checkpoints cannot be checked
+E-CHECKPOINT-MISSING    a witnessed checkpoint is gone from (or altered in) the catalog, or
+                        one that was due (every N events, T minutes) does not exist
+E-WITNESS-UNREADABLE    a checkpoint witness cannot be read
+E-KEY-UNPINNED          no key is pinned: nothing can be trusted
+E-KEY-MISSING           a pinned key's public half is not in EVIDENCE_HOME/keys
+E-KEY-ROTATION          a pinned key says it replaced another, without a valid statement
 E-RECORD-FAILED         the fixity events could not be recorded
 ======================  ==============================================================
 """
@@ -27,22 +30,26 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
+from pipeline.cases import seal
 from pipeline.catalog import Catalog
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import media
-from pipeline.custody import checkpoints, keys
+from pipeline.custody import checkpoints, keys, replay, witness
 from pipeline.custody import log as custody
 from pipeline.custody import verify_bag as rules
 from pipeline.custody.verify_bag import Problem
 from pipeline.errors import ChecksumMismatch, EvidenceError, StorageError
 from pipeline.models import EventKind
+from pipeline.settings import Settings
+from pipeline.storage import modes
 from pipeline.storage.local import ArchiveStore
 
 #: Fixity events recorded per transaction: short transactions keep ingest writers moving.
@@ -67,6 +74,8 @@ class LogCheck:
     events: int
     checkpoints: int
     head_seq: int | None
+    warnings: tuple[Problem, ...] = ()  # W- codes: weaknesses of the set-up, not damage
+    witnesses: tuple[str, ...] = ()  # the external witnesses read
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,10 @@ class VerifyReport:
     head_seq: int | None
     seconds: float
     run: str  # the id fixity events of this run carry
+    warnings: tuple[Problem, ...] = ()
+    witnesses: tuple[str, ...] = ()
+    rows: int = 0  # catalog rows replayed from the log
+    sealed: int = 0  # sealed case bags verified
 
     @property
     def ok(self) -> bool:
@@ -126,40 +139,142 @@ def _check_original(store: ArchiveStore, original: Original) -> OriginalCheck:
     return OriginalCheck(original, None)
 
 
-def check_log(catalog: Catalog, home: Path) -> LogCheck:
+def check_log(
+    catalog: Catalog,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    trust: keys.Trust | None = None,
+    witnesses: Sequence[witness.Witness] | None = None,
+) -> LogCheck:
     """Recompute the whole chain; hold it against its head, the signed checkpoints in the
-    catalog, and the checkpoints witnessed outside it."""
-    problems: list[Problem] = []
-    # Witness first, catalog second, chain last: each later read contains everything an
+    catalog and at every witness, with only pinned keys trusted; and report checkpoints that
+    were due (every N events, and T minutes after an event) but do not exist."""
+    now = now or datetime.now(UTC)
+    trust = trust or keys.pinned_trust(settings)
+    witnesses = witness.configured(settings) if witnesses is None else witnesses
+    problems: list[Problem] = list(trust.problems)
+    warnings: list[Problem] = keys.pin_warnings(settings)
+    # Witnesses first, catalog second, chain last: each later read contains everything an
     # earlier one saw, so concurrent appends and checkpoints never look like tampering.
-    try:
-        witnessed = checkpoints.read_witness(checkpoints.witness_path(home))
-    except (OSError, ValueError) as exc:
-        witnessed = []
-        problems.append(Problem("E-WITNESS-UNREADABLE", "witness", str(exc)))
+    witnessed: list[tuple[witness.Witness, list[dict[str, Any]]]] = []
+    for w in witnesses:
+        try:
+            witnessed.append((w, w.read()))
+        except witness.WITNESS_ERRORS as exc:
+            problems.append(Problem("E-WITNESS-UNREADABLE", f"witness {w.name}", str(exc)))
+    warnings += witness.local_only(witnesses)
     with catalog.read() as conn:
         stored = [cp.record() for cp in checkpoints.listing(conn)]
-    trusted = keys.trusted_keys(home)
-    if not trusted and (stored or witnessed):
-        problems.append(Problem("E-KEY-MISSING", "keys", f"no public key in {keys.key_dir(home)}"))
-    keep = {int(cp["seq"]) for cp in [*stored, *witnessed]}
+    every_witnessed = [cp for _, found in witnessed for cp in found]
+    signed = {
+        int(cp["seq"])
+        for cp in [*stored, *every_witnessed]
+        if rules.signature_problem(cp, trust.keys) is None
+    }
+    due = _Due(settings, signed)
+    keep = {int(cp["seq"]) for cp in [*stored, *every_witnessed]}
     scan = custody.Scan(catalog)
-    chain = rules.check_chain((e.record() for e in scan), keep=keep)
+    chain = rules.check_chain(due.watch(e.record() for e in scan), keep=keep)
     problems += chain.problems
     problems += _head_problems(scan.head, chain)
-    problems += rules.check_checkpoints(stored, trusted, chain)
+    problems += rules.check_checkpoints(stored, trust.keys, chain)
     in_catalog = {rules.canonical(cp) for cp in stored}
-    lost = [cp for cp in witnessed if rules.canonical(cp) not in in_catalog]
-    problems += [
-        Problem(
-            "E-CHECKPOINT-MISSING",
-            f"checkpoint {cp['seq']}",
-            "witnessed, but missing from or altered in the catalog",
-        )
-        for cp in lost
-    ]
-    problems += rules.check_checkpoints(lost, trusted, chain)
-    return LogCheck(tuple(_unique(problems)), chain.count, len(stored), chain.last_seq)
+    for w, found in witnessed:
+        lost = [cp for cp in found if rules.canonical(cp) not in in_catalog]
+        problems += [
+            Problem(
+                "E-CHECKPOINT-MISSING",
+                f"checkpoint {cp['seq']}",
+                f"witnessed in {w.name}, but missing from or altered in the catalog",
+            )
+            for cp in lost
+        ]
+        problems += rules.check_checkpoints(lost, trust.keys, chain)
+        if w.external:
+            have = {rules.canonical(cp) for cp in found}
+            behind = [cp for cp in stored if rules.canonical(cp) not in have]
+            if behind:
+                warnings.append(
+                    Problem(
+                        "W-WITNESS-BEHIND",
+                        f"witness {w.name}",
+                        f"{len(behind)} checkpoints (from seq {behind[0]['seq']}) are not "
+                        "there yet; the next signing writes them",
+                    )
+                )
+    if trust.keys:  # with nothing trusted, E-KEY-UNPINNED already says all there is
+        problems += due.missing(chain.last_seq, now)
+    return LogCheck(
+        tuple(_unique(problems)),
+        chain.count,
+        len(stored),
+        chain.last_seq,
+        tuple(warnings),
+        tuple(w.name for w in witnesses if w.external),
+    )
+
+
+#: Missing checkpoints reported one by one; beyond this, one line says how many more.
+MISSING_SHOWN = 10
+
+
+class _Due:
+    """When checkpoints were due: at every N-th event, and for every event within T minutes
+    (the signer's period) plus the grace. Watches the chain as it streams past, keeping the
+    time of the few events that matter."""
+
+    def __init__(self, settings: Settings, signed: set[int]) -> None:
+        c = settings.custody
+        self.every = c.checkpoint_every_events
+        self.late = timedelta(minutes=c.checkpoint_every_minutes + c.checkpoint_grace_minutes)
+        self.signed = signed
+        self.first_unsigned = max(signed, default=0) + 1
+        self.times: dict[int, datetime] = {}
+
+    def watch(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            seq = int(row["seq"])
+            if (seq % self.every == 0 or seq == self.first_unsigned) and "at" in row:
+                self.times[seq] = datetime.fromisoformat(row["at"])
+            yield row
+
+    def missing(self, last_seq: int, now: datetime) -> list[Problem]:
+        newest = max(self.signed, default=0)
+        found = [
+            Problem(
+                "E-CHECKPOINT-MISSING",
+                f"checkpoint {seq}",
+                f"due at every {self.every}th event, but not in the catalog nor a witness",
+            )
+            for seq in range(self.every, last_seq + 1, self.every)
+            if seq not in self.signed
+            and (seq < newest or (seq in self.times and self.times[seq] + self.late <= now))
+        ]
+        if len(found) > MISSING_SHOWN:
+            more = len(found) - MISSING_SHOWN
+            found = [
+                *found[:MISSING_SHOWN],
+                Problem(
+                    "E-CHECKPOINT-MISSING",
+                    f"checkpoints after {found[MISSING_SHOWN - 1].subject}",
+                    f"{more} more due checkpoints are missing",
+                ),
+            ]
+        first = self.first_unsigned
+        if first <= last_seq and first in self.times and self.times[first] + self.late <= now:
+            minutes = int(self.late.total_seconds() // 60)
+            found.append(
+                Problem(
+                    "E-CHECKPOINT-MISSING",
+                    f"seq {first}..{last_seq}",
+                    f"no signed checkpoint covers these events although the first was written "
+                    f"{custody.canonical_time(self.times[first])}, more than {minutes} minutes "
+                    "ago: checkpoints were deleted, or nothing signs (`evidence serve`, or "
+                    "`evidence keys checkpoint`)",
+                )
+            )
+        return found
 
 
 def _head_problems(head: custody.Head | None, chain: rules.ChainResult) -> list[Problem]:
@@ -231,25 +346,74 @@ def record(
     return []
 
 
+@dataclass(frozen=True)
+class RecordCheck:
+    """What verify checks beyond the originals and the chain: the catalog replayed from the
+    log, the sealed case bags, and the modes of the instance's files."""
+
+    problems: tuple[Problem, ...]
+    rows: int  # catalog rows compared with the events that set them
+    sealed: int  # sealed case bags re-hashed and verified
+    seconds: float  # of the replay
+
+
+def check_records(
+    catalog: Catalog,
+    store: ArchiveStore,
+    settings: Settings,
+    *,
+    sealed_sample: int | None = None,
+    sealed: bool = True,
+) -> RecordCheck:
+    """Replay the catalog from its log, verify sealed bags (all, or ``sealed_sample`` of
+    them; none when not ``sealed``) with pinned keys only, and check file modes."""
+    replayed = replay.check_records(catalog)
+    bags = (
+        seal.check_sealed_bags(
+            catalog,
+            store,
+            keys.pinned_keys(settings),
+            sample=sealed_sample,
+            work=settings.home / "work",
+        )
+        if sealed
+        else None
+    )
+    problems = [
+        *replayed.problems,
+        *(bags.problems if bags else ()),
+        *modes.check_modes(settings),
+    ]
+    return RecordCheck(
+        tuple(problems), replayed.rows, len(bags.checked) if bags else 0, replayed.seconds
+    )
+
+
 def run(
     catalog: Catalog,
     store: ArchiveStore,
-    home: Path,
+    settings: Settings,
     originals: Sequence[Original],
     *,
     actor: str,
     workers: int = 1,
     record_events: bool = True,
+    now: datetime | None = None,
+    sealed_sample: int | None = None,
+    sealed: bool = True,
 ) -> VerifyReport:
-    """Originals, then the log: the whole check as ``evidence verify`` runs it."""
+    """Originals, the log, the catalog against the log, sealed bags, file modes: the whole
+    check as ``evidence verify`` runs it."""
     started = time.monotonic()
     run_id = new_run_id()
     checks = check_originals(store, originals, workers)
-    log = check_log(catalog, home)
+    log = check_log(catalog, settings, now=now)
+    more = check_records(catalog, store, settings, sealed_sample=sealed_sample, sealed=sealed)
     failed: list[Problem] = []
     if record_events:
-        failed = record(catalog, checks, log.problems, actor=actor, run_id=run_id)
-    return summarize(checks, log, failed, time.monotonic() - started, run_id)
+        found = [*log.problems, *more.problems]
+        failed = record(catalog, checks, found, actor=actor, run_id=run_id)
+    return summarize(checks, log, failed, time.monotonic() - started, run_id, more)
 
 
 def summarize(
@@ -258,10 +422,22 @@ def summarize(
     recording: Sequence[Problem],
     seconds: float,
     run_id: str,
+    more: RecordCheck | None = None,
 ) -> VerifyReport:
-    problems = [c.problem for c in checks if c.problem] + [*log.problems, *recording]
+    extra = more.problems if more else ()
+    problems = [c.problem for c in checks if c.problem] + [*log.problems, *extra, *recording]
     return VerifyReport(
-        tuple(problems), len(checks), log.events, log.checkpoints, log.head_seq, seconds, run_id
+        tuple(problems),
+        len(checks),
+        log.events,
+        log.checkpoints,
+        log.head_seq,
+        seconds,
+        run_id,
+        log.warnings,
+        log.witnesses,
+        more.rows if more else 0,
+        more.sealed if more else 0,
     )
 
 

@@ -10,6 +10,7 @@ in for who looked at evidence, or why.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +18,19 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from pipeline.catalog import open_catalog
-from pipeline.custody import access, checkpoints, fixity
+from pipeline.custody import access, checkpoints, fixity, witness
+from pipeline.custody import keys as keys_module
 from pipeline.custody import log as custody
 from pipeline.custody.access import View
 from pipeline.custody.export import ExportResult, export_bag
 from pipeline.custody.keys import create_instance_key
 from pipeline.custody.verify_bag import Problem
+from pipeline.errors import InstanceKeyError
 from pipeline.instance import Instance
 from pipeline.models import EventKind, MediaItem
 from pipeline.search import tags
-from pipeline.settings import Settings
+from pipeline.settings import DEFAULT_TOML, Settings, origin_of
+from pipeline.storage import modes
 from pipeline.storage.local import open_store
 
 # --------------------------------------------------------------------- supervised viewing
@@ -139,9 +143,14 @@ def audit(
     case: str | None = None,
     kinds: Sequence[EventKind] = (),
     limit: int = 1000,
-) -> tuple[custody.CustodyEvent, ...]:
+    reveal: bool = False,
+    viewer: str | None = None,
+    reason: str | None = None,
+) -> tuple[access.AuditedEvent, ...]:
     """The custody events that match every filter given (one item's, one person's, one
-    case's and its records', of these kinds), the newest ``limit``, oldest first."""
+    case's and its records', of these kinds), the newest ``limit``, oldest first. The text of
+    descriptions and text-record fields is withheld unless ``reveal``, which needs who
+    (``viewer``) and why (AccessRefused) and is one VIEWED event committed first."""
     found = access.audit(
         instance.catalog,
         media_key=media_key,
@@ -149,6 +158,10 @@ def audit(
         case=case,
         kinds=tuple(kinds),
         limit=limit,
+        reveal=reveal,
+        viewer=viewer,
+        reason=reason,
+        now=instance.clock(),
     )
     return tuple(found)
 
@@ -199,6 +212,10 @@ class Verification:
     seconds: float
     run: str  # the id this run's fixity events carry
     problems: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]  # W- codes: a set-up that weakens the checks, not damage
+    witnesses: tuple[str, ...]  # the checkpoint witnesses off this instance's disk, read
+    rows: int  # catalog rows replayed from the custody events that set them
+    sealed: int  # sealed case bags re-hashed and verified with the pinned keys
 
 
 def verify(
@@ -209,17 +226,22 @@ def verify(
     record: bool = True,
 ) -> Verification:
     """Re-hash the given originals (ids or SHA-256 prefixes), a random ``sample`` of them,
-    or every one; recompute the custody chain and check the signed checkpoints. Each original
-    checked gets a fixity event, the instance's actor acting, unless not ``record``."""
+    or every one; recompute the custody chain and check the signed checkpoints against the
+    pinned keys and the witnesses; replay the catalog from the log; verify the sealed case
+    bags (a ``sample`` of them too; none when items are given) and the files' modes. Each
+    original checked gets a fixity event, the instance's actor acting, unless not ``record``."""
     originals = fixity.select_originals(instance.catalog, sample=sample, media_keys=media_keys)
     report = fixity.run(
         instance.catalog,
         instance.store,
-        instance.settings.home,
+        instance.settings,
         originals,
         actor=_actor(instance),
         workers=instance.settings.custody.fixity_workers,
         record_events=record,
+        now=instance.clock(),
+        sealed_sample=sample,
+        sealed=not media_keys,  # given items: their originals, not every case's bag
     )
     return Verification(
         ok=report.ok,
@@ -230,7 +252,95 @@ def verify(
         seconds=round(report.seconds, 3),
         run=report.run,
         problems=tuple(report.problems),
+        warnings=tuple(report.warnings),
+        witnesses=tuple(report.witnesses),
+        rows=report.rows,
+        sealed=report.sealed,
     )
+
+
+# ------------------------------------------------------------------------- trust anchors
+
+
+@dataclass(frozen=True)
+class PinStatus:
+    key_id: str
+    replaces: str
+    found: bool  # its public half is in EVIDENCE_HOME/keys
+    signing: bool  # it is the instance key that signs now
+
+
+@dataclass(frozen=True)
+class TrustStatus:
+    """What verify will trust, and what weakens it (``evidence keys status``)."""
+
+    instance_key: str | None  # the id of the key that signs here (None: no key)
+    pins: tuple[PinStatus, ...]
+    pinned_from: str  # where the pins were read (a file, a variable, or the default)
+    witnesses: tuple[str, ...]  # the external ones
+    problems: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
+
+
+def trust_status(settings: Settings) -> TrustStatus:
+    """The pinned keys and the witnesses, checked as verify checks them."""
+    trust = keys_module.pinned_trust(settings)
+    try:
+        signing: str | None = keys_module.describe(settings.home).key_id
+    except InstanceKeyError:
+        signing = None
+    pins = tuple(
+        PinStatus(p.id, p.replaces, p.id in trust.keys, p.id == signing)
+        for p in settings.custody.pinned_keys
+    )
+    warnings = keys_module.pin_warnings(settings)
+    if signing is not None and signing not in trust.keys:
+        warnings.append(
+            Problem(
+                "W-KEY-NOT-PINNED",
+                f"key {signing[:16]}…",
+                "the instance signs with a key that is not pinned: its checkpoints will not "
+                "verify (pin it, or `evidence keys rotate` was not followed by a new pin)",
+            )
+        )
+    witnesses = witness.configured(settings)
+    warnings += witness.local_only(witnesses)
+    external = tuple(w.name for w in witnesses if w.external)
+    return TrustStatus(
+        signing, pins, _pins_origin(), external, trust.problems,
+        tuple(warnings),
+    )  # fmt: skip
+
+
+def _pins_origin() -> str:
+    origin = origin_of("custody", "pinned_keys")
+    return "not set (none pinned)" if str(DEFAULT_TOML) in origin else origin
+
+
+def rotate_key(settings: Settings) -> keys_module.Rotated:
+    """Replace the signing key: the old key signs the hand-over, the old public half stays for
+    older checkpoints. The new id must then be pinned with ``replaces`` by the administrator."""
+    return keys_module.rotate(settings.home)
+
+
+def sign_checkpoints(
+    instance: Instance, *, force: bool = False
+) -> tuple[checkpoints.Checkpoint, ...]:
+    """Sign the checkpoints that are due now (``force``: the head too) and bring every
+    witness up to date; what ``evidence serve`` does every T minutes."""
+    signer = checkpoints.checkpointer(instance.settings)
+    return tuple(signer.sign_due(instance.catalog, now=instance.clock(), force=force))
+
+
+def accept_witness_loss(
+    instance: Instance, *, actor: str | None, reason: str | None
+) -> dict[str, int]:
+    """After restoring the catalog from a backup, the witnesses hold checkpoints it lost and
+    signing stops. A person accepts the loss (who and why required, recorded as an ALERT per
+    witness): signing goes on; the lost stretch stays reported by verify."""
+    who, why = access.purpose("accept a loss of checkpoints", actor, reason)
+    signer = checkpoints.checkpointer(instance.settings)
+    return checkpoints.accept_loss(instance.catalog, signer, who, why, instance.clock())
 
 
 # -------------------------------------------------------------------------------- setup
@@ -243,17 +353,26 @@ class Initialized:
     archive: str  # the folder, or the bucket and where it is
     key_id: str  # the signing key's id (SHA-256 of the raw public key)
     key: Path  # the signing key's file
+    made_private: int = 0  # paths whose mode was narrowed (an older home, files let open)
 
 
 def initialize(settings: Settings) -> Initialized:
     """Create the data folders, the catalog (migrated), the archive (an S3 bucket with Object
     Lock is self-tested) and the instance's signing key; a second run keeps what exists.
+    Everything is made the instance's alone (``pipeline.storage.modes``: the home 0700, the
+    catalog 0600, originals 0400), fixing the modes of an older home.
     Takes the settings: there is no instance to open before this has run."""
-    for folder in (settings.home, settings.log_dir, settings.prefect_home):
-        folder.mkdir(parents=True, exist_ok=True)
-    open_catalog(settings.catalog_url).dispose()
-    open_store(settings)
-    signing = create_instance_key(settings.home)  # signs custody checkpoints
+    # Created private whatever umask the caller runs with (the CLI's is 077 already).
+    previous = os.umask(modes.UMASK)
+    try:
+        for folder in (settings.home, settings.log_dir, settings.prefect_home):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        open_catalog(settings.catalog_url).dispose()
+        open_store(settings)
+        signing = create_instance_key(settings.home)  # signs custody checkpoints
+    finally:
+        os.umask(previous)
+    narrowed = modes.make_private(settings)
     s3 = settings.store.s3
     archive = (
         str(settings.archive_dir)
@@ -266,6 +385,7 @@ def initialize(settings: Settings) -> Initialized:
         archive=archive,
         key_id=signing.key_id,
         key=signing.path,
+        made_private=narrowed,
     )
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Verify an evidence export bag offline: its files, its custody chain, its signed checkpoints.
+"""Verify an evidence export bag offline: its files, its custody chain, its signatures.
 
 This one file is shipped inside every export bag (as ``verify_bag.py``) and it is also the
 chain rules the pipeline runs on its own catalog (``pipeline.verify`` imports it): one
@@ -7,9 +7,15 @@ implementation, so a court runs exactly the checks the agency runs. It needs Pyt
 the ``cryptography`` package, nothing else: no catalog, no network, no other file of the
 pipeline.
 
-    python3 verify_bag.py [BAG] [--key AGENCY-PUBLIC-KEY.pem] [--json]
+    python3 verify_bag.py [BAG] --key AGENCY-PUBLIC-KEY.pem [--key OLDER-KEY.pem] [--json]
 
-Exit 0 when every check passes, 1 when any problem is found, 2 when the bag cannot be read.
+Exit 0 when every check passes, 1 when any problem is found, 2 when the bag cannot be read
+(or no ``--key`` is given).
+
+Trust comes from ``--key`` alone: the public key(s) the agency publishes (repeat ``--key`` for
+a key it rotated from). Checkpoints and the bag signature must be made by one of them. The
+keys shipped in ``data/custody/keys/`` are shown, never trusted: whoever forges a bag can ship
+a key of their own beside the agency's.
 
 How the custody chain is hashed (stable; change it only together with every reader):
 
@@ -26,6 +32,21 @@ a verifier can prove that no event about an exported item was withheld.
 
 A checkpoint signs (Ed25519) the canonical JSON of ``{type: "evidence-custody-checkpoint",
 seq, hash, at, key_id}``; ``key_id`` is the SHA-256 of the raw 32-byte public key.
+
+How a bag proves every file it holds (format ``evidence-export/2``), twice over:
+
+- by the chain: the EXPORTED event of each item (signed by the closing checkpoint) records
+  who exported, why and when (``actor``, ``details.reason``, ``at``), the item count, the
+  SHA-256 of the item's own files and of the extra files (``details.files``), and
+  ``details.contents`` = SHA-256 of the canonical JSON of ``{items, files}`` of export.json
+  (``files``: every payload file written before the event, path -> SHA-256). export.json must
+  agree with it, each listed file must hash as listed, and a payload file that neither
+  export.json's ``files`` nor the custody files account for is refused;
+- by the bag signature: ``bag-signature.json`` signs the canonical JSON of ``{type:
+  "evidence-bag-signature", export_id, tagmanifest_sha256, key_id}``. The tag manifest names
+  the SHA-256 of bagit.txt, bag-info.txt, README.txt, verify_bag.py and manifest-sha256.txt,
+  which names every payload file's: recomputing the manifests after changing any file breaks
+  this signature.
 """
 
 from __future__ import annotations
@@ -45,7 +66,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 GENESIS = "0" * 64
 CHECKPOINT_TYPE = "evidence-custody-checkpoint"
-EXPORT_FORMAT = "evidence-export/1"
+EXPORT_FORMAT = "evidence-export/2"
 #: A row whose hash holds for a sequence number this close to where it sits was moved there
 #: (reordered or renumbered); farther moves show as edits, which they are then as well.
 MOVE_WINDOW = 16
@@ -260,6 +281,21 @@ def check_checkpoints(
 
 # ---------------------------------------------------------------------------------- bag
 
+#: The tag files the tag manifest must list: with the payload manifest among them, the bag
+#: signature over the tag manifest covers every file of the bag.
+TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "README.txt", "verify_bag.py")
+TAG_MANIFEST = "tagmanifest-sha256.txt"
+BAG_SIGNATURE = "bag-signature.json"
+BAG_SIGNATURE_TYPE = "evidence-bag-signature"
+#: Payload files written after the EXPORTED events (so no event can name their digest): the
+#: bag signature alone covers them, through the manifests.
+CUSTODY_FILES = (
+    "data/custody/export.json",
+    "data/custody/events.jsonl",
+    "data/custody/chain.jsonl",
+    "data/custody/checkpoints.jsonl",
+)
+
 
 @dataclass
 class BagReport:
@@ -269,7 +305,9 @@ class BagReport:
     events: int = 0
     segment: tuple[int, int] = (0, 0)
     checkpoints: int = 0
-    key_ids: list[str] = field(default_factory=list)
+    key_ids: list[str] = field(default_factory=list)  # shipped in the bag: shown, not trusted
+    trusted: list[str] = field(default_factory=list)  # the given keys' ids
+    signed_by: str | None = None  # the bag signature's key id
 
     @property
     def ok(self) -> bool:
@@ -280,30 +318,60 @@ class BagUnreadable(Exception):
     """The bag lacks a file the checks need, or a file is not what its format says."""
 
 
-def verify_bag(root: Path, trusted: Ed25519PublicKey | None = None) -> BagReport:
-    """Every check a court needs, from the bag's files alone."""
-    report = BagReport(str(root))
+Trusted = Mapping[str, Ed25519PublicKey] | Iterable[Ed25519PublicKey] | Ed25519PublicKey
+
+
+def trust_of(trusted: Trusted) -> dict[str, Ed25519PublicKey]:
+    """The given keys by their id, the id recomputed from each key (a mapping's own ids are
+    not taken on trust either)."""
+    if isinstance(trusted, Ed25519PublicKey):
+        found: Iterable[Ed25519PublicKey] = [trusted]
+    elif isinstance(trusted, Mapping):
+        found = trusted.values()
+    else:
+        found = trusted
+    return {key_id(k): k for k in found}
+
+
+def bag_signature_message(signature: Mapping[str, Any]) -> bytes:
+    return canonical(
+        {
+            "type": BAG_SIGNATURE_TYPE,
+            "export_id": signature["export_id"],
+            "tagmanifest_sha256": signature["tagmanifest_sha256"],
+            "key_id": signature["key_id"],
+        }
+    )
+
+
+def contents_sha256(items: Any, files: Any) -> str:
+    """What an EXPORTED event's ``details.contents`` holds: export.json's listing, hashed."""
+    return sha256_hex(canonical({"items": items, "files": files}))
+
+
+def verify_bag(root: Path, trusted: Trusted) -> BagReport:
+    """Every check a court needs, from the bag's files and the agency's published key(s)
+    alone: ``trusted`` are the only keys whose signatures count."""
+    keys = trust_of(trusted)
+    report = BagReport(str(root), trusted=sorted(keys))
     report.problems += check_manifest(root, "manifest-sha256.txt", payload=True)
-    report.problems += check_manifest(root, "tagmanifest-sha256.txt", payload=False)
+    report.problems += check_manifest(root, TAG_MANIFEST, payload=False)
+    report.problems += _check_tag_files(root)
     custody = root / "data" / "custody"
     export = _read_json(custody / "export.json")
     if export.get("format") != EXPORT_FORMAT:
         raise BagUnreadable(f"export.json: format is not {EXPORT_FORMAT}")
-    keys = _bag_keys(custody / "keys", report)
-    if trusted is not None and key_id(trusted) not in keys:
-        report.problems.append(
-            Problem(
-                "E-KEY-UNTRUSTED",
-                "keys",
-                f"the bag is not signed by the given key {key_id(trusted)[:16]}…",
-            )
-        )
+    if not isinstance(export.get("items"), list) or not isinstance(export.get("files"), dict):
+        raise BagUnreadable("export.json: items or files missing")
+    _bag_keys(custody / "keys", report)
     chain = _read_jsonl(custody / "chain.jsonl")
     events = _read_jsonl(custody / "events.jsonl")
     checkpoints = _read_jsonl(custody / "checkpoints.jsonl")
+    report.problems += _check_bag_signature(root, export, keys, report)
     report.problems += _check_segment(export, chain, checkpoints, keys, report)
     report.problems += _check_events(export, chain, events)
     report.problems += _check_items(root, export, events)
+    report.problems += _check_files(root, export)
     report.items, report.events, report.checkpoints = (
         len(export["items"]),
         len(events),
@@ -350,7 +418,37 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _manifest_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text("utf-8").splitlines():
+        if line.strip():
+            names.add(line.partition(" ")[2].strip())
+    return names
+
+
+def _check_tag_files(root: Path) -> list[Problem]:
+    """The signed tag manifest must name every tag file, and nothing outside ``data/`` may
+    sit in the bag unnamed by it: a planted note would be read as the agency's."""
+    listed = _manifest_names(root / TAG_MANIFEST)
+    problems = [
+        Problem("E-TAG-UNLISTED", name, f"not in {TAG_MANIFEST}: no signature covers it")
+        for name in TAG_FILES
+        if name not in listed
+    ]
+    own = {TAG_MANIFEST, BAG_SIGNATURE, "data"}
+    for top in sorted(root.iterdir()):
+        if top.name in own:
+            continue
+        for path in [top, *sorted(top.rglob("*"))] if top.is_dir() else [top]:
+            relative = path.relative_to(root).as_posix()
+            if path.is_file() and relative not in listed:
+                problems.append(Problem("E-TAG-EXTRA", relative, "a file no manifest lists"))
+    return problems
+
+
 def _bag_keys(folder: Path, report: BagReport) -> dict[str, Ed25519PublicKey]:
+    """The keys shipped in the bag: information for the reader (which ids to compare with the
+    published one), never trust."""
     keys: dict[str, Ed25519PublicKey] = {}
     for pem in sorted(folder.glob("*.pem")):
         try:
@@ -366,6 +464,52 @@ def _bag_keys(folder: Path, report: BagReport) -> dict[str, Ed25519PublicKey]:
         keys[pem.stem] = key
     report.key_ids = sorted(keys)
     return keys
+
+
+def _check_bag_signature(
+    root: Path,
+    export: Mapping[str, Any],
+    keys: Mapping[str, Ed25519PublicKey],
+    report: BagReport,
+) -> list[Problem]:
+    """The bag signature must be made by a given key over this export and this very tag
+    manifest: then no file of the bag changed since the agency closed it."""
+    path = root / BAG_SIGNATURE
+    try:
+        signature = json.loads(path.read_text("utf-8"))
+        message = bag_signature_message(signature)
+        signed_by = str(signature["key_id"])
+        raw = bytes.fromhex(str(signature["signature"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [Problem("E-BAG-UNSIGNED", BAG_SIGNATURE, f"no readable bag signature: {exc}")]
+    report.signed_by = signed_by
+    key = keys.get(signed_by)
+    if key is None:
+        return [
+            Problem("E-BAG-KEY", BAG_SIGNATURE, f"signed by key {signed_by[:16]}…, not a given key")
+        ]
+    try:
+        key.verify(raw, message)
+    except InvalidSignature:
+        return [Problem("E-BAG-SIGNATURE", BAG_SIGNATURE, "the signature does not verify")]
+    problems: list[Problem] = []
+    if signature["export_id"] != export.get("export_id"):
+        problems.append(
+            Problem(
+                "E-BAG-SIGNATURE",
+                BAG_SIGNATURE,
+                f"signed for export {signature['export_id']}, not this bag's",
+            )
+        )
+    if signature["tagmanifest_sha256"] != file_sha256(root / TAG_MANIFEST):
+        problems.append(
+            Problem(
+                "E-BAG-CHANGED",
+                TAG_MANIFEST,
+                "is not the one signed: files were changed and the manifests recomputed",
+            )
+        )
+    return problems
 
 
 def _check_segment(
@@ -431,7 +575,7 @@ def _check_items(
     root: Path, export: Mapping[str, Any], events: list[dict[str, Any]]
 ) -> list[Problem]:
     """Each original hashes to the SHA-256 its ingest event recorded, and this export is
-    recorded in each item's history."""
+    recorded in each item's history, saying what export.json says."""
     problems: list[Problem] = []
     for item in export["items"]:
         media_id, sha = int(item["media_id"]), str(item["sha256"])
@@ -441,19 +585,100 @@ def _check_items(
             problems.append(
                 Problem("E-ORIGINAL-UNRECORDED", where, "no ingest event records its SHA-256")
             )
-        if not any(
-            e["kind"] == "exported" and e["details"].get("export") == export["export_id"]
+        exported = [
+            e
             for e in mine
-        ):
+            if e["kind"] == "exported" and e["details"].get("export") == export["export_id"]
+        ]
+        if not exported:
             problems.append(
                 Problem("E-EXPORT-UNRECORDED", where, "this export is not in its history")
             )
+        else:
+            problems += _export_agrees(export, item, exported[-1])
         original = root / item["original"]
         if not original.is_file():
             problems.append(Problem("E-ORIGINAL-MISSING", where, f"{item['original']} is missing"))
         elif file_sha256(original) != sha:
             problems.append(
                 Problem("E-FIXITY-MISMATCH", where, f"{item['original']} does not hash to {sha}")
+            )
+    return problems
+
+
+def _export_agrees(
+    export: Mapping[str, Any], item: Mapping[str, Any], event: Mapping[str, Any]
+) -> list[Problem]:
+    """export.json and the item's EXPORTED event (in the signed chain) must tell one story:
+    who, why, when, how many, and which files with which digests."""
+    details = event["details"]
+    where = f"media {item['media_id']}"
+    said = {
+        "exported_by": (export.get("exported_by"), event["actor"]),
+        "reason": (export.get("reason"), details.get("reason")),
+        "created_at": (export.get("created_at"), event["at"]),
+        "items": (len(export["items"]), details.get("items")),
+        "contents": (contents_sha256(export["items"], export["files"]), details.get("contents")),
+    }
+    problems = [
+        Problem(
+            "E-EXPORT-MISMATCH",
+            where,
+            f"export.json's {name} is not what its EXPORTED event (seq {event['seq']}) records",
+        )
+        for name, (in_bag, signed) in said.items()
+        if in_bag != signed
+    ]
+    files = details.get("files")
+    own = [item["original"], item["metadata"], *([item["proxy"]] if item.get("proxy") else [])]
+    if not isinstance(files, dict):
+        files = {}
+    for path in own:
+        if path not in files:
+            problems.append(
+                Problem("E-EXPORT-MISMATCH", where, f"its EXPORTED event does not name {path}")
+            )
+    if files.get(item["original"], item["sha256"]) != item["sha256"]:
+        problems.append(
+            Problem("E-EXPORT-MISMATCH", where, "its EXPORTED event records another original")
+        )
+    for path, digest in files.items():
+        if export["files"].get(path) != digest:
+            problems.append(
+                Problem(
+                    "E-EXPORT-MISMATCH",
+                    where,
+                    f"export.json lists {path} with another digest than its EXPORTED event",
+                )
+            )
+    return problems
+
+
+def _check_files(root: Path, export: Mapping[str, Any]) -> list[Problem]:
+    """Each file the signed export lists hashes as listed (originals are the fixity check's),
+    and the payload holds nothing else but the custody files and the shipped keys."""
+    problems: list[Problem] = []
+    listed: dict[str, str] = export["files"]
+    originals = {str(item["original"]) for item in export["items"]}
+    for relative, digest in sorted(listed.items()):
+        path = (root / relative).resolve()
+        if root.resolve() not in path.parents:
+            raise BagUnreadable(f"export.json: {relative!r} leaves the bag")
+        if relative in originals:
+            continue
+        if not path.is_file():
+            problems.append(Problem("E-FILE-MISSING", relative, "the signed export lists it"))
+        elif file_sha256(path) != digest:
+            problems.append(
+                Problem("E-FILE-MISMATCH", relative, "does not hash to the signed export's digest")
+            )
+    keys = {f"data/custody/keys/{kid}.pem" for kid in export.get("key_ids", [])}
+    accounted = {*listed, *CUSTODY_FILES, *keys}
+    for path in sorted((root / "data").rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and relative not in accounted:
+            problems.append(
+                Problem("E-FILE-UNACCOUNTED", relative, "the signed export does not list it")
             )
     return problems
 
@@ -485,16 +710,22 @@ def _lines(path: Path) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Verify an evidence export bag: files, custody chain, signed checkpoints."
+        description="Verify an evidence export bag: files, custody chain, signatures."
     )
     parser.add_argument(
         "bag", nargs="?", type=Path, default=Path(__file__).resolve().parent, help="bag folder"
     )
-    parser.add_argument("--key", type=Path, help="the agency's published public key (PEM)")
+    parser.add_argument(
+        "--key",
+        type=Path,
+        action="append",
+        required=True,
+        help="the agency's published public key (PEM); repeat it for a key it rotated from",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     args = parser.parse_args(argv)
     try:
-        trusted = load_public_key(args.key.read_bytes()) if args.key else None
+        trusted = [load_public_key(path.read_bytes()) for path in args.key]
         report = verify_bag(args.bag, trusted)
     except (BagUnreadable, OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: cannot verify {args.bag}: {exc}", file=sys.stderr)
@@ -508,6 +739,8 @@ def main(argv: list[str] | None = None) -> int:
             "segment": list(report.segment),
             "checkpoints": report.checkpoints,
             "key_ids": report.key_ids,
+            "trusted": report.trusted,
+            "signed_by": report.signed_by,
             "problems": [p._asdict() for p in report.problems],
         }
         print(json.dumps(body, ensure_ascii=False, indent=2))
@@ -518,10 +751,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{verdict}: {report.items} items, {report.events} of their custody events, "
             f"chain segment seq {report.segment[0]}..{report.segment[1]}, "
-            f"{report.checkpoints} signed checkpoints"
+            f"{report.checkpoints} signed checkpoints, every file under the bag signature"
         )
+        for kid in report.trusted:
+            print(f"trusted (--key): {kid}")
         for kid in report.key_ids:
-            print(f"signed by key {kid}: compare it with the key id the agency publishes")
+            given = "a given key" if kid in report.trusted else "NOT a given key: not trusted"
+            print(f"shipped in the bag: {kid} ({given})")
     return 0 if report.ok else 1
 
 

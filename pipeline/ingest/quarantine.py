@@ -27,6 +27,7 @@ from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import stations
 from pipeline.custody import log as custody
+from pipeline.custody import replay
 from pipeline.errors import (
     DeviceLost,
     DeviceRetired,
@@ -113,9 +114,10 @@ def release(ctx: IngestContext, entry_id: int, actor: str) -> MediaItem:
         # Another release may have won while ffmpeg ran: one release, one custody event.
         _refuse_if_resolved(media_db.quarantine_entry(conn, entry_id))
         media_db.resolve_quarantine(conn, entry_id, actor, now)
+        written = {}
         if ident is not None:
-            media_db.set_identification(conn, item.id, ident)
-        media_db.set_archived(conn, item.id)
+            written = media_db.set_identification(conn, item.id, ident)
+        written.update(media_db.set_archived(conn, item.id))
         custody.append(
             conn,
             EventKind.QUARANTINE_RELEASED,
@@ -129,6 +131,7 @@ def release(ctx: IngestContext, entry_id: int, actor: str) -> MediaItem:
                 "device": ident.device_serial if ident else item.device_serial,
                 "officer": ident.officer_id if ident else item.officer_id,
                 "flags": [f.code for f in (ident.flags if ident else item.flags)],
+                "row": replay.recorded_row(written),
             },
         )
         record_derivatives(ctx, conn, item.id, job.station_id, derived, now)

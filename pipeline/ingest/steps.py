@@ -28,6 +28,7 @@ from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
 from pipeline.custody import log as custody
+from pipeline.custody import replay
 from pipeline.errors import (
     CatalogError,
     ChecksumMismatch,
@@ -437,8 +438,7 @@ def _insert_item(
     assert job.sha256 is not None
     now = ctx.clock()
     with ctx.catalog.begin() as conn:
-        media_id = media_db.insert(
-            conn,
+        values = media_db.row_values(
             sha256=job.sha256,
             size=job.size,
             source=source,
@@ -447,7 +447,11 @@ def _insert_item(
             status=MediaStatus.ARCHIVED,
             now=now,
         )
+        media_id = media_db.insert_row(conn, values)
         media_db.add_sighting(conn, media_id, source, job.id, now)
+        # The whole row as inserted, so that pipeline.custody.replay can hold the catalog to
+        # it; ``extra`` (any tags the file carries) by its digest only.
+        row = replay.recorded_row({k: v for k, v in values.items() if k != "extra"})
         custody.append(
             conn,
             EventKind.INGESTED,
@@ -464,6 +468,8 @@ def _insert_item(
                 "officer": ident.officer_id if ident else None,
                 "flags": [f.code for f in ident.flags] if ident else [],
                 "job": job.id,
+                "row": row,
+                "extra_sha256": replay.digest(values["extra"]),
             },
             now=now,
         )
@@ -497,7 +503,7 @@ def record_quarantine(
     now: datetime,
 ) -> None:
     """Quarantine a stored item: its bytes stay archived; a person sees the reason."""
-    media_db.set_quarantined(conn, media_id, reason)
+    written = media_db.set_quarantined(conn, media_id, reason)
     entry = media_db.add_quarantine(
         conn,
         source=source,
@@ -515,7 +521,12 @@ def record_quarantine(
         media_id=media_id,
         station_id=source.station_id,
         subject=source.shown,
-        details={"code": code, "reason": reason, "quarantine": entry},
+        details={
+            "code": code,
+            "reason": reason,
+            "quarantine": entry,
+            "row": replay.recorded_row(written),
+        },
         now=now,
     )
     log.warning("quarantined %s: %s", source.path, reason)
@@ -547,7 +558,11 @@ def record_derivatives(
     derived: Derived,
     now: datetime,
 ) -> None:
-    media_db.set_derived(conn, media_id, derived.proxy_key, derived.thumbnail_key)
+    if derived.proxy_key is None and derived.thumbnail_key is None:
+        # Nothing made, nothing to record: writing None could only erase, without an event,
+        # keys an earlier derivation recorded.
+        return
+    written = media_db.set_derived(conn, media_id, derived.proxy_key, derived.thumbnail_key)
     made = (
         (derived.proxy_key, EventKind.PROXY_MADE),
         (derived.thumbnail_key, EventKind.THUMBNAIL_MADE),
@@ -561,7 +576,7 @@ def record_derivatives(
                 media_id=media_id,
                 station_id=station_id,
                 subject=key,
-                details={"key": key},
+                details={"key": key, "row": replay.recorded_row(written)},
                 now=now,
             )
 

@@ -25,6 +25,13 @@ from pipeline.models import Digest
 from pipeline.settings import Settings
 from pipeline.storage.hashing import ALGORITHM, copy_and_hash, hash_file, subject_of
 
+#: Originals: readable by the instance's user alone, and by nobody writable.
+ORIGINAL_MODE = stat.S_IRUSR  # 0400
+#: Proxies and thumbnails: they show what the original shows.
+DERIVED_MODE = stat.S_IRUSR | stat.S_IWUSR  # 0600
+#: Every folder of the archive (mkdir's mode is also masked by the umask: never wider).
+FOLDER_MODE = stat.S_IRWXU  # 0700
+
 #: A temporary older than this cannot belong to a copy still running (6 h ≈ 5 TB at 250 MB/s).
 STALE_TEMPORARY_S = 6 * 3600
 
@@ -64,7 +71,7 @@ def remove_orphans(
             if is_archived(digest.sha256):
                 leftover.unlink()
                 continue
-            keep_in.mkdir(parents=True, exist_ok=True)
+            keep_in.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
             target = keep_in / f"{digest.sha256}.partial"
             os.replace(leftover, target)
             kept.append(target)
@@ -83,13 +90,13 @@ def scratch_folder(work: Path, suffix: str) -> Iterator[Path]:
     (a sealing, a proxy) leaves its folder — copies of archived originals or things derived
     from them, nothing that is not in the store — and the next one of its kind removes every
     folder whose process is gone."""
-    work.mkdir(parents=True, exist_ok=True)
+    work.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     for leftover in work.glob("*" + suffix):
         with contextlib.suppress(FileNotFoundError):
             if writer_gone(leftover.name, leftover.stat().st_mtime):
                 shutil.rmtree(leftover, ignore_errors=True)
     path = work / temporary_name(suffix)
-    path.mkdir()
+    path.mkdir(mode=FOLDER_MODE)
     try:
         yield path
     finally:
@@ -129,15 +136,17 @@ class LocalStore:
     """Archive on a local filesystem.
 
     Layout under ``root``: ``originals/ab/cd/<sha256>`` (read-only files), ``derived/<sha256>/``
-    (proxy, thumbnail), ``tmp/`` (writes in progress; never read as archived).
+    (proxy, thumbnail), ``tmp/`` (writes in progress; never read as archived). Everything is
+    the instance's alone (:mod:`pipeline.storage.modes`): recordings show people, and every
+    viewing must go through access supervision, not through the file system.
     """
 
     def __init__(self, root: Path, block_size: int = 4 << 20) -> None:
         self.root = root
         self.block_size = block_size
         self.tmp = root / "tmp"
-        for folder in (root / "originals", root / "derived", self.tmp):
-            folder.mkdir(parents=True, exist_ok=True)
+        for folder in (root, root / "originals", root / "derived", self.tmp):
+            folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         self._remove_stale_temporaries()
 
     def _remove_stale_temporaries(self) -> None:
@@ -164,7 +173,9 @@ class LocalStore:
             tmp.unlink(missing_ok=True)
 
     def _write(self, source: Path | BinaryIO, tmp: Path) -> Digest:
-        with tmp.open("xb", buffering=0) as out:
+        # Private from its first byte: a copy in progress is the original already.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DERIVED_MODE)
+        with os.fdopen(fd, "wb", buffering=0) as out:
             digest = copy_and_hash(source, out, self.block_size)
             out.flush()
             os.fsync(out.fileno())
@@ -177,8 +188,8 @@ class LocalStore:
         return found
 
     def _publish(self, tmp: Path, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        final.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        tmp.chmod(ORIGINAL_MODE)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
 
@@ -202,9 +213,10 @@ class LocalStore:
         key = f"derived/{sha256}/{name}"
         target = self.root / key
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
             tmp = target.with_name(f".{name}.{uuid.uuid4().hex}.part")
             shutil.copyfile(source, tmp)
+            tmp.chmod(DERIVED_MODE)
             os.replace(tmp, target)
         except OSError as exc:
             raise StorageError(f"cannot store {key} in {self.root}: {exc}") from exc
