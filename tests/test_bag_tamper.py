@@ -423,6 +423,14 @@ def test_a_damaged_stored_sealed_bag_is_reported_by_fixity_and_cases_verify(
     result = _cases_verify(archive, NUMBER)
     assert result.returncode == 1, result.stdout + result.stderr
     assert [p["code"] for p in json.loads(result.stdout)["problems"]] == ["E-SEAL-FIXITY"]
+    # `evidence verify` (and so the daily sample and the monthly full pass) checks them too.
+    verified = archive.cli("verify", "--no-record", "--json")
+    assert verified.returncode == 1, verified.stdout + verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["sealed"] == 2
+    assert [(p["code"], p["subject"]) for p in report["problems"]] == [
+        ("E-SEAL-FIXITY", f"case {NUMBER}")
+    ]
     only = seal.check_sealed_bags(
         archive.catalog, archive.store, pinned(archive), numbers=["2026-0114"]
     )

@@ -330,12 +330,17 @@ def test_the_s3_witness_holds_each_checkpoint_under_compliance_lock(
 
     log = verify.check_log(catalog, s, now=T0 + timedelta(minutes=13))
     assert log.problems == () and log.witnesses == (f"s3://{bucket}/{witness.S3_PREFIX}",)
+    # Signing again finds the witness's newest from the catalog's (a listing from there on).
+    _log(catalog, 5, start=T0 + timedelta(minutes=13))
+    again = checkpoints.checkpointer(s).sign_due(catalog, now=T0 + timedelta(minutes=19))
+    assert [cp.seq for cp in again] == [15]
+    assert witness.S3Witness(client, bucket).newest()["seq"] == 15  # type: ignore[index]
 
     rewrite_from(SimpleNamespace(catalog=catalog), 3, {"reason": "改写"})  # type: ignore[arg-type]
     _delete_checkpoints(catalog)
     _empty_home_witness(s)
-    codes = _codes(s, catalog, now=T0 + timedelta(minutes=14))
-    assert codes.count("E-CHECKPOINT-MISSING") == 2 and codes.count("E-CHECKPOINT-MISMATCH") == 2
+    codes = _codes(s, catalog, now=T0 + timedelta(minutes=20))
+    assert codes.count("E-CHECKPOINT-MISSING") == 3 and codes.count("E-CHECKPOINT-MISMATCH") == 3
     with catalog.begin() as conn:
         assert conn.execute(select(custody_checkpoints)).all() == []
     catalog.dispose()

@@ -100,7 +100,9 @@ class Checkpointer:
     ) -> list[Checkpoint]:
         """Sign every due position (``force``: the head too, e.g. to close an export)."""
         now = now or datetime.now(UTC)
-        newest = self._newest_witnessed()
+        with catalog.read() as conn:
+            known = latest(conn)
+        newest = self._newest_witnessed(known)
         with catalog.begin() as conn:
             head = custody.lock_head(conn)  # appends wait until these are signed
             last = latest(conn)
@@ -113,13 +115,14 @@ class Checkpointer:
         self._witness(catalog, newest)
         return made
 
-    def _newest_witnessed(self) -> dict[Any, int | None]:
+    def _newest_witnessed(self, known: Checkpoint | None) -> dict[Any, int | None]:
         """Each witness's newest seq (None: unreadable now), read before the head is locked:
-        a slow share must not hold up every writer."""
+        a slow share must not hold up every writer. ``known``: the catalog's newest."""
         found: dict[Any, int | None] = {}
+        hint = known.record() if known else None
         for w in self.witnesses:
             try:
-                record = w.newest()
+                record = w.newest(hint)
             except witness.WITNESS_ERRORS as exc:
                 log.error("checkpoint witness %s cannot be read: %s", w.name, exc)
                 found[w] = None
@@ -149,7 +152,7 @@ class Checkpointer:
         self, last: Checkpoint | None, newest: Mapping[Any, int | None] | None = None
     ) -> dict[Any, int]:
         """The external witnesses holding a checkpoint newer than the catalog's newest."""
-        newest = self._newest_witnessed() if newest is None else newest
+        newest = self._newest_witnessed(last) if newest is None else newest
         have = last.seq if last else 0
         return {
             w: seq for w, seq in newest.items() if w.external and seq is not None and seq > have

@@ -63,8 +63,10 @@ class Witness(Protocol):
         """Every checkpoint witnessed; ValueError names an entry that is not one."""
         ...
 
-    def newest(self) -> dict[str, Any] | None:
-        """The witnessed checkpoint with the highest seq (None: none yet)."""
+    def newest(self, hint: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The witnessed checkpoint with the highest seq (None: none yet). ``hint``: the
+        catalog's newest checkpoint, which the witness most likely holds as its newest too
+        (a witness may use it to answer without reading everything)."""
         ...
 
 
@@ -110,7 +112,7 @@ class FileWitness:
             found.append(check_record(record, f"{self.path} line {number}"))
         return found
 
-    def newest(self) -> dict[str, Any] | None:
+    def newest(self, hint: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         # Signing asks this every time: read the file's tail, not a year of lines.
         try:
             with self.path.open("rb") as f:
@@ -160,11 +162,11 @@ class S3Witness:
                     ObjectLockRetainUntilDate=until,
                 )
 
-    def _keys(self) -> list[str]:
+    def _keys(self, start_after: str = "") -> list[str]:
         keys: list[str] = []
         with s3_errors(f"cannot list {self.name}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=S3_PREFIX
+                Bucket=self.bucket, Prefix=S3_PREFIX, StartAfter=start_after
             )
             for page in pages:
                 keys += [o["Key"] for o in page.get("Contents", [])]
@@ -175,8 +177,14 @@ class S3Witness:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(self._get, self._keys()))
 
-    def newest(self) -> dict[str, Any] | None:
-        # Keys sort by their zero-padded seq: the last one listed is the newest.
+    def newest(self, hint: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        # Keys sort by their zero-padded seq. Signing asks this at every batch: with the
+        # catalog's newest as the hint, list only from its seq on (its own key included),
+        # not years of checkpoints; a witness without it is behind, and is listed whole.
+        if hint is not None:
+            after = self._keys(start_after=f"{S3_PREFIX}{int(hint['seq']):015d}")
+            if after:
+                return self._get(after[-1])
         keys = self._keys()
         return self._get(keys[-1]) if keys else None
 
