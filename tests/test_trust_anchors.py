@@ -344,3 +344,55 @@ def test_the_s3_witness_holds_each_checkpoint_under_compliance_lock(
     with catalog.begin() as conn:
         assert conn.execute(select(custody_checkpoints)).all() == []
     catalog.dispose()
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+
+def _cli(env: dict[str, str], *args: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "interfaces.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_keys_status_says_what_is_trusted_and_checkpoint_signs_what_is_due(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import os
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    base["EVIDENCE_HOME"] = str(settings.home)
+    assert _cli(base, "init").returncode == 0
+    unpinned = _cli(base, "keys", "status", "--json")
+    assert unpinned.returncode == 1
+    assert [p["code"] for p in json.loads(unpinned.stdout)["problems"]] == ["E-KEY-UNPINNED"]
+
+    kid = keys.describe(settings.home).key_id
+    pinned = {
+        **base,
+        "EVIDENCE_CUSTODY__PINNED_KEYS": json.dumps([kid]),
+        "EVIDENCE_CUSTODY__WITNESS_DIR": str(tmp_path / "share"),
+    }
+    status = _cli(pinned, "keys", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    body = json.loads(status.stdout)
+    assert body["pins"] == [{"key_id": kid, "replaces": "", "found": True, "signing": True}]
+    assert body["pinned_from"] == "from EVIDENCE_CUSTODY__PINNED_KEYS"
+    assert body["witnesses"] == [str(tmp_path / "share" / "checkpoints.jsonl")]
+
+    catalog = open_catalog(settings.catalog_url)
+    _log(catalog, 3, start=datetime.now(UTC))
+    catalog.dispose()
+    signed = _cli(pinned, "keys", "checkpoint", "--force", "--json")
+    assert signed.returncode == 0, signed.stderr
+    assert [cp["seq"] for cp in json.loads(signed.stdout)["signed"]] == [3]
+    assert [
+        r["seq"] for r in witness.FileWitness(tmp_path / "share" / "checkpoints.jsonl", True).read()
+    ] == [3]
