@@ -72,7 +72,7 @@ DEFAULT_WAITS: dict[str, dict[str, object]] = {
         "batch_window_s": _SHIPPED.batch_window_s,
     }
 }
-OnBatch = Callable[[str, list[Path] | None], None]
+OnBatch = Callable[[str, list[Path] | None], list[Path] | None]
 
 
 def run(work: Path, quick: bool) -> Result:

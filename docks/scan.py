@@ -66,7 +66,9 @@ def scan_station(
     refused: list[FileReport] = []
     root = station.root
     entries = _walk(root, patterns, refused) if only is None else _named(root, only, patterns)
-    writers = open_for_writing([root]) if writer_check else set()
+    # Read from /proc once there is a file to judge: an empty dump folder, what a watcher's
+    # sweep meets most of the day, costs no scan of every process's open files.
+    writers: set[tuple[int, int]] | None = None if writer_check else set()
     ready: list[SourceFile] = []
     waiting: list[SourceFile] = []
     writing: set[Path] = set()
@@ -85,6 +87,8 @@ def scan_station(
             )
             continue
         source = SourceFile.seen(station.id, path, st, shown)
+        if writers is None:
+            writers = open_for_writing([root])
         if (st.st_dev, st.st_ino) in writers:
             writing.add(path)
             waiting.append(source)

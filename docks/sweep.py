@@ -23,6 +23,7 @@ from pipeline.ingest.steps import IngestContext, ingest_job, prepare
 from pipeline.ingest.writers import is_network_mount
 from pipeline.models import FileReport, Outcome, SourceFile, Station, SweepReport
 from pipeline.registry.stations import check_station_root, list_stations
+from pipeline.settings import Settings
 
 #: How long after its release a file in ``.ingested/`` is watched for a late writer.
 GROWTH_WATCH = timedelta(days=2)
@@ -125,3 +126,20 @@ def sweep_station(
     with ThreadPoolExecutor(max_workers=ctx.settings.ingest.workers) as pool:
         reports = list(pool.map(one, plan.job_ids))
     return finish_sweep(plan, reports)
+
+
+def settling(settings: Settings, station: Station) -> list[SourceFile]:
+    """The station's files still being written (or not yet settled): what the next sweeps
+    will take, for the queue view. A dump folder that cannot be read settles nothing."""
+    watch = settings.watch
+    try:
+        scan = scan_station(
+            station,
+            settings.ingest.ignore,
+            watch.stable_s,
+            encodings=settings.ingest.legacy_encodings,
+            writer_check=watch.writer_check,
+        )
+    except (OSError, EvidenceError):
+        return []
+    return list(scan.waiting)

@@ -20,6 +20,13 @@ start and every ``sweep_interval_s``, for a full reconciliation sweep of each st
 
 Each station has its own delivery thread: a slow batch of one station never holds up another,
 and files that become complete while their station's batch runs gather into its next batch.
+
+The stations can change while it runs (``set_stations``: `evidence watch` re-reads the
+registry at every reconciliation round): a new station is watched and swept at once, a
+removed one is no longer watched, its undelivered files left to whoever sweeps it next.
+
+Time comes from a ``Clock`` (``now`` and waiting on the watcher's condition), so a test runs
+a day of sweeps in seconds with a simulated one.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from docks.scan import INGESTED_DIR, is_ignored
 from pipeline.errors import StationError
@@ -61,7 +68,10 @@ from pipeline.settings import WatchSettings
 logger = logging.getLogger(__name__)
 
 #: ``on_batch(station_id, paths)``: paths judged complete, or ``None`` for "sweep the station".
-OnBatch = Callable[[str, list[Path] | None], None]
+#: A sweep may return the files it found still being written: the watcher then watches them
+#: settle, as it does a file it saw created (one that landed before the watch existed has no
+#: event, and would otherwise wait for the next sweep).
+OnBatch = Callable[[str, list[Path] | None], "list[Path] | None"]
 
 # Only these reach us; opened/closed-without-write (our own ingest reading a file) are never
 # even subscribed to, so reading the dump folder does not wake the watcher.
@@ -74,6 +84,17 @@ _EVENT_FILTER: list[type[FileSystemEvent]] = [
 ]
 
 _Signature = tuple[int, int]  # (size, mtime_ns)
+
+
+class Clock:
+    """Real time: ``time.monotonic`` and waits of the given length."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, cond: threading.Condition, timeout: float | None) -> None:
+        """Wait on ``cond`` (held by the caller) until notified or ``timeout`` passed."""
+        cond.wait(timeout)
 
 
 @dataclass
@@ -116,7 +137,10 @@ class StationWatcher:
         settings: WatchSettings,
         ignore: Sequence[str],
         on_batch: OnBatch,
+        *,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or Clock()
         self._stations: dict[str, Station] = {}
         for station in stations:
             if station.id in self._stations:
@@ -134,6 +158,7 @@ class StationWatcher:
         self._stopping = False
         self._started = False
         self._observer: BaseObserver | None = None
+        self._watches: dict[str, ObservedWatch] = {}
         self._workers: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -147,32 +172,76 @@ class StationWatcher:
                 raise StationError(station.id, f"dump folder is not a directory: {station.root}")
         self._started = True
         observer = Observer()
-        for station in self._stations.values():
-            observer.schedule(
-                _StationHandler(self, station),
-                str(station.root),
-                recursive=True,
-                event_filter=_EVENT_FILTER,
-            )
         observer.start()
         self._observer = observer
-        # The first sweep is due now, after the watches exist: a file that lands in between is
-        # then seen by the sweep, by an event, or by both (ingest is idempotent), never by neither.
-        now = time.monotonic()
-        with self._cond:
-            self._sweep_due = dict.fromkeys(self._stations, now)
         # One thread judges completeness for all stations, even while every station is busy
         # ingesting; each station has its own thread for its sweeps and batches.
-        self._workers = [
-            threading.Thread(target=self._judge, name="watch-judge", daemon=True),
-            *(
-                threading.Thread(target=self._run, args=(sid,), name=f"watch-{sid}", daemon=True)
-                for sid in self._stations
-            ),
-        ]
-        for worker in self._workers:
-            worker.start()
+        judge = threading.Thread(target=self._judge, name="watch-judge", daemon=True)
+        self._workers = [judge]
+        judge.start()
+        for station in self._stations.values():
+            self._watch(station)
         logger.info("watching %d station(s): %s", len(self._stations), ", ".join(self._stations))
+
+    def _watch(self, station: Station) -> None:
+        """Watch one station's folder and start its thread, its first sweep due now."""
+        assert self._observer is not None
+        self._watches[station.id] = self._observer.schedule(
+            _StationHandler(self, station),
+            str(station.root),
+            recursive=True,
+            event_filter=_EVENT_FILTER,
+        )
+        # The first sweep is due now, after the watch exists: a file that lands in between is
+        # then seen by the sweep, by an event, or by both (ingest is idempotent), never by neither.
+        with self._cond:
+            self._sweep_due[station.id] = self._clock.now()
+            self._cond.notify_all()
+        worker = threading.Thread(
+            target=self._run, args=(station.id,), name=f"watch-{station.id}", daemon=True
+        )
+        self._workers.append(worker)
+        worker.start()
+
+    def set_stations(self, stations: Sequence[Station]) -> tuple[list[str], list[str]]:
+        """Watch these stations from now on: new ones (or ones whose folder moved) are
+        watched and swept at once, removed ones are no longer watched (a batch of theirs
+        running now ends first). A new station whose folder is missing is left out, logged,
+        and tried again at the next call. Returns (added, removed) station ids."""
+        wanted = {s.id: s for s in stations}
+        with self._cond:
+            if self._stopping or not self._started:
+                return [], []
+            gone = [
+                sid for sid, s in self._stations.items() if wanted.get(sid, s).root != s.root
+            ] + [sid for sid in self._stations if sid not in wanted]
+            for sid in gone:
+                del self._stations[sid]
+                self._sweep_due.pop(sid, None)
+                self._batch_due.pop(sid, None)
+                self._ready.pop(sid, None)
+                for path in [p for p, c in self._pending.items() if c.station_id == sid]:
+                    del self._pending[path]
+            self._cond.notify_all()  # their threads see they are gone and end
+        for sid in gone:
+            watch = self._watches.pop(sid, None)
+            if watch is not None and self._observer is not None:
+                self._observer.unschedule(watch)
+        added = []
+        for sid, station in wanted.items():
+            if sid in self._stations:
+                continue
+            if not station.root.is_dir():
+                logger.error("station %s: dump folder is not a directory: %s", sid, station.root)
+                continue
+            with self._cond:
+                self._stations[sid] = station
+            self._watch(station)
+            added.append(sid)
+        removed = [sid for sid in gone if sid not in added]
+        if added or removed:
+            logger.info("stations added: %s; removed: %s", added or "none", removed or "none")
+        return added, removed
 
     def stop(self) -> None:
         """Stop watching and join the threads. A callback already running is waited for;
@@ -191,15 +260,32 @@ class StationWatcher:
         if observer is not None:
             logger.info("stopped watching")
 
-    def run_forever(self, stop_event: threading.Event | None = None) -> None:
-        """Watch until ``stop_event`` is set (or Ctrl-C), then stop. For the CLI."""
+    def run_forever(
+        self,
+        stop_event: threading.Event | None = None,
+        *,
+        stations: Callable[[], Sequence[Station]] | None = None,
+        every_s: float = 5.0,
+        on_change: Callable[[list[str], list[str]], None] | None = None,
+    ) -> None:
+        """Watch until ``stop_event`` is set (or Ctrl-C), then stop. For the CLI.
+        ``stations``: asked every ``every_s`` seconds which stations to watch; ``on_change``
+        told the station ids added and removed."""
         if stop_event is None:
             stop_event = threading.Event()
         self.start()
         try:
             # A short wait keeps Ctrl-C responsive on the main thread.
+            last = time.monotonic()
             while not stop_event.wait(0.5):
-                pass
+                if stations is not None and time.monotonic() - last >= every_s:
+                    last = time.monotonic()
+                    try:
+                        added, removed = self.set_stations(stations())
+                        if on_change is not None and (added or removed):
+                            on_change(added, removed)
+                    except Exception:  # a registry that does not answer: try again later
+                        logger.exception("the station registry could not be read")
         except KeyboardInterrupt:
             logger.info("interrupted")
         finally:
@@ -222,6 +308,8 @@ class StationWatcher:
     def _wanted(self, station: Station, path: Path) -> bool:
         # The same exclusions as a sweep (devices.scan): ignored names, ignored or hidden
         # folders, and .ingested/ where released sources go.
+        if self._stations.get(station.id) is not station:
+            return False  # an event of a station removed meanwhile
         try:
             parts = path.relative_to(station.root).parts
         except ValueError:
@@ -238,7 +326,7 @@ class StationWatcher:
         with self._cond:
             # A new close/move/create means new content: poll afresh, deliver again.
             self._ready.get(station.id, {}).pop(path, None)
-            self._pending[path] = _Candidate(station.id, time.monotonic(), quiet_s)
+            self._pending[path] = _Candidate(station.id, self._clock.now(), quiet_s)
             self._cond.notify_all()
 
     def _touch(self, station: Station, path: Path) -> None:
@@ -249,11 +337,11 @@ class StationWatcher:
                 # Written again after it was judged complete: it is done when closed again.
                 del batch[path]
                 self._pending[path] = _Candidate(
-                    station.id, time.monotonic(), self._settings.stable_s
+                    station.id, self._clock.now(), self._settings.stable_s
                 )
                 self._cond.notify_all()
             elif path in self._pending:
-                self._pending[path].changed_at = time.monotonic()
+                self._pending[path].changed_at = self._clock.now()
 
     def _forget(self, station: Station, path: Path) -> None:
         with self._cond:
@@ -269,30 +357,31 @@ class StationWatcher:
             with self._cond:
                 if self._stopping:
                     return
-                now = time.monotonic()
+                now = self._clock.now()
                 nearest = min((c.due for c in self._pending.values()), default=math.inf)
                 if nearest > now:
                     # Computed under the lock, so an event after the poll shortens the wait.
-                    self._cond.wait(None if nearest == math.inf else nearest - now)
+                    self._clock.wait(self._cond, None if nearest == math.inf else nearest - now)
 
     def _run(self, station_id: str) -> None:
+        station = self._stations[station_id]
         while True:
             with self._cond:
-                if self._stopping:
+                if self._stopping or self._stations.get(station_id) is not station:
                     return
-                job = self._take_job(station_id, time.monotonic())
+                job = self._take_job(station_id, self._clock.now())
                 if job is None:
-                    self._cond.wait(self._seconds_to_next(station_id))
+                    self._clock.wait(self._cond, self._seconds_to_next(station_id))
                     continue
             self._deliver(station_id, job.paths)
 
     def _poll_candidates(self) -> None:
         with self._cond:
-            now = time.monotonic()
+            now = self._clock.now()
             due = [(p, c) for p, c in self._pending.items() if c.due <= now]
         # stat outside the lock: a slow disk must not hold up the event thread.
         seen = [(path, cand, _signature(path)) for path, cand in due]
-        now = time.monotonic()
+        now = self._clock.now()
         with self._cond:
             for path, cand, sig in seen:
                 if self._pending.get(path) is not cand:
@@ -326,7 +415,7 @@ class StationWatcher:
         nearest = min(
             self._batch_due.get(station_id, math.inf), self._sweep_due.get(station_id, math.inf)
         )
-        return None if nearest == math.inf else max(0.0, nearest - time.monotonic())
+        return None if nearest == math.inf else max(0.0, nearest - self._clock.now())
 
     def _deliver(self, station_id: str, paths: list[Path] | None) -> None:
         if paths is not None and any(raw_name(p) is not None for p in paths):
@@ -334,20 +423,27 @@ class StationWatcher:
             # sweep of the station, which finds it on the dock, takes it instead, now.
             paths = [p for p in paths if raw_name(p) is None]
             with self._cond:
-                self._sweep_due[station_id] = time.monotonic()
+                self._sweep_due[station_id] = self._clock.now()
                 self._cond.notify_all()
             if not paths:
                 return
         what = "sweep" if paths is None else f"batch of {len(paths)} file(s)"
         logger.info("station %s: %s", station_id, what)
         try:
-            self._on_batch(station_id, paths)
+            settling = self._on_batch(station_id, paths)
         except Exception:
             logger.exception("station %s: %s failed", station_id, what)
+        else:
+            station = self._stations.get(station_id)
+            if paths is None and settling and station is not None:
+                for path in settling:
+                    self._candidate(station, path, writer_done=False)
         finally:
             if paths is None:
                 with self._cond:
-                    self._sweep_due[station_id] = time.monotonic() + self._settings.sweep_interval_s
+                    self._sweep_due[station_id] = (
+                        self._clock.now() + self._settings.sweep_interval_s
+                    )
 
 
 class _StationHandler(FileSystemEventHandler):

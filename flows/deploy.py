@@ -21,16 +21,18 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows import compliance, fixity
+from flows.automations import deploy_automations
 from flows.ingest import HASHING_TAG, TRANSCODE_TAG, ingest_station
+from flows.runs import RUN_TAG
 from pipeline.settings import Settings
 
 INGEST_DEPLOYMENT = "ingest-station/station"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def deploy_all(settings: Settings) -> list[str]:
-    """Create (or update) the work pool, the deployments and the concurrency limits; the
-    deployments' names."""
+def deploy_all(settings: Settings) -> tuple[list[str], list[str]]:
+    """Create (or update) the work pool, the deployments, the concurrency limits and the
+    automations (flows/automations.py); the deployments' and the automations' names."""
     pool = settings.prefect.work_pool
     root = settings.prefect.code_path or str(PROJECT_ROOT)
     with get_client(sync_client=True) as client:
@@ -44,16 +46,17 @@ def deploy_all(settings: Settings) -> list[str]:
                 client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
             else:
                 _drop_limit(client, tag)
+        automations = deploy_automations(client)
     runners = [
         _sourced(d, root, pool)
         for d in (
-            ingest_station.to_deployment(name="station"),
+            ingest_station.to_deployment(name="station", tags=[RUN_TAG, "kind:sweep"]),
             *compliance.deployments(settings),
             *fixity.deployments(settings),
         )
     ]
     deploy(*runners, work_pool_name=pool, build=False, push=False, print_next_steps_message=False)
-    return [f"{r.flow_name}/{r.name}" for r in runners]
+    return [f"{r.flow_name}/{r.name}" for r in runners], automations
 
 
 def _sourced(runner: Any, root: str, pool: str) -> Any:
@@ -75,9 +78,19 @@ def _drop_limit(client: Any, tag: str) -> None:
         client.delete_concurrency_limit_by_tag(tag)
 
 
-def submit_ingest(station_id: str, paths: list[str] | None) -> str:
-    """Submit one sweep to the ingest-station deployment without waiting; the run's name."""
+def submit_ingest(
+    station_id: str, paths: list[str] | None, job_ids: list[int] | None = None
+) -> str:
+    """Submit one sweep (or the jobs ``job_ids`` a sweep planned) to the ingest-station
+    deployment without waiting; the run's name."""
+    parameters: dict[str, Any] = {"station_id": station_id, "paths": paths}
+    if job_ids is not None:
+        parameters["job_ids"] = job_ids
+    kind = "batch" if paths is not None else "sweep"
     run: Any = run_deployment(  # sync when called from sync code
-        INGEST_DEPLOYMENT, parameters={"station_id": station_id, "paths": paths}, timeout=0
+        INGEST_DEPLOYMENT,
+        parameters=parameters,
+        timeout=0,
+        tags=[RUN_TAG, f"kind:{kind}", f"station:{station_id}"],
     )
     return str(run.name)

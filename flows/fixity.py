@@ -2,8 +2,10 @@
 
 ``fixity-check`` re-hashes stored originals (a random sample, or all of them), recomputes the
 custody chain and its signed checkpoints, records a fixity event per original, and signs the
-checkpoints due. A run that finds a problem ends Failed, so operators see it in the UI; the
-table artifact lists every problem with its code.
+checkpoints due. A run that finds a problem ends in the Failed state ``ProblemsFound``, so
+operators see it in the UI, with one log line per problem (code, subject, message) and the
+table artifact listing every problem: a finding is the check's outcome, not a crash, so it is
+never a traceback.
 
 ``evidence serve`` serves :func:`deployments` with the instance's other schedules: the daily
 sample and the monthly full pass (``custody.fixity_*_cron`` in ``custody.fixity_timezone``),
@@ -16,16 +18,17 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.schedules import Cron, Interval
+from prefect.states import Failed
 
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.custody import checkpoints
 from pipeline.custody import fixity as verify
 from pipeline.custody.verify_bag import Problem
-from pipeline.errors import ConfigError, FixityProblems
+from pipeline.errors import ConfigError
 from pipeline.settings import Settings, load_settings
 from pipeline.storage.local import ArchiveStore, open_store
 
@@ -70,8 +73,11 @@ def sign_task(catalog: Catalog, settings: Settings) -> int:
     return len(checkpoints.checkpointer(settings).sign_due(catalog))
 
 
+PROBLEMS_FOUND = "ProblemsFound"
+
+
 @flow(name="fixity-check")
-def fixity_check(sample: int | None = None) -> verify.VerifyReport:
+def fixity_check(sample: int | None = None) -> Any:
     """Re-hash ``sample`` random originals (None: every one) and as many sealed case bags,
     check the custody log, its checkpoints and witnesses, and replay the catalog from it."""
     started = time.monotonic()
@@ -101,10 +107,18 @@ def fixity_check(sample: int | None = None) -> verify.VerifyReport:
             f"{len(report.problems)} problems (run {run})"
         ),
     )
-    if not report.ok:
-        codes = sorted({p.code for p in report.problems})
-        raise FixityProblems(f"{len(report.problems)} problems: {', '.join(codes)}")
-    return report
+    if report.ok:
+        return report
+    logger = get_run_logger()
+    for p in report.problems:
+        logger.error("%s %s: %s", p.code, p.subject, p.message)
+    codes = sorted({p.code for p in report.problems})
+    first = report.problems[0]
+    message = (
+        f"{len(report.problems)} problems ({', '.join(codes)}); first: {first.subject}: "
+        f"{first.message}"
+    )
+    return Failed(name=PROBLEMS_FOUND, message=message, data=report)
 
 
 @flow(name="custody-checkpoint")

@@ -13,6 +13,15 @@ step is idempotent.
   ``derive-station`` the third, later: a file is in the catalog within a second or so of
   landing, while proxies, which can take minutes for an hour of 1080p, follow behind.
 
+What the run list shows (the Prefect UI is the operators' screen): a sweep is planned before
+any flow run is made, and one that finds nothing to take makes none; it is logged and counted
+in the station's heartbeat (``pipeline.ingest.queue``) and the Prefect event
+``evidence.station.swept``. A run is named for what it does, ``intake DOCK-01 3 files 09:21``
+(local time, ``devices.timezone``), and tagged ``station:DOCK-01``, ``kind:intake`` and
+``evidence``. A file that hit a system error ends its run in the Failed state ``FilesFailed``,
+with a log line naming the file and the reason; quarantined files are log lines (warnings) and
+rows of the run's table artifact, never tracebacks: they are outcomes, not faults.
+
 A process killed mid-run never reports its run's end, so the run would say RUNNING for ever.
 Each run has an ``owner`` parameter, the job owner id of the process running it (host:pid:
 token, ``pipeline.catalog.jobs``), and each sweep of a station marks that station's runs
@@ -22,42 +31,43 @@ whose owner is gone as crashed, as the sweep takes over their jobs. Runs of a de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from time import monotonic
 from typing import Any
 
-import httpx
-from prefect import flow, get_run_logger, task, unmapped
-from prefect.artifacts import create_table_artifact
+from prefect import flow, get_run_logger, tags, task, unmapped
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.client.schemas import OrchestrationResult
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import StateType
-from prefect.client.schemas.responses import SetStateStatus
-from prefect.context import FlowRunContext, SettingsContext, get_settings_context
-from prefect.exceptions import PrefectException
+from prefect.context import SettingsContext, get_settings_context
 from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from prefect.settings import Settings as PrefectSettings
-from prefect.states import Crashed
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from docks.sweep import SweepPlan, finish_sweep, plan_sweep
-from pipeline.catalog.jobs import new_owner, owner_alive
+from flows.runs import (
+    FILES_FAILED,
+    conclude,
+    default_name,
+    heartbeat,
+    mark_crashed_runs,
+    publish_queue,
+    publish_report,
+    run_name,
+    run_tags,
+)
+from pipeline.catalog import jobs as jobs_db
+from pipeline.catalog import open_catalog
+from pipeline.catalog.jobs import new_owner
 from pipeline.custody.checkpoints import checkpointer
 from pipeline.errors import InstanceKeyError
 from pipeline.ingest.steps import IngestContext, catalogue_job, ingest_job, open_context, store_job
-from pipeline.models import FileReport, Station, SweepReport
+from pipeline.media import transcode
+from pipeline.models import FileReport, Outcome, Station, SweepReport
 from pipeline.registry.stations import get_station
 from pipeline.settings import Settings, load_settings
 
@@ -68,18 +78,55 @@ def plan_task(ctx: IngestContext, station_id: str, paths: list[str] | None) -> S
     return plan_sweep(ctx, station, None if paths is None else [Path(p) for p in paths])
 
 
-#: The ``on_file`` callback of each run started by :func:`run_ingest` in this process, by
-#: the run's job owner: a run calls only its own (two runs in one process, a web server and
-#: its sweeps, never see each other's files). A callable cannot be a flow parameter (they go
-#: to the Prefect server as JSON), hence this table rather than an argument of the flow.
-_on_file: dict[str, Callable[[FileReport], None]] = {}
+def _nothing(*_args: object) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """What a sweep run in this process tells its caller as it goes (a progress bar)."""
+
+    planned: Callable[[int, int], None] = _nothing  # files and bytes to take
+    stored: Callable[[int], None] = _nothing  # bytes of one more file copied and verified
+    transcoding: Callable[[str, float], None] = _nothing  # a file's proxy: fraction done
+    ended: Callable[[FileReport], None] = _nothing  # one file's outcome
+
+
+#: The progress of each run started by :func:`run_ingest` in this process, by the run's job
+#: owner: a run calls only its own (two runs in one process, a web server and its sweeps,
+#: never see each other's files). A callable cannot be a flow parameter (they go to the
+#: Prefect server as JSON), hence this table rather than an argument of the flow.
+_progress: dict[str, IngestProgress] = {}
 
 
 def _ended(ctx: IngestContext, report: FileReport) -> FileReport:
-    callback = _on_file.get(ctx.owner)
-    if callback is not None:
-        callback(report)
+    progress = _progress.get(ctx.owner)
+    if progress is not None:
+        progress.ended(report)
     return report
+
+
+def _store(ctx: IngestContext, station: Station, job_id: int) -> FileReport | None:
+    done = store_job(ctx, station, job_id)
+    progress = _progress.get(ctx.owner)
+    if progress is not None and done is None:
+        with ctx.catalog.read() as conn:
+            progress.stored(jobs_db.sizes(conn, [job_id]).get(job_id, 0))
+    return done
+
+
+def _finish(ctx: IngestContext, station: Station, job_id: int) -> FileReport:
+    """The job's remaining steps; its proxy's progress (ffmpeg's ``-progress``) to the bar."""
+    progress = _progress.get(ctx.owner)
+    if progress is None:
+        return ingest_job(ctx, station, job_id)
+    with ctx.catalog.read() as conn:
+        path = jobs_db.get(conn, job_id).source_path
+    token = transcode.proxy_progress.set(lambda fraction: progress.transcoding(path, fraction))
+    try:
+        return ingest_job(ctx, station, job_id)
+    finally:
+        transcode.proxy_progress.reset(token)
 
 
 HASHING_TAG, TRANSCODE_TAG = "hashing", "transcode"
@@ -95,7 +142,7 @@ Partial = list[FileReport | None]
     name="store-files", tags=[HASHING_TAG], cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5
 )
 def store_files_task(ctx: IngestContext, station: Station, job_ids: list[int]) -> Partial:
-    return [store_job(ctx, station, job_id) for job_id in job_ids]
+    return [_store(ctx, station, job_id) for job_id in job_ids]
 
 
 @task(name="catalogue-files", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -119,7 +166,7 @@ def derive_files_task(
     ctx: IngestContext, station: Station, job_ids: list[int], catalogued: Partial
 ) -> list[FileReport]:
     return [
-        _ended(ctx, done if done is not None else ingest_job(ctx, station, job_id))
+        _ended(ctx, done if done is not None else _finish(ctx, station, job_id))
         for job_id, done in zip(job_ids, catalogued, strict=True)
     ]
 
@@ -153,22 +200,34 @@ def sign_task(ctx: IngestContext) -> int:
 _DEFAULT_RUNNER: Any = ThreadPoolTaskRunner(max_workers=2)
 
 
-@flow(name="ingest-station", task_runner=_DEFAULT_RUNNER)
+@flow(name="ingest-station", task_runner=_DEFAULT_RUNNER, flow_run_name=default_name("sweep"))
 def ingest_station(
-    station_id: str, paths: list[str] | None = None, owner: str | None = None
-) -> SweepReport:
-    """Ingest the complete files of one station (all of them, or just ``paths``); ``owner``:
-    the job owner id of the process running it (a fresh one unless given)."""
-    mark_crashed_runs(station_id)
-    ctx = open_context(load_settings(), owner)
+    station_id: str,
+    paths: list[str] | None = None,
+    owner: str | None = None,
+    job_ids: list[int] | None = None,
+) -> Any:
+    """Ingest the complete files of one station (all of them, or just ``paths``, or the jobs
+    ``job_ids`` a sweep planned before the run); ``owner``: the job owner id of the process
+    running it (a fresh one unless given)."""
+    settings = load_settings()
+    if job_ids is None and paths is None:
+        mark_crashed_runs(station_id)
+    ctx = open_context(settings, owner)
     try:
-        plan = plan_task(ctx, station_id, paths)
+        if job_ids is None:
+            plan = plan_task(ctx, station_id, paths)
+        else:
+            plan = SweepPlan(get_station(ctx.catalog, station_id), tuple(job_ids), (), monotonic())
         parts = chunks(plan.job_ids, ctx.settings.ingest.workers)
         report = _derive(ctx, plan, parts, _intake(ctx, plan.station, parts))
+        publish_queue(ctx)
     finally:
         ctx.catalog.dispose()
-    _publish(report, "sweep")
-    return report
+    if job_ids is None and paths is None:
+        heartbeat(settings, report, files=len(plan.job_ids))
+    publish_report(report, "sweep")
+    return conclude(report, "sweep")
 
 
 @dataclass(frozen=True)
@@ -179,16 +238,19 @@ class Intake:
     to_derive: tuple[int, ...]
 
 
-@flow(name="intake-station", task_runner=_DEFAULT_RUNNER)
-def intake_station(station_id: str, paths: list[str] | None, owner: str) -> Intake:
+@flow(name="intake-station", task_runner=_DEFAULT_RUNNER, flow_run_name=default_name("intake"))
+def intake_station(
+    station_id: str, paths: list[str] | None, owner: str, job_ids: list[int] | None = None
+) -> Any:
     """Store and catalogue the files the watcher saw closed (or, ``paths`` None, sweep the
-    whole folder and resume unfinished jobs); the jobs left to derive stay claimed by
-    ``owner`` (the watcher) until it derives them."""
-    if paths is None:  # a sweep, not a batch: a batch must not wait on the server for this
-        mark_crashed_runs(station_id)
+    whole folder and resume unfinished jobs; or the jobs ``job_ids`` a sweep planned); the
+    jobs left to derive stay claimed by ``owner`` (the watcher) until it derives them."""
     ctx = open_context(load_settings(), owner)
     try:
-        plan = plan_task(ctx, station_id, paths)
+        if job_ids is None:
+            plan = plan_task(ctx, station_id, paths)
+        else:
+            plan = SweepPlan(get_station(ctx.catalog, station_id), tuple(job_ids), (), monotonic())
         parts = chunks(plan.job_ids, ctx.settings.ingest.workers)
         ended: list[FileReport] = []
         to_derive: list[int] = []
@@ -202,22 +264,30 @@ def intake_station(station_id: str, paths: list[str] | None, owner: str) -> Inta
     finally:
         ctx.catalog.dispose()
     # No artifact and no checkpoint signing here: each costs a call to the Prefect server,
-    # on the path from a file landing to its catalogue entry; derive-station does both.
-    return Intake(report, tuple(to_derive))
+    # on the path from a file landing to its catalogue entry; derive-station does both. A
+    # run with problems is the exception: its table is what an operator opens.
+    if any(f.outcome is not Outcome.ARCHIVED for f in report.files):
+        publish_report(report, "intake")
+    concluded = conclude(report, "intake")
+    intake = Intake(report, tuple(to_derive))
+    if isinstance(concluded, State):
+        return Failed(name=FILES_FAILED, message=concluded.message, data=intake)
+    return intake
 
 
-@flow(name="derive-station", task_runner=_DEFAULT_RUNNER)
-def derive_station(station_id: str, job_ids: list[int], owner: str) -> SweepReport:
+@flow(name="derive-station", task_runner=_DEFAULT_RUNNER, flow_run_name=default_name("derive"))
+def derive_station(station_id: str, job_ids: list[int], owner: str) -> Any:
     """Proxies, thumbnails and release for jobs ``intake-station`` catalogued."""
     ctx = open_context(load_settings(), owner)
     try:
         plan = SweepPlan(get_station(ctx.catalog, station_id), tuple(job_ids), (), monotonic())
         parts = chunks(plan.job_ids, ctx.settings.ingest.workers)
         report = _derive(ctx, plan, parts, [[None] * len(part) for part in parts])
+        publish_queue(ctx)
     finally:
         ctx.catalog.dispose()
-    _publish(report, "derive")
-    return report
+    publish_report(report, "derive")
+    return conclude(report, "derive")
 
 
 def _derive(
@@ -231,74 +301,6 @@ def _derive(
     report = finish_sweep(plan, [r for f in derived for r in f.result()])
     sign_task(ctx)
     return report
-
-
-INGEST_FLOWS = ("ingest-station", "intake-station", "derive-station")
-
-
-def _gone(owner: object) -> bool:
-    """The run's owner process is known to be gone (not merely on another host)."""
-    if not isinstance(owner, str):
-        return False  # a deployment's run: its worker reports its end
-    try:
-        return not owner_alive(owner)
-    except ValueError:  # not an owner id of ours: leave that run alone
-        return False
-
-
-def mark_crashed_runs(station_id: str) -> int:
-    """Mark as crashed the station's ingest flow runs that still say PENDING or RUNNING but
-    whose process is gone; how many were marked. Housekeeping only: when the server does
-    not answer, the sweep goes on and a later one tries again."""
-    current = FlowRunContext.get()
-    current_id = current.flow_run.id if current and current.flow_run else None
-    marked = 0
-    try:
-        with get_client(sync_client=True) as client:
-            # The server filters on state, not on parameters: the station is picked here, out
-            # of the few runs that are going on (or seem to be).
-            runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=list(INGEST_FLOWS))),
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(
-                        type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
-                    ),
-                ),
-            )
-            for run in runs:
-                owner = run.parameters.get("owner")
-                mine = run.id != current_id and run.parameters.get("station_id") == station_id
-                if not mine or not _gone(owner):
-                    continue
-                message = f"its process ({owner}) is gone; marked by a later sweep of {station_id}"
-                result: OrchestrationResult[Any] = client.set_flow_run_state(
-                    run.id, Crashed(message=message)
-                )
-                marked += int(result.status is SetStateStatus.ACCEPT)
-    except (httpx.HTTPError, PrefectException) as exc:
-        get_run_logger().warning("earlier runs of %s not checked: %s", station_id, exc)
-    if marked:
-        get_run_logger().warning("%d run(s) of %s marked crashed", marked, station_id)
-    return marked
-
-
-def _publish(report: SweepReport, what: str) -> None:
-    """The run's files as a table artifact in the Prefect UI."""
-    station = report.station_id.lower().replace("_", "-").replace(".", "-")
-    create_table_artifact(
-        key=f"{what}-{station}",
-        table=[
-            {
-                "file": f.path,
-                "outcome": f.outcome.value,
-                "sha256": f.sha256 or "",
-                "reason": f.reason or "",
-            }
-            for f in report.files
-        ],
-        description=f"{what.capitalize()} of {report.station_id}: {len(report.files)} files, "
-        f"{report.seconds:.1f} s",
-    )
 
 
 @contextmanager
@@ -327,30 +329,138 @@ def _without_heartbeats(settings: PrefectSettings) -> PrefectSettings:
     return _NO_HEARTBEATS[key][1]
 
 
+def _plan(
+    settings: Settings,
+    station_id: str,
+    paths: list[str] | None,
+    owner: str,
+    ctx: IngestContext | None = None,
+) -> SweepPlan:
+    """Plan a sweep before any flow run: one with nothing to take makes none. ``ctx``: a
+    context the caller keeps open (a watcher sweeps every minute), else one opened here."""
+    own = ctx or open_context(settings, owner)
+    try:
+        station = get_station(own.catalog, station_id)
+        return plan_sweep(own, station, None if paths is None else [Path(p) for p in paths])
+    finally:
+        if ctx is None:
+            own.catalog.dispose()
+
+
+def _named_run(settings: Settings, fn: Any, kind: str, station_id: str, files: int) -> Any:
+    """The flow with its run's name; called under :func:`run_tags` tags."""
+    name = run_name(kind, station_id, files, datetime.now(settings.zone))
+    return fn.with_options(flow_run_name=name)
+
+
+def _result(state: State[Any]) -> Any:
+    """What the run returned, Failed (``FilesFailed``) or not; a crash raises."""
+    if state.is_failed() and state.name == FILES_FAILED:
+        return state.result(raise_on_failure=False)
+    return state.result()
+
+
 def run_ingest(
     settings: Settings,
     station_id: str,
     paths: list[str] | None = None,
     *,
     on_file: Callable[[FileReport], None] | None = None,
+    progress: IngestProgress | None = None,
 ) -> SweepReport:
-    """Run one sweep as a flow run in this process; ``on_file`` is called with each file's
-    report as it ends (a progress bar)."""
+    """Run one sweep as a flow run in this process (none when it finds nothing to take);
+    ``on_file`` is called with each file's report as it ends, ``progress`` with the bytes
+    planned and stored and each proxy's progress (a progress bar)."""
     owner = new_owner()
-    if on_file is not None:
-        _on_file[owner] = on_file
+    if paths is None:
+        mark_crashed_runs(station_id)
+    plan = _plan(settings, station_id, paths, owner)
+    if progress is None and on_file is not None:
+        progress = IngestProgress(ended=on_file)
+    if progress is not None:
+        progress.planned(len(plan.job_ids), _bytes(settings, plan.job_ids))
+    if not plan.job_ids:
+        report = finish_sweep(plan, [])
+    else:
+        if progress is not None:
+            _progress[owner] = progress
+        try:
+            with _in_process(settings) as runner, tags(*run_tags("sweep", station_id)):
+                fn = _named_run(settings, ingest_station, "sweep", station_id, len(plan.job_ids))
+                state = fn.with_options(task_runner=runner)(
+                    station_id, None, owner, list(plan.job_ids), return_state=True
+                )
+        finally:
+            _progress.pop(owner, None)
+        report = _with_waiting(_result(state), plan)
+    if paths is None:
+        heartbeat(settings, report, files=len(plan.job_ids))
+    return report
+
+
+def plan_ahead(settings: Settings, station_id: str) -> list[int]:
+    """A sweep planned by a host that submits it to the workers (``prefect.deployments``):
+    its jobs, an empty list when there is nothing to take and so no run to submit. Either
+    way the sweep is noted in the station's heartbeat."""
+    plan = _plan(settings, station_id, None, new_owner())
+    heartbeat(settings, finish_sweep(plan, []), files=len(plan.job_ids))
+    return list(plan.job_ids)
+
+
+def _bytes(settings: Settings, job_ids: Sequence[int]) -> int:
+    if not job_ids:
+        return 0
+    catalog = open_catalog(settings.catalog_url, migrate=False)
     try:
-        with _in_process(settings) as runner:
-            return ingest_station.with_options(task_runner=runner)(station_id, paths, owner)
+        with catalog.read() as conn:
+            return sum(jobs_db.sizes(conn, list(job_ids)).values())
     finally:
-        _on_file.pop(owner, None)
+        catalog.dispose()
 
 
-def run_intake(settings: Settings, station_id: str, paths: list[str] | None, owner: str) -> Intake:
-    with _in_process(settings) as runner:
-        return intake_station.with_options(task_runner=runner)(station_id, paths, owner)
+def _with_waiting(report: SweepReport, plan: SweepPlan) -> SweepReport:
+    """The run's report with the files its plan left (still being written, refused)."""
+    return replace(report, files=(*report.files, *plan.waiting))
+
+
+def run_intake(
+    settings: Settings,
+    station_id: str,
+    paths: list[str] | None,
+    owner: str,
+    *,
+    check_crashed: bool = True,
+    ctx: IngestContext | None = None,
+    in_flight: Collection[int] = (),
+) -> Intake:
+    """Store and catalogue a batch (or sweep the station, ``paths`` None) as one
+    ``intake-station`` run; a sweep that finds nothing makes no run. ``check_crashed``: a
+    sweep marks the station's runs whose process is gone; ``ctx``: the caller's context to
+    plan with (the run opens its own); ``in_flight``: jobs the caller already holds (the
+    watcher's derive queue), left out."""
+    if paths is None and check_crashed:
+        mark_crashed_runs(station_id)
+    plan = _plan(settings, station_id, paths, owner, ctx)
+    if in_flight:
+        plan = replace(plan, job_ids=tuple(j for j in plan.job_ids if j not in in_flight))
+    if not plan.job_ids:
+        intake = Intake(finish_sweep(plan, []), ())
+    else:
+        with _in_process(settings) as runner, tags(*run_tags("intake", station_id)):
+            fn = _named_run(settings, intake_station, "intake", station_id, len(plan.job_ids))
+            state = fn.with_options(task_runner=runner)(
+                station_id, None, owner, list(plan.job_ids), return_state=True
+            )
+        done: Intake = _result(state)
+        intake = replace(done, report=_with_waiting(done.report, plan))
+    if paths is None:
+        heartbeat(settings, intake.report, files=len(plan.job_ids))
+    return intake
 
 
 def run_derive(settings: Settings, station_id: str, job_ids: list[int], owner: str) -> SweepReport:
-    with _in_process(settings) as runner:
-        return derive_station.with_options(task_runner=runner)(station_id, job_ids, owner)
+    with _in_process(settings) as runner, tags(*run_tags("derive", station_id)):
+        fn = _named_run(settings, derive_station, "derive", station_id, len(job_ids))
+        state = fn.with_options(task_runner=runner)(station_id, job_ids, owner, return_state=True)
+    report: SweepReport = _result(state)
+    return report

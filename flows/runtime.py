@@ -2,9 +2,20 @@
 
 Measured here: a Prefect 3.9 server takes ~15 s to start, and a process with no server
 configured starts an ephemeral one every time (10–18 s). So the first command that needs
-Prefect starts one local server in the background (its database under EVIDENCE_HOME/prefect)
-and every later command, ``evidence watch`` included, reuses it; operators open its UI. A
-shared server (``prefect.api_url``) replaces it on many machines.
+Prefect starts one local server in the background and every later command, ``evidence
+watch`` included, reuses it; operators open its UI. A shared server (``prefect.api_url``)
+replaces it on many machines.
+
+The local server is Prefect's own ``prefect server start``, configured the way Prefect is:
+through a profile, ``evidence``, in the instance's Prefect home (EVIDENCE_HOME/prefect/
+profiles.toml). The profile names the API URL, the server's host and port, and the URL its UI
+calls: a server started on another port than 4200 (4200 taken) still serves a UI that calls
+4200 unless ``PREFECT_SERVER_UI_API_URL`` says otherwise, and then shows another server's runs,
+or none. The server's pid goes where ``prefect server start --background`` puts it
+(``server.pid``), so ``PREFECT_HOME=$EVIDENCE_HOME/prefect prefect server stop`` stops it too,
+and any ``prefect`` command run with that PREFECT_HOME talks to this instance's server.
+(``--background`` itself is not used: it pipes the server's output to a process that exits at
+once, and the server's log is then lost.)
 
 This module must not import Prefect: Prefect reads its settings from the environment when it
 is first imported, so the environment is set here first.
@@ -19,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,6 +40,10 @@ from pipeline.errors import PrefectUnavailable
 from pipeline.settings import Settings
 
 START_TIMEOUT_S = 120.0
+PROFILE = "evidence"
+#: Where ``prefect server start --background`` records its server (prefect.cli._server_utils).
+PID_FILE = "server.pid"
+HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -50,8 +66,48 @@ def prefect_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def _state_file(settings: Settings) -> Path:
-    return settings.prefect_home / "server.json"
+def profile_settings(settings: Settings, port: int) -> dict[str, str]:
+    """The Prefect settings of the instance's local server on ``port``: where the clients,
+    the server and the UI served by it find the API."""
+    api = f"http://{HOST}:{port}/api"
+    values = {
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_API_HOST": HOST,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_UI_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    if settings.prefect.database_url:
+        # On SQLite, two flow runs writing at once make the server answer 503 and the client
+        # retry after 2 s; PostgreSQL takes concurrent runs (benchmark 5, BENCHMARKS.md).
+        values["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = settings.prefect.database_url
+    return values
+
+
+def _profiles_path(settings: Settings) -> Path:
+    return settings.prefect_home / "profiles.toml"
+
+
+def write_profile(settings: Settings, values: dict[str, str]) -> None:
+    """The instance's Prefect profile, made active (the whole file: it is the instance's)."""
+    # JSON strings are TOML basic strings for what these values hold (URLs, numbers).
+    lines = [f'active = "{PROFILE}"', "", f"[profiles.{PROFILE}]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in sorted(values.items())]
+    path = _profiles_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("\n".join(lines) + "\n")
+    temporary.replace(path)
+
+
+def read_profile(settings: Settings) -> dict[str, str]:
+    """The instance profile's settings; empty when there is none (or it is unreadable)."""
+    try:
+        profiles = tomllib.loads(_profiles_path(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    values = profiles.get("profiles", {}).get(PROFILE, {})
+    return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> bool:
@@ -62,22 +118,37 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def running_server(settings: Settings) -> ServerInfo | None:
-    """The local server a previous command started, if it still answers."""
-    path = _state_file(settings)
+#: Where this project kept its server's pid before it used Prefect's ``server.pid``: a
+#: server started by an older version is still found, to be stopped.
+LEGACY_STATE = "server.json"
+
+
+def _server_pid(settings: Settings) -> int | None:
     try:
-        state = json.loads(path.read_text())
+        return int((settings.prefect_home / PID_FILE).read_text().strip())
     except (OSError, ValueError):
+        pass
+    try:
+        return int(json.loads((settings.prefect_home / LEGACY_STATE).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not healthy(state["url"]):
+
+
+def running_server(settings: Settings) -> ServerInfo | None:
+    """The local server a previous command started, if its process lives and it answers
+    (a server of another instance that took the port since does not count)."""
+    pid = _server_pid(settings)
+    profile = read_profile(settings)
+    url = profile.get("PREFECT_API_URL")
+    if pid is None or url is None or not _alive(pid) or not healthy(url):
         return None
-    if state.get("database_url", "") != settings.prefect.database_url:
+    if profile.get("PREFECT_SERVER_DATABASE_CONNECTION_URL", "") != settings.prefect.database_url:
         # Reusing it would keep the runs in the other database without a word.
         raise PrefectUnavailable(
             "the local Prefect server runs on another database than prefect.database_url; "
             "restart it: evidence server stop && evidence server start"
         )
-    return ServerInfo(state["url"], state.get("pid"), started=False)
+    return ServerInfo(url, pid, started=False)
 
 
 def use_prefect(settings: Settings, *, start: bool = True) -> ServerInfo:
@@ -89,6 +160,10 @@ def use_prefect(settings: Settings, *, start: bool = True) -> ServerInfo:
         url = settings.prefect.api_url.rstrip("/")
         if not healthy(url):
             raise PrefectUnavailable(f"Prefect server {url} does not answer")
+        # `prefect` commands run with this PREFECT_HOME reach the shared server too.
+        write_profile(
+            settings, {"PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        )
         info = ServerInfo(url, None, started=False)
     else:
         found = running_server(settings)
@@ -103,88 +178,77 @@ def use_prefect(settings: Settings, *, start: bool = True) -> ServerInfo:
 
 def server_environment(settings: Settings) -> dict[str, str]:
     """The environment of the local server: this process's, with the instance's Prefect
-    variables and its database."""
-    env = {**os.environ, **prefect_environment(settings)}
-    env.pop("PREFECT_API_URL", None)
-    if settings.prefect.database_url:
-        # On SQLite, two flow runs writing at once make the server answer 503 and the client
-        # retry after 2 s; PostgreSQL takes concurrent runs (benchmark 5, BENCHMARKS.md).
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = settings.prefect.database_url
+    variables; the rest of its settings come from the profile, so a variable of this process
+    that would override the profile (an API URL, a port) is left out."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (
+            k.startswith("PREFECT_")
+            and (k.startswith("PREFECT_SERVER_") or k in ("PREFECT_API_URL", "PREFECT_PROFILE"))
+        )
+    }
+    env.update(prefect_environment(settings))
     return env
 
 
 def start_server(settings: Settings) -> ServerInfo:
-    """Start a local Prefect server in the background and wait until it answers."""
+    """Start the instance's local Prefect server in the background (``prefect server start``,
+    its settings in the profile) and wait until it answers."""
     port = settings.prefect.port if _port_free(settings.prefect.port) else _free_port()
-    url = f"http://127.0.0.1:{port}/api"
+    values = profile_settings(settings, port)
+    write_profile(settings, values)
+    url = values["PREFECT_API_URL"]
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.log_dir / "prefect-server.log"
-    env = server_environment(settings)
-    command = [
-        sys.executable,
-        "-m",
-        "prefect",
-        "server",
-        "start",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    pid_file = settings.prefect_home / PID_FILE
     with log_path.open("ab") as log:
         # A new session: the server outlives this command and ignores its Ctrl-C.
         proc = subprocess.Popen(
-            command,
+            [sys.executable, "-m", "prefect", "server", "start"],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=env,
+            env=server_environment(settings),
             start_new_session=True,
         )
+    pid_file.write_text(str(proc.pid))
     deadline = time.monotonic() + START_TIMEOUT_S
     while not healthy(url, timeout=1.0):
         if proc.poll() is not None:
+            pid_file.unlink(missing_ok=True)
             raise PrefectUnavailable(
                 f"the Prefect server exited with code {proc.returncode}; see {log_path}"
             )
         if time.monotonic() > deadline:
             proc.terminate()
+            pid_file.unlink(missing_ok=True)
             raise PrefectUnavailable(
                 f"the Prefect server did not answer within {START_TIMEOUT_S:g} s; see {log_path}"
             )
         time.sleep(0.25)
-    state = {
-        "url": url,
-        "pid": proc.pid,
-        "port": port,
-        "database_url": settings.prefect.database_url,
-    }
-    _state_file(settings).write_text(json.dumps(state))
     return ServerInfo(url, proc.pid, started=True)
 
 
 def stop_server(settings: Settings) -> bool:
-    """Stop the local server this instance started; False when none was running."""
-    path = _state_file(settings)
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
+    """Stop the local server this instance started, as ``prefect server stop`` does (SIGTERM
+    to the pid in ``server.pid``), and wait until it is gone; False when none was running."""
+    pid_file = settings.prefect_home / PID_FILE
+    pid = _server_pid(settings)
+    pid_file.unlink(missing_ok=True)
+    (settings.prefect_home / LEGACY_STATE).unlink(missing_ok=True)
+    if pid is None or not _alive(pid):
         return False
-    pid = state.get("pid")
-    stopped = False
-    if pid:
-        try:
-            os.killpg(pid, signal.SIGTERM)  # the server and the workers it spawned
-            stopped = True
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-    path.unlink(missing_ok=True)
-    return stopped
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -192,6 +256,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
     # A zombie child of ours counts as gone.
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
@@ -203,7 +269,7 @@ def _alive(pid: int) -> bool:
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((HOST, port))
         except OSError:
             return False
     return True
@@ -211,5 +277,5 @@ def _port_free(port: int) -> bool:
 
 def _free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return int(s.getsockname()[1])

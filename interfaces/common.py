@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +11,12 @@ import typer
 
 from interfaces import output
 from pipeline.catalog import Catalog, open_catalog
+from pipeline.custody.keys import PRIVATE_NAME, key_dir
+from pipeline.errors import ConfigError
 from pipeline.instance import Instance, open_instance
 from pipeline.registry import usecases as registry_usecases
 from pipeline.registry.records import Change
+from pipeline.search.query import period
 from pipeline.settings import Settings, load_settings
 
 #: Query terms and tag changes start with "-" (-tag:draft, -draft): arguments, not options.
@@ -30,25 +33,58 @@ def settings() -> Settings:
     return load_settings()
 
 
+class NotInitialised(ConfigError):
+    """A command named a home that `evidence init` never made."""
+
+    code = "not-initialised"
+
+
+def initialised(s: Settings) -> Settings:
+    """``s``, unless its home is one `evidence init` never made (no catalog, no instance
+    key): a mistyped --home would otherwise get an empty catalog of its own and show 0 items.
+    A configured catalog (PostgreSQL, a station host without the key) is the instance."""
+    if not s.catalog.url and not any(
+        p.exists() for p in (s.home / "catalog.db", key_dir(s.home) / PRIVATE_NAME)
+    ):
+        raise NotInitialised(
+            f"{s.home} is not an evidence home: it was never initialised; create it with "
+            f"`evidence --home {s.home} init`, or name the right one (--home, EVIDENCE_HOME)"
+        )
+    return s
+
+
 def catalog(s: Settings) -> Catalog:
-    return open_catalog(s.catalog_url)
+    return open_catalog(initialised(s).catalog_url)
 
 
 def instance(actor: str | None = None) -> Instance:
     """The instance a command works on: settings read once, the catalog opened (the store on
     first use), ``actor`` acting (else the ``actor`` setting). Use cases take it."""
-    return open_instance(settings()).acting(actor)
+    return open_instance(initialised(settings())).acting(actor)
+
+
+def _period(s: Settings, text: str) -> tuple[datetime | None, datetime | None]:
+    try:
+        return period(text, s.zone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def local_time(s: Settings, text: str | None) -> datetime | None:
-    """A date-time given on the command line: local time (devices.timezone) unless zoned."""
+    """A time given on the command line, in the forms ``search`` takes (2026-11, 2026-Q4,
+    2026-11-27, 2026-11-27T09:00, with or without a zone; local time, devices.timezone,
+    without one): the moment its period starts."""
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date-time like 2026-11-27T09:00") from None
-    return moment.replace(tzinfo=s.zone) if moment.tzinfo is None else moment
+    return _period(s, text)[0]
+
+
+def local_until(s: Settings, text: str | None) -> datetime | None:
+    """The end of a range given on the command line (``--to 2026-11``): the moment after the
+    period ``text`` names, so the whole month, day or minute is in the range."""
+    if text is None:
+        return None
+    return _period(s, text)[1]
 
 
 def now() -> datetime:
@@ -59,14 +95,32 @@ def local_date(s: Settings) -> date:
     return datetime.now(s.zone).date()
 
 
-def ago(moment: datetime | None) -> str:
-    return "never" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+def ago(moment: datetime | None, zone: tzinfo = UTC) -> str:
+    """When something last happened, in ``zone`` (a screen says which, :func:`output.zone_note`)."""
+    return "never" if moment is None else output.when(moment, zone, seconds=False)
+
+
+def officer_names(inst: Instance) -> dict[str, str]:
+    """Officer id -> name, for lists that hold ids (``1023 张伟``)."""
+    return {o.id: o.name for o in registry_usecases.list_officers(inst)}
+
+
+def officer_label(officer_id: str | None, names: Mapping[str, str]) -> str:
+    """``1023 张伟``: the id people type, and the name they know; the id alone if unknown."""
+    if not officer_id:
+        return ""
+    name = names.get(officer_id)
+    return f"{officer_id} {name}" if name else officer_id
 
 
 def changes_out(changes: Sequence[Change], json_out: bool) -> None:
     """Registry changes: JSON, or one line per change and a count of each action."""
     if json_out:
         output.print_json(changes)
+        return
+    if len(changes) == 1:  # one line says it all: "added device BWC0017"
+        (c,) = changes
+        output.console.print(output.text(f"{c.action} {c.entity} {c.key}"))
         return
     counts: dict[str, int] = {}
     for c in changes:

@@ -95,11 +95,38 @@ def _dumps(docks: Path) -> dict[str, Path]:
     return {"DOCK-01": d1, "DOCK-02": d2}
 
 
+def demo_home(home: Path | None) -> Path:
+    """Where the demo puts its data: ``--home``, else ``EVIDENCE_HOME`` (``make demo`` passes
+    it through), else a new temporary folder. A named one must be new or empty: the demo
+    registers its own stations and devices."""
+    named = home or (Path(os.environ["EVIDENCE_HOME"]) if os.environ.get("EVIDENCE_HOME") else None)
+    if named is None:
+        return Path(tempfile.mkdtemp(prefix="evidence-demo-")).resolve()
+    named = named.expanduser().resolve()
+    if named.exists() and (not named.is_dir() or any(named.iterdir())):
+        raise DemoHomeTaken(named)
+    return named
+
+
+class DemoHomeTaken(Exception):
+    """The demo's data directory holds something already."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(
+            f"{home} is not empty: the demo needs a new or empty data directory "
+            "(set EVIDENCE_HOME or --home to another, or remove this one)"
+        )
+
+
 def run_demo(home: Path | None) -> int:
     started = time.monotonic()
-    home = (home or Path(tempfile.mkdtemp(prefix="evidence-demo-"))).resolve()
-    os.environ["EVIDENCE_HOME"] = str(home)
     console = output.console
+    try:
+        home = demo_home(home)
+    except DemoHomeTaken as exc:
+        output.err_console.print(output.text(f"error: {exc}"), soft_wrap=True)
+        return 2
+    os.environ["EVIDENCE_HOME"] = str(home)
     console.rule("[bold]Evidence pipeline demo (执法全过程记录)")
     console.print(f"data directory: {home}")
 
@@ -120,7 +147,10 @@ def run_demo(home: Path | None) -> int:
     console.print("synthesizing recorder dumps with ffmpeg …")
     docks = _dumps(home / "docks")
     for station_id, root in docks.items():
-        add_station(catalog, station_id, root, "A001", name=f"采集站 {station_id}")
+        # The demo's docks keep the recorders' mtimes (as rsync -t would): drift is checked.
+        add_station(
+            catalog, station_id, root, "A001", name=f"采集站 {station_id}", preserves_mtimes=True
+        )
     _import_registry(home, catalog, settings)
     for path in sorted(p for root in docks.values() for p in root.rglob("*") if p.is_file()):
         console.print(f"  {path.relative_to(home / 'docks')}  ({path.stat().st_size:,} bytes)")
@@ -154,16 +184,52 @@ def run_demo(home: Path | None) -> int:
     console.rule("summary")
     console.print(
         f"{archived} archived, {quarantined} quarantined, "
-        f"{sum(r.count(Outcome.DUPLICATE) for r in reports)} duplicate sighting(s), "
+        f"{output.plural(sum(r.count(Outcome.DUPLICATE) for r in reports), 'duplicate sighting')}, "
         f"{sum(r.count(Outcome.FAILED) for r in reports)} failed; "
         f"{time.monotonic() - started:.0f} s in all"
     )
     ok = _verify(Instance(settings, catalog)) and ok
+    _demo_user(Instance(settings, catalog))
+    console.rule("web application 网页")
+    console.print(
+        output.text(
+            f"start it: EVIDENCE_CONFIG={trust} evidence --home {home} web   → "
+            f"http://{settings.web.host}:{settings.web.port}/   "
+            f"demo login 演示账号: {DEMO_LOGIN} / {DEMO_PASSWORD} (王芳, 法制审核 legal reviewer)"
+        ),
+        soft_wrap=True,
+    )
     console.print(f"look around: export EVIDENCE_CONFIG={trust}")
     console.print(f"             evidence --home {home} media list")
     console.print(f"             evidence --home {home} devices health")
     console.print(f"             evidence --home {home} verify")
+    console.print(
+        output.text(
+            f"the demo's data is in {home}, its trust anchors in {trust.parent}: they stay "
+            f"for you to look around; remove both when done (rm -rf {home} {trust.parent})"
+        ),
+        soft_wrap=True,
+    )
     return 0 if ok else 1
+
+
+#: The demo's web sign-in, printed at its end: a demo archive has no secret worth keeping.
+DEMO_LOGIN = "wang.fang"
+DEMO_PASSWORD = "demo-2026-wangfang"
+
+
+def _demo_user(instance: Instance) -> None:
+    """An account for 王芳 (A001, legal reviewer and archivist), to sign in to the web with."""
+    from pipeline.accounts.usecases import add_user
+    from pipeline.accounts.users import UserRole
+
+    add_user(
+        instance.acting("A001"),
+        DEMO_LOGIN,
+        officer_id="A001",
+        roles=(UserRole.LEGAL_REVIEWER, UserRole.ARCHIVIST),
+        password=DEMO_PASSWORD,
+    )
 
 
 def _trust_config(home: Path, key_id: str) -> Path:
@@ -241,6 +307,7 @@ def _cases(settings: Settings, catalog: Catalog) -> bool:
     with a coverage gap, and an inspection nobody filed within 15 days. Every step is the use
     case the CLI's commands call."""
     from interfaces.commands.compliance import print_report
+    from interfaces.common import officer_names
     from pipeline.cases import usecases
     from pipeline.models import RecordType, Signature
 
@@ -289,7 +356,7 @@ def _cases(settings: Settings, catalog: Catalog) -> bool:
         f"{sealed.state.value} {sealed.state.label_zh}"
     )
     report = usecases.compliance_report(archivist)
-    print_report(report)
+    print_report(report, officer_names(archivist))
     states = {c.number: c.state.value for c in report.cases}
     expected = {"2026-0113": "archived-on-time", "2026-0121": "open", "2026-0098": "overdue"}
     gap = usecases.case_detail(archivist, "2026-0121").coverage
@@ -360,7 +427,7 @@ def _check(
         )
     console.print(table)
     console.print(output.quarantine_table(entries))
-    print_health(health.report(catalog, settings.devices, datetime.now(UTC)))
+    print_health(health.report(catalog, settings.devices, datetime.now(UTC)), settings.zone)
     console.print("[bold]docks after ingest[/] (released sources are under .ingested/):")
     for station_id, root in docks.items():
         left = [p for p in root.rglob("*") if p.is_file() and ".ingested" not in p.parts]

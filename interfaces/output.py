@@ -13,10 +13,14 @@ import dataclasses
 import json
 import logging
 import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleDimensions
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
@@ -30,9 +34,28 @@ from pipeline.models import (
     plain,
 )
 
+#: Columns of output that goes to a file or a pipe: wide enough that no digest, name or
+#: path is folded (a script's `grep`, `cut` and `awk` see each on one line).
+PIPE_WIDTH = 4096
+
+
+class _Console(Console):
+    """A terminal gets its width; a pipe or a file gets :data:`PIPE_WIDTH`, not Rich's 80."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, super().size.height)
+        return super().size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
 # No emoji codes: a stored ":warning:" is shown as typed.
-console = Console(emoji=False)
-err_console = Console(stderr=True, emoji=False)
+console = _Console(emoji=False)
+err_console = _Console(stderr=True, emoji=False)
 
 # What a terminal acts on instead of showing: C0 controls but tab and newline, DEL, C1 (0x9b
 # alone is a CSI to many terminals), the Unicode line separators and bidirectional controls
@@ -105,6 +128,46 @@ def print_json(value: Any) -> None:
     print(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped))
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 case``, ``2 cases``, ``3 media items``, ``1 quarantine entry``."""
+    if n == 1:
+        return f"1 {word}"
+    if many is None:
+        many = (
+            f"{word[:-1]}ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else f"{word}s"
+        )
+    return f"{n} {many}"
+
+
+def titled_table(title: str | Text, **options: Any) -> Table:
+    """A table whose title is never folded: it is at least as wide as its title (a title
+    says what the times are in, and how many rows there are)."""
+    return Table(title=title, min_width=cell_len(str(title)) + 2, **options)
+
+
+def when(moment: datetime | None, zone: tzinfo, *, seconds: bool = True) -> str:
+    """A stored time as people read it: local (devices.timezone), without the zone, which
+    :func:`zone_note` names once per screen. Empty for None."""
+    if moment is None:
+        return ""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def when_zoned(moment: datetime | None, zone: tzinfo) -> str:
+    """A time on a line of its own: local, with its offset (``2026-11-30 09:25:00 +08:00``)."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
+
+
+def zone_note(zone: tzinfo) -> str:
+    """What a screen of local times says once: ``times in Asia/Shanghai (+08:00)``."""
+    offset = datetime.now(UTC).astimezone(zone).strftime("%z")
+    return f"times in {zone} ({offset[:3]}:{offset[3:]})"
+
+
 def _short(sha: str | None) -> str:
     return sha[:12] if sha else ""
 
@@ -114,7 +177,7 @@ def _seconds(value: float | None) -> str:
 
 
 def sweep_table(report: SweepReport) -> Table:
-    table = Table(title=text(f"Station {report.station_id}: {len(report.files)} files"))
+    table = Table(title=text(f"Station {report.station_id}: {plural(len(report.files), 'file')}"))
     for col in ("file", "outcome", "kind", "sha256", "media", "reason"):
         table.add_column(col, overflow="fold")
     for f in report.files:
@@ -135,14 +198,29 @@ def sweep_summary(report: SweepReport) -> Text:
     return text(f"{report.station_id}: {', '.join(parts) or 'no files'} in {report.seconds:.1f} s")
 
 
-def media_table(items: list[MediaItem]) -> Table:
-    table = Table(title=f"{len(items)} media items")
+#: Where a recorded time came from, as :func:`media_detail` says it.
+TIME_SOURCES = {
+    "metadata": "from the file's metadata",
+    "filename": "from the file name",
+    "mtime": "from the file's time on the dock",
+}
+
+
+def media_table(
+    items: list[MediaItem], zone: tzinfo = UTC, names: Mapping[str, str] | None = None
+) -> Table:
+    """Media items: ``recorded`` is the recording's start on the true clock (device offset
+    corrected), however it was timed, in ``zone``."""
+    names = names or {}
+    table = titled_table(f"{plural(len(items), 'media item')}, {zone_note(zone)}")
     for col in (
         "id",
         "kind",
         "status",
         "name",
         "station",
+        "device",
+        "officer",
         "recorded",
         "duration",
         "size",
@@ -150,14 +228,16 @@ def media_table(items: list[MediaItem]) -> Table:
     ):
         table.add_column(col, overflow="fold")
     for m in items:
-        recorded = m.probe.recorded_at or m.probe.encoded_at
+        recorded = m.recorded_start or m.probe.recorded_at or m.probe.encoded_at
         table.add_row(
             str(m.id),
             f"{m.kind.value} {m.kind.label_zh}",
             m.status.value,
             text(m.original_name),
             text(m.station_id),
-            recorded.strftime("%Y-%m-%d %H:%M:%S") if recorded else "",
+            text(m.device_serial or ""),
+            text(_who(m.officer_id, names.get(m.officer_id or ""))),
+            when(recorded, zone),
             _seconds(m.probe.duration_s),
             f"{m.size:,}",
             _short(m.sha256),
@@ -165,10 +245,36 @@ def media_table(items: list[MediaItem]) -> Table:
     return table
 
 
-def media_detail(item: MediaItem, paths: dict[str, str]) -> Table:
-    table = Table(show_header=False, title=f"Media item {item.id}")
+def _who(officer_id: str | None, name: str | None) -> str:
+    return " ".join(x for x in (officer_id, name) if x)
+
+
+def extra_json(extra: Mapping[str, object]) -> str:
+    """Metadata tags as JSON people read (not a Python dict): ``{"encoder": "Lavf"}``."""
+    return json.dumps(dict(extra), ensure_ascii=False, sort_keys=True)
+
+
+def media_detail(
+    item: MediaItem,
+    paths: dict[str, str],
+    zone: tzinfo = UTC,
+    *,
+    officer_name: str | None = None,
+    tags: tuple[str, ...] = (),
+    cases: tuple[Any, ...] = (),
+) -> Table:
+    """One item, every field a person asks about: device, officer, when it was recorded and
+    how that is known, its flags in words, description, tags, cases; times in ``zone``."""
+    table = titled_table(f"Media item {item.id}, {zone_note(zone)}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
+    recorded = None
+    if item.recorded_start is not None:
+        span = when(item.recorded_start, zone)
+        if item.recorded_end is not None and item.recorded_end != item.recorded_start:
+            span += "–" + when(item.recorded_end, zone)[11:]
+        source = TIME_SOURCES.get(item.time_source or "", item.time_source or "")
+        recorded = f"{span} ({source})"
     rows: list[tuple[str, Any]] = [
         ("sha256", item.sha256),
         ("size", f"{item.size:,} bytes"),
@@ -178,21 +284,36 @@ def media_detail(item: MediaItem, paths: dict[str, str]) -> Table:
         ("original name", item.original_name),
         ("station", item.station_id),
         ("source path", item.source_path),
-        ("ingested", item.ingested_at.isoformat()),
+        ("ingested", when(item.ingested_at, zone)),
+        ("device", item.device_serial or "(none identified)"),
+        ("officer", _who(item.officer_id, officer_name) or "(unattributed)"),
+        ("recorded", recorded),
+        ("description 文字说明", item.description or "(none)"),
+        ("described by", item.described_by),
+        ("record type", item.record_type),
+        ("signature", item.signature),
+        ("tags", ", ".join(tags) or "(none)"),
+        ("cases", Text("\n").join(text(f"{c.number} {c.title}") for c in cases) or "(in no case)"),
     ]
+    rows.extend((f"flag {f.code}", f.message) for f in item.flags)
     for f in dataclasses.fields(item.probe):
         value = getattr(item.probe, f.name)
-        if f.name != "kind" and value not in (None, {}):
-            rows.append((f.name, value))
+        if f.name == "kind" or value in (None, {}):
+            continue
+        if isinstance(value, datetime):
+            value = when(value, zone)
+        elif f.name == "extra":
+            value = extra_json(value)
+        rows.append((f.name, value))
     rows.extend(paths.items())
     for name, value in rows:
         if value is not None:
-            table.add_row(text(name), text(value))
+            table.add_row(text(name), value if isinstance(value, Text) else text(value))
     return table
 
 
 def quarantine_table(entries: list[QuarantineEntry]) -> Table:
-    table = Table(title=f"{len(entries)} quarantine entries (隔离区)")
+    table = Table(title=f"{plural(len(entries), 'quarantine entry')} (隔离区)")
     for col in ("id", "station", "file", "code", "reason", "media", "bytes kept as"):
         table.add_column(col, overflow="fold")
     for e in entries:
@@ -209,12 +330,39 @@ def quarantine_table(entries: list[QuarantineEntry]) -> Table:
 
 
 def stations_table(stations: list[Station]) -> Table:
-    table = Table(title=f"{len(stations)} stations (采集站)")
-    for col in ("id", "name", "dump folder", "location"):
+    table = Table(title=f"{plural(len(stations), 'station')} (采集站)")
+    for col in ("id", "name", "dump folder", "location", "keeps mtimes"):
         table.add_column(col, overflow="fold")
     for s in stations:
-        table.add_row(text(s.id), text(s.name), text(s.root), text(s.location))
+        table.add_row(
+            text(s.id),
+            text(s.name),
+            text(s.root),
+            text(s.location),
+            "yes" if s.preserves_mtimes else "no",
+        )
     return table
+
+
+def ingest_progress(*, disable: bool) -> Progress:
+    """The progress display of a sweep, on stderr: bytes stored (copied, hashed, verified)
+    of the bytes planned, and a fraction done for a proxy being made; transient."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+    )
+    return Progress(*columns, console=err_console, disable=disable, transient=True)
 
 
 def file_line(report: FileReport) -> Text:

@@ -337,3 +337,69 @@ class TranscoderUnusable(EvidenceError):
         self.what = what
         self.settings = settings
         self.reason = reason
+
+
+# ---------------------------------------------------------------------------------- accounts
+
+
+class AccountError(EvidenceError):
+    """An account cannot be added or changed as asked; names the login."""
+
+    code = "account"
+
+    def __init__(self, login: str, message: str) -> None:
+        super().__init__(f"user {login}: {message}")
+        self.login = login
+
+
+class SignInFailed(EvidenceError):
+    """A sign-in is refused. The message never says whether the login exists or the
+    password was wrong (the custody event does, for the audit)."""
+
+    code = "sign-in-failed"
+
+    def __init__(self, message: str = "登录名或密码错误 (wrong login or password)") -> None:
+        super().__init__(message)
+
+
+class AccountLocked(SignInFailed):
+    """Too many failed sign-ins of a login in the lockout window."""
+
+    code = "account-locked"
+
+    def __init__(self, login: str, minutes: float) -> None:
+        super().__init__(
+            f"登录失败次数过多，请 {minutes:g} 分钟后再试 "
+            f"(too many failed sign-ins for {login}: try again in {minutes:g} min)"
+        )
+        self.login = login
+        self.minutes = minutes
+
+
+class AddressThrottled(SignInFailed):
+    """Too many failed sign-ins from one address, whatever the logins, in the window."""
+
+    code = "sign-in-throttled"
+
+    def __init__(self, address: str, minutes: float) -> None:
+        super().__init__(
+            f"该地址登录失败次数过多，请 {minutes:g} 分钟后再试 "
+            f"(too many failed sign-ins from {address}: try again in {minutes:g} min)"
+        )
+        self.address = address
+        self.minutes = minutes
+
+
+class NotSignedIn(EvidenceError):
+    """No session, or one that expired or was revoked."""
+
+    code = "not-signed-in"
+
+    def __init__(self, message: str = "请先登录 (sign in first)") -> None:
+        super().__init__(message)
+
+
+class PermissionDenied(AccessRefused):
+    """A signed-in person's roles and department do not reach what they asked for."""
+
+    code = "forbidden"

@@ -98,6 +98,12 @@ class EventKind(enum.StrEnum):
     SEALED = "sealed"  # a case file archived
     FIXITY_CHECKED = "fixity_checked"
     FIXITY_FAILED = "fixity_failed"
+    # Accounts (issue 15): who may act, and every sign-in, failure and sign-out.
+    USER_CHANGED = "user_changed"  # an account added, disabled, enabled, its password or roles set
+    SIGNED_IN = "signed_in"
+    SIGN_IN_FAILED = "sign_in_failed"  # bad password, unknown login, disabled or locked account
+    SIGNED_OUT = "signed_out"
+    REFUSED = "refused"  # a signed-in person asked for evidence their roles do not reach
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,9 @@ class Station:
     root: Path
     name: str = ""
     location: str = ""
+    # The station copies files with the recorder's own mtimes (rsync -t, cp -p): only then is
+    # a file's mtime a clock to check the recorder's clock against.
+    preserves_mtimes: bool = False
 
 
 @dataclass(frozen=True)

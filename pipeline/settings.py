@@ -192,7 +192,8 @@ class DevicesSettings(Section):
         300.0,
         ge=0,
         le=365 * DAY_S,
-        description="recorded end vs the dock's file time beyond this: clock drift",
+        description="recorded end vs the file's time on a station that keeps mtimes, beyond "
+        "this: clock drift",
     )
     not_docked_days: int = Field(
         3, ge=1, le=3650, description="health: device not docked in this long"
@@ -323,6 +324,38 @@ class CasesSettings(Section):
     compliance_cron: str = Field("0 6 * * *", description="schedule of the compliance sweep")
 
 
+class WebSettings(Section):
+    """The archivists' web application (``evidence web``): where it listens, sessions,
+    sign-in lockout, and how long a reason given for viewing an item holds."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="address the web server binds")
+    port: int = Field(8000, ge=1, le=65535, description="port the web server listens on")
+    session_minutes: float = Field(
+        480.0, ge=1, le=43200, description="a sign-in lasts this long, then it must be redone"
+    )
+    secure_cookies: bool = Field(
+        False, description="cookies only over HTTPS (set behind a TLS reverse proxy)"
+    )
+    lockout_failures: int = Field(
+        5, ge=1, le=1000, description="failed sign-ins of one login that lock it"
+    )
+    lockout_minutes: float = Field(
+        15.0, gt=0, le=10080, description="the window those failures count in, and the lock"
+    )
+    lockout_address_failures: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="failed sign-ins from one address (any logins) that refuse it meanwhile",
+    )
+    reason_minutes: float = Field(
+        30.0,
+        ge=1,  # playing a recording takes many requests, all under the one reason
+        le=1440,
+        description="a reason given to view an item holds this long (playing, seeking)",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one instance. Build with :func:`load_settings`."""
 
@@ -341,6 +374,7 @@ class Settings(BaseSettings):
     cases: CasesSettings = CasesSettings()
     store: StoreSettings = StoreSettings()
     custody: CustodySettings = CustodySettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("home", mode="before")
     @classmethod

@@ -84,6 +84,7 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
+    assert run("init").returncode == 0  # a command on a home never initialised is refused
     return run
 
 

@@ -39,6 +39,7 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         )  # fmt: skip
 
     run.home = home  # type: ignore[attr-defined]
+    assert run("init").returncode == 0  # a command on a home never initialised is refused
     return run
 
 
@@ -52,7 +53,15 @@ def test_init_and_stations(cli, tmp_path: Path) -> None:  # type: ignore[no-unty
         cli("stations", "add", "DOCK-01", "--root", str(dock), "--name", "一中队").returncode == 0
     )
     listed = json.loads(cli("stations", "list", "--json").stdout)
-    assert listed == [{"id": "DOCK-01", "root": str(dock), "name": "一中队", "location": ""}]
+    assert listed == [
+        {
+            "id": "DOCK-01",
+            "root": str(dock),
+            "name": "一中队",
+            "location": "",
+            "preserves_mtimes": False,
+        }
+    ]
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,7 @@ def test_sigkill_mid_sweep_then_rerun_loses_nothing(
             [*EVIDENCE, *args], env=env, capture_output=True, text=True, timeout=300
         )
 
+    assert run("init").returncode == 0
     assert run("stations", "add", "D1", "--root", str(dock)).returncode == 0
     url = f"sqlite:///{home / 'catalog.db'}"
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from interfaces.demo import DEMO_LOGIN, DEMO_PASSWORD
+
 
 def test_the_demo_runs_and_shows_what_the_readme_promises(prefect_api: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDENCE_", "PREFECT_API"))}
@@ -21,10 +23,23 @@ def test_the_demo_runs_and_shows_what_the_readme_promises(prefect_api: str, tmp_
     )
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
-    assert "7 archived, 1 quarantined, 1 duplicate sighting(s), 0 failed" in out
+    assert "7 archived, 1 quarantined, 1 duplicate sighting, 0 failed" in out
+    assert f"the demo's data is in {tmp_path / 'demo'}" in out
     assert "MPEG-4 file is truncated" in out and "device BWC0099 is not registered" in out
     assert "released quarantine" in out and "archived-on-time" in out
     assert "2026-0098: overdue" in out and "2026-0121: coverage gap" in out
     assert out.count("decodes") == 5, "the proxy of each of the 5 archived recordings decodes"
     assert "DOCK-01: 5 released, 0 left on the dock" in out
     assert "Traceback" not in done.stderr
+    # It ends verified against its pinned key and witness, and with a web sign-in that works.
+    assert "checked against the pinned key and the witness" in out and ": clean" in out
+    assert f"demo login 演示账号: {DEMO_LOGIN} / {DEMO_PASSWORD}" in out
+    from pipeline.accounts.usecases import sign_in
+    from pipeline.instance import open_instance
+    from pipeline.settings import load_settings
+
+    instance = open_instance(load_settings(home=tmp_path / "demo"))
+    try:
+        assert sign_in(instance, DEMO_LOGIN, DEMO_PASSWORD).user.login == DEMO_LOGIN
+    finally:
+        instance.close()

@@ -188,7 +188,7 @@ def _dead_pid() -> int:
 
 
 def test_a_sweep_marks_the_runs_of_a_killed_sweep_crashed(
-    flow_env: Settings, catalog: Catalog, station: Station
+    flow_env: Settings, catalog: Catalog, station: Station, dock: Path, clips: dict[str, Path]
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import StateType
@@ -222,6 +222,7 @@ def test_a_sweep_marks_the_runs_of_a_killed_sweep_crashed(
                 ingest_station, parameters={"station_id": station.id}, state=Running()
             ).id,
         }
+        put(clips["photo"], dock, "BWC-1/a.jpg")  # a sweep with a file to take makes a run
         try:
             report = run_ingest(flow_env, station.id)
             assert report.ok

@@ -141,7 +141,7 @@ LISTINGS = {
     "media-list": (["media", "list"], [BAD_FILE_SHOWN, PHOTO_SHOWN]),
     "media-unlinked": (["media", "unlinked"], [PHOTO_SHOWN]),
     "search": (["search"], [OFFICER_SHOWN, f"{NUMBER} [bold]查封[/]"]),
-    "search-markup": (["search", "[/]"], ["media items: [/]"]),
+    "search-markup": (["search", "[/]"], ["1 media item: [/]"]),
     "search-tag": (["search", "tag:[bold]"], ["tag:[bold]"]),
     "devices-list": (["devices", "list"], [VENDOR, MODEL, LEGACY_SERIAL]),
     "devices-show": (["devices", "show", "BWC0017"], [VENDOR, MODEL, BAD_FILE_SHOWN]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -200,7 +201,8 @@ def test_disagreeing_serials_and_clock_drift_are_flagged_not_resolved(
     )
     # Filed under BWC0017's folder, tagged BWC0099 inside; written 2 h after it says it ended.
     _dock(clip, dock, "BWC0017/x.mp4", end=START + timedelta(hours=2))
-    (f,) = sweep_station(rctx, station).files
+    # A station that keeps the recorder's mtimes: the file's time is a clock to check against.
+    (f,) = sweep_station(rctx, replace(station, preserves_mtimes=True)).files
     with rctx.catalog.begin() as conn:
         item = media_db.get(conn, f.sha256 or "")
     codes = [fl.code for fl in item.flags]
@@ -226,7 +228,7 @@ def test_health_reports_docking_drift_and_quarantine(
     for i in range(2):  # two drifted recordings: "repeated"
         _dock(recording, dock, f"BWC0017/d{i}.mp4", tail=bytes([i]), end=START + timedelta(hours=3))
     _dock(recording, dock, "BWC0099/u.mp4", tail=b"u")
-    sweep_station(rctx, station)
+    sweep_station(rctx, replace(station, preserves_mtimes=True))
 
     report = health.report(rctx.catalog, rctx.settings.devices, datetime.now(UTC))
 

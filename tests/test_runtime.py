@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from flows.runtime import running_server, server_environment, start_server, stop_server
+from flows.runtime import profile_settings, running_server, start_server, stop_server
 from pipeline.errors import PrefectUnavailable
 from tests.conftest import make_settings
 
 
 def test_the_local_server_uses_the_configured_database(tmp_path: Path) -> None:
     plain = make_settings(tmp_path / "a")
-    assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in server_environment(plain)
+    assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in profile_settings(plain, 4200)
     url = "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect"
     told = make_settings(tmp_path / "b", prefect={"database_url": url})
-    assert server_environment(told)["PREFECT_SERVER_DATABASE_CONNECTION_URL"] == url
+    assert profile_settings(told, 4200)["PREFECT_SERVER_DATABASE_CONNECTION_URL"] == url
 
 
 def test_a_local_server_on_postgresql_keeps_its_runs_there(tmp_path: Path, pg_url: str) -> None:

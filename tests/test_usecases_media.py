@@ -26,6 +26,7 @@ from pipeline.errors import AccessRefused
 from pipeline.ingest.steps import IngestContext
 from pipeline.instance import Instance
 from pipeline.models import EventKind, Station, plain
+from pipeline.search import run as search_run
 from pipeline.search import usecases as search_usecases
 from pipeline.settings import Settings
 from pipeline.storage.s3 import open_s3_store
@@ -65,9 +66,15 @@ def test_media_show_json_is_exactly_the_plain_media_detail(archive: Archive) -> 
     with archive.catalog.read() as conn:
         item = media_db.get(conn, video.id)
         history = tuple(custody.events(conn, media_id=video.id))
+        (view,) = search_run.views(conn, [video.id])
     assert history[-1] == viewed, "the viewing is recorded before anything is shown"
     detail = custody_usecases.MediaDetail(
-        item, custody_usecases.Derived(item.proxy_key, item.thumbnail_key), history
+        item,
+        custody_usecases.Derived(item.proxy_key, item.thumbnail_key),
+        history,
+        officer_name=view.officer_name,
+        tags=view.tags,
+        cases=view.cases,
     )
     assert json.loads(result.stdout) == plain(detail)
 

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from pipeline.catalog import open_catalog
@@ -45,6 +46,8 @@ def test_watch_ingests_what_lands_and_stops_on_ctrl_c(
     shutil.copyfile(clips["photo"], dock / "BWC-0017" / "before.jpg")
     old = time.time() - 60
     os.utime(dock / "BWC-0017" / "before.jpg", (old, old))
+    init = subprocess.run([*EVIDENCE, "init"], env=env, capture_output=True, text=True, timeout=60)
+    assert init.returncode == 0, init.stderr
     add = subprocess.run([*EVIDENCE, "stations", "add", "D1", "--root", str(dock)], env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert add.returncode == 0, add.stderr
@@ -65,15 +68,29 @@ def test_watch_ingests_what_lands_and_stops_on_ctrl_c(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _names(url) != wanted:
             time.sleep(0.2)
-        assert _names(url) == wanted
+        if _names(url) != wanted:
+            watcher.send_signal(signal.SIGINT)
+            pytest.fail(f"not catalogued: {wanted - _names(url)}; {watcher.communicate()[0]}")
         # Catalogued first; proxies and the release from the dock follow in derive runs.
         left = lambda: sorted(p.name for p in (dock / "BWC-0017").iterdir())  # noqa: E731
         while time.monotonic() < deadline and left():
             time.sleep(0.2)
         assert left() == [], "all released"
+
+        # A station registered while it watches is watched too, within seconds.
+        second = tmp_path / "dock2"
+        (second / "BWC-0018").mkdir(parents=True)
+        add = subprocess.run([*EVIDENCE, "stations", "add", "D2", "--root", str(second)],
+                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert add.returncode == 0, add.stderr
+        shutil.copyfile(clips["video2"], second / "BWC-0018" / "later.mp4")
+        while time.monotonic() < deadline + 30 and "later.mp4" not in _names(url):
+            time.sleep(0.2)
     finally:
         watcher.send_signal(signal.SIGINT)
         out, _ = watcher.communicate(timeout=30)
     assert watcher.returncode == 0, out
     assert "Traceback" not in out
     assert "archived" in out and "renamed.m4a" in out
+    assert "watching D2 too" in out and "later.mp4" in _names(url), out
+    assert "Warning" not in out

@@ -1,6 +1,6 @@
 """The command groups of the `evidence` CLI, one module per group (file name = group name),
 plus the modules of the top-level commands (init and demo, ingest and watch, custody,
-search, serve).
+search, web, serve).
 
 Each module has ``register(root: typer.Typer) -> None``, which adds its group (or its
 top-level commands) to the root app. The order below is the order of ``evidence --help``.
@@ -12,6 +12,7 @@ from types import ModuleType
 
 from interfaces.commands import (
     cases,
+    categories,
     compliance,
     custody,
     devices,
@@ -25,21 +26,28 @@ from interfaces.commands import (
     serve,
     server,
     stations,
+    status,
+    users,
+    web,
 )
 
 COMMAND_MODULES: list[ModuleType] = [
     init,
     ingest,
+    status,
     stations,
     devices,
     officers,
     media,
     search,
     cases,
+    categories,
     compliance,
     quarantine,
     custody,
     keys,
+    users,
+    web,
     serve,
     server,
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -9,9 +10,19 @@ import typer
 from rich.table import Table
 
 from interfaces import output
-from interfaces.common import ActorOpt, JsonOpt, instance, local_date, local_time
+from interfaces.common import (
+    ActorOpt,
+    JsonOpt,
+    instance,
+    local_date,
+    local_time,
+    officer_label,
+    officer_names,
+)
 from pipeline.cases import usecases
+from pipeline.cases.categories import load_categories
 from pipeline.cases.deadline import CaseState
+from pipeline.instance import Instance
 
 app = typer.Typer(
     help="Cases and case files (案件/案卷): links, the 15-day rule, sealing.", no_args_is_help=True
@@ -38,20 +49,24 @@ def cases_add(
     number: Annotated[str, typer.Argument(help="Case number, e.g. 2026-0113.")],
     title: Annotated[str, typer.Option(help="Short title.")],
     category: Annotated[
-        str, typer.Option(help="Category id from config/categories.toml, e.g. seizure.")
+        str,
+        typer.Option(
+            help="Category: its id or zh-CN name (seizure, 查封扣押); evidence categories list."
+        ),
     ],
     department: Annotated[str, typer.Option(help="Department.")] = "",
     officer: OfficerOpt = None,
     start: Annotated[
-        str | None, typer.Option(help="Enforcement action start (local time unless zoned).")
+        str | None,
+        typer.Option(help="Enforcement action start: 2026-11-27T09:00 (local unless zoned)."),
     ] = None,
-    end: Annotated[str | None, typer.Option(help="Enforcement action end.")] = None,
+    end: Annotated[str | None, typer.Option(help="Enforcement action end, likewise.")] = None,
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a case (or update it), then link the records the linking rule finds.
 
-    Example: evidence cases add 2026-0113 --title "查封某仓库" --category seizure
+    Example: evidence cases add 2026-0113 --title "查封某仓库" --category 查封扣押
     --officer 1023 --officer 1088 --start 2026-11-27T09:00 --end 2026-11-27T10:00
     """
     inst = instance(actor)
@@ -70,9 +85,21 @@ def cases_add(
     else:
         output.console.print(
             output.text(
-                f"case {number} {saved.action}; {len(saved.linked)} record(s) linked by rule"
+                f"case {number} {saved.action}; "
+                f"{output.plural(len(saved.linked), 'record')} linked by rule"
             )
         )
+
+
+def category_label(inst: Instance) -> Callable[[str], str]:
+    """``seizure 查封扣押``: the id a command takes, and the name people know."""
+    found = load_categories(inst.settings)
+
+    def label(category_id: str) -> str:
+        known = found.by_id.get(category_id)
+        return f"{category_id} {known.name_zh}" if known else category_id
+
+    return label
 
 
 def cases_import(path: Path, actor: ActorOpt = None, json_out: JsonOpt = False) -> None:
@@ -109,7 +136,12 @@ def cases_list(
     if json_out:
         output.print_json(found)
         return
-    table = Table(title=f"{len(found)} cases (案件), today {local_date(inst.settings)}")
+    zone = inst.settings.zone
+    names, category = officer_names(inst), category_label(inst)
+    table = output.titled_table(
+        f"{output.plural(len(found), 'case')} (案件), today {local_date(inst.settings)}; "
+        f"{output.zone_note(zone)}"
+    )
     for col in (
         "number",
         "title",
@@ -126,10 +158,10 @@ def cases_list(
         table.add_row(
             output.text(c.number),
             output.text(c.title),
-            output.text(c.category),
+            output.text(category(c.category)),
             output.text(c.department),
-            output.text(", ".join(c.officers)),
-            f"{c.action_end:%Y-%m-%d %H:%M}" if c.action_end else "",
+            output.text(", ".join(officer_label(o, names) for o in c.officers)),
+            output.when(c.action_end, zone, seconds=False),
             due,
             f"{c.state.value} {c.state.label_zh}",
         )
@@ -141,21 +173,30 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
 
     Example: evidence cases show 2026-0113
     """
-    detail = usecases.case_detail(instance(), number)
+    inst = instance()
+    detail = usecases.case_detail(inst, number)
     if json_out:
         output.print_json(detail)
         return
-    case = detail.case
+    case, zone, names = detail.case, inst.settings.zone, officer_names(inst)
+    category = category_label(inst)(case.category)
+    officers = ", ".join(officer_label(o, names) for o in case.officers)
     output.console.print(
         output.line(
             (case.number, "bold"),
-            f" {case.title} — {case.category}, {case.department}; "
-            f"{case.status.value} {case.status.label_zh}; officers {', '.join(case.officers)}",
+            f" {case.title} — {', '.join(x for x in (category, case.department) if x)}; "
+            f"{case.status.value} {case.status.label_zh}; officers {officers}",
         )
     )
+    action = (
+        f"{output.when(case.action_start, zone, seconds=False) or '?'} → "
+        f"{output.when(case.action_end, zone, seconds=False) or '?'}"
+    )
     output.console.print(
-        f"action {case.action_start} → {case.action_end}; due {case.due}; "
-        f"state {detail.state.value} {detail.state.label_zh}"
+        output.text(
+            f"action {action}; due {case.due or '(not concluded)'}; "
+            f"state {detail.state.value} {detail.state.label_zh}; {output.zone_note(zone)}"
+        )
     )
     table = Table(title="linked records (案卷材料)")
     for col in ("media", "kind", "device", "officer", "recorded", "described", "how"):
@@ -166,8 +207,10 @@ def cases_show(number: str, json_out: JsonOpt = False) -> None:
             str(i.media_id),
             output.text(i.kind),
             output.text(i.device or ""),
-            output.text(i.officer or ""),
-            f"{i.start:%H:%M:%S}–{i.end:%H:%M:%S}" if i.start and i.end else "",
+            output.text(officer_label(i.officer, names)),
+            f"{output.when(i.start, zone)}–{output.when(i.end, zone)[11:]}"
+            if i.start and i.end
+            else "",
             "yes" if i.described else "[yellow]no[/]",
             output.text(methods.get(i.media_id, "")),
         )
@@ -235,7 +278,7 @@ def cases_autolink(actor: ActorOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         output.print_json(made)
     else:
-        output.console.print(f"{len(made)} link(s) made")
+        output.console.print(f"{output.plural(len(made), 'link')} made")
 
 
 def cases_archive(
@@ -260,7 +303,8 @@ def cases_archive(
     else:
         output.console.print(
             output.text(
-                f"case {number} sealed: {sealed.items} records, {sealed.bytes:,} bytes, "
+                f"case {number} sealed: {output.plural(sealed.items, 'record')}, "
+                f"{sealed.bytes:,} bytes, "
                 f"bag {sealed.key[:16]}…; {sealed.state.value} {sealed.state.label_zh}"
             )
         )
@@ -282,6 +326,6 @@ def cases_verify(number: str, json_out: JsonOpt = False) -> None:
         for p in problems:
             output.console.print(output.text(f"{p.code} {p.subject}: {p.message}", style="red"))
         output.console.print(
-            "sealed case file verifies" if not problems else f"{len(problems)} problem(s)"
+            "sealed case file verifies" if not problems else output.plural(len(problems), "problem")
         )
     raise typer.Exit(0 if not problems else 1)

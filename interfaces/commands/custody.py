@@ -4,7 +4,8 @@ what, and court packages."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Annotated
 
@@ -76,13 +77,21 @@ def audit(
     if json_out:
         output.print_json(found)
     else:
-        output.console.print(events_table(found))
+        inst = common.instance()
+        zone, names = inst.settings.zone, common.officer_names(inst)
+        output.console.print(events_table(found, zone, names))
     withheld_note(withheld, json_out=json_out)
 
 
-def events_table(events: Sequence[CustodyEvent]) -> Table:
-    table = Table(title=f"{len(events)} custody events")
-    for col in ("seq", "time (UTC)", "kind", "actor", "media", "reason / details"):
+def events_table(
+    events: Sequence[CustodyEvent], zone: tzinfo = UTC, names: Mapping[str, str] | None = None
+) -> Table:
+    """Custody events, times in ``zone``, actors by id and name (``names``: id -> name)."""
+    names = names or {}
+    table = output.titled_table(
+        f"{output.plural(len(events), 'custody event')}, {output.zone_note(zone)}"
+    )
+    for col in ("seq", "time", "kind", "actor", "media", "reason / details"):
         table.add_column(col, overflow="fold")
     for e in events:
         details = dict(e.details)
@@ -97,9 +106,9 @@ def events_table(events: Sequence[CustodyEvent]) -> Table:
             shown = Text.assemble(output.text(reason, style="bold"), " ", shown)
         table.add_row(
             str(e.seq),
-            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            output.when(e.at, zone),
             e.kind.value,
-            output.text(e.actor),
+            output.text(common.officer_label(e.actor, names)),
             str(e.media_id or ""),
             shown,
         )
@@ -142,8 +151,9 @@ def export(
         return
     output.console.print(
         output.text(
-            f"exported {len(result.media_ids)} items to {result.path} (export "
-            f"{result.export_id}): {result.files} files, {result.bytes:,} bytes; custody chain "
+            f"exported {output.plural(len(result.media_ids), 'item')} to {result.path} (export "
+            f"{result.export_id}): {output.plural(result.files, 'file')}, {result.bytes:,} "
+            "bytes; custody chain "
             f"seq {result.segment[0]}..{result.segment[1]} signed by key "
             f"{', '.join(result.key_ids)}"
         )
@@ -187,11 +197,14 @@ def verify(
     else:
         if report.problems:
             output.console.print(problems_table(report.problems))
-        verdict = "[green]clean[/]" if report.ok else f"[red]{len(report.problems)} problems[/]"
+        problems = output.plural(len(report.problems), "problem")
+        verdict = "[green]clean[/]" if report.ok else f"[red]{problems}[/]"
         output.console.print(
-            f"{report.originals} originals re-hashed, {report.events} custody events "
-            f"recomputed, {report.checkpoints} signed checkpoints checked, {report.rows} "
-            f"catalog rows replayed from the log, {report.sealed} sealed case bags verified "
+            f"{output.plural(report.originals, 'original')} re-hashed, "
+            f"{output.plural(report.events, 'custody event')} recomputed, "
+            f"{output.plural(report.checkpoints, 'signed checkpoint')} checked, "
+            f"{output.plural(report.rows, 'catalog row')} replayed from the log, "
+            f"{output.plural(report.sealed, 'sealed case bag')} verified "
             f"in {report.seconds:.1f} s: {verdict}"
         )
         if report.events and not report.checkpoints and report.ok:
@@ -209,7 +222,7 @@ def verify(
 
 
 def problems_table(problems: Sequence[Problem]) -> Table:
-    table = Table(title=f"{len(problems)} problems")
+    table = Table(title=output.plural(len(problems), "problem"))
     for col in ("code", "where", "problem"):
         table.add_column(col, overflow="fold")
     for p in problems:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,17 @@ import typer
 from rich.table import Table
 
 from interfaces import common, output
-from interfaces.common import ActorOpt, JsonOpt, ago, changes_out, import_registry, local_time
+from interfaces.common import (
+    ActorOpt,
+    JsonOpt,
+    ago,
+    changes_out,
+    import_registry,
+    local_time,
+    officer_label,
+    officer_names,
+)
+from pipeline.ingest.identify import drift_words
 from pipeline.models import Device, DeviceKind, DeviceStatus
 from pipeline.registry import bulk as registry_io
 from pipeline.registry import health
@@ -24,7 +36,7 @@ WhenOpt = Annotated[
     str | None,
     typer.Option(
         "--from",
-        help="When it starts: ISO date-time, local time unless it has a zone; default now.",
+        help="When it starts: 2026-11-27T08:00 or a day (local unless zoned); default now.",
     ),
 ]
 
@@ -64,11 +76,13 @@ def devices_add(
 
 def devices_list(json_out: JsonOpt = False) -> None:
     """List registered devices with their current holder."""
-    found = registry.list_devices(common.instance())
+    inst = common.instance()
+    found = registry.list_devices(inst)
     if json_out:
         output.print_json(found)
         return
-    table = Table(title=f"{len(found)} devices (设备)")
+    names = officer_names(inst)
+    table = Table(title=f"{output.plural(len(found), 'device')} (设备)")
     for col in ("serial", "kind", "status", "vendor", "model", "clock offset", "held by"):
         table.add_column(col)
     for d in found:
@@ -78,34 +92,36 @@ def devices_list(json_out: JsonOpt = False) -> None:
             f"{d.status.value} {d.status.label_zh}",
             output.text(d.vendor),
             output.text(d.model),
-            f"{d.clock_offset_s:+g} s",
-            output.text(d.holder or ""),
+            _offset(d) if d.clock_offset_s else "0 s",
+            output.text(officer_label(d.holder, names)),
         )
     output.console.print(table)
 
 
 def devices_show(serial: str, json_out: JsonOpt = False) -> None:
     """Show a device, its assignment history and its quarantined files."""
-    detail = registry.device_detail(common.instance(), serial)
+    inst = common.instance()
+    detail = registry.device_detail(inst, serial)
     if json_out:
         output.print_json(detail)
         return
-    device = detail.device
+    device, zone, names = detail.device, inst.settings.zone, officer_names(inst)
+    clock = "clock right" if not device.clock_offset_s else f"clock {_offset(device)}"
     output.console.print(
         output.line(
             (device.serial, "bold"),
             f" {device.kind.label_zh} {device.vendor} {device.model} — {device.status.value} "
-            f"{device.status.label_zh}, clock offset {device.clock_offset_s:+g} s",
+            f"{device.status.label_zh}, {clock}",
         )
     )
-    table = Table(title="assignments (领用记录)")
+    table = output.titled_table(f"assignments (领用记录), {output.zone_note(zone)}")
     for col in ("officer", "from", "to"):
         table.add_column(col)
     for a in detail.assignments:
         table.add_row(
-            output.text(a.officer_id),
-            a.start.isoformat(),
-            a.end.isoformat() if a.end else "(holds it)",
+            output.text(officer_label(a.officer_id, names)),
+            output.when(a.start, zone),
+            output.when(a.end, zone) if a.end else "(holds it)",
         )
     output.console.print(table)
     if detail.quarantine:
@@ -163,8 +179,9 @@ def devices_unassign(
     if json_out:
         output.print_json(ended)
     else:
+        end = output.when_zoned(ended.end, inst.settings.zone)
         output.console.print(
-            output.text(f"{serial}: officer {ended.officer_id}'s assignment ended {ended.end}")
+            output.text(f"{serial}: officer {ended.officer_id}'s assignment ended {end}")
         )
 
 
@@ -209,15 +226,24 @@ def devices_health(json_out: JsonOpt = False) -> None:
 
     Example: evidence devices health --json
     """
-    report = registry.health_report(common.instance())
+    inst = common.instance()
+    report = registry.health_report(inst)
     if json_out:
         output.print_json(report)
         return
-    print_health(report)
+    print_health(report, inst.settings.zone, officer_names(inst))
 
 
-def print_health(report: health.Health) -> None:
-    table = Table(title="device health (设备状况)")
+def _offset(device: Device) -> str:
+    """The registered offset, in words: ``+120 s (2 min fast)``."""
+    return f"{device.clock_offset_s:+g} s ({drift_words(device.clock_offset_s)})"
+
+
+def print_health(
+    report: health.Health, zone: tzinfo = UTC, names: Mapping[str, str] | None = None
+) -> None:
+    names = names or {}
+    table = output.titled_table(f"device health (设备状况), {output.zone_note(zone)}")
     for col in (
         "serial",
         "status",
@@ -234,8 +260,8 @@ def print_health(report: health.Health) -> None:
         table.add_row(
             output.text(d.serial),
             output.text(d.status),
-            output.text(d.holder or ""),
-            ago(d.last_docked),
+            output.text(officer_label(d.holder, names)),
+            ago(d.last_docked, zone),
             f"{d.files_per_day:.1f}",
             f"{d.bytes_per_day / 1e6:.1f}",
             str(d.drifted_files),
@@ -256,7 +282,7 @@ def print_health(report: health.Health) -> None:
     for st in report.stations:
         table.add_row(
             output.text(st.id),
-            ago(st.last_docked),
+            ago(st.last_docked, zone),
             f"{st.files_per_day:.1f}",
             f"{st.bytes_per_day / 1e6:.1f}",
             str(st.quarantined),

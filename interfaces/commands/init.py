@@ -47,12 +47,16 @@ def init(json_out: JsonOpt = False) -> None:
 def demo(
     home: Annotated[
         Path | None,
-        typer.Option(help="Where to put the demo's data (default: a temporary folder)."),
+        typer.Option(
+            help="Where to put the demo's data, new or empty (default: $EVIDENCE_HOME, else a "
+            "temporary folder); it is left there for you to look around."
+        ),
     ] = None,
 ) -> None:
-    """Synthesize recorder dumps from several devices and ingest them through the flow.
+    """Synthesize recorder dumps from several devices and ingest them through the flow;
+    says at the end where it left its data.
 
-    Example: evidence demo
+    Example: EVIDENCE_HOME=/tmp/evidence-demo evidence demo
     """
     from interfaces.demo import run_demo
 

@@ -114,14 +114,16 @@ def media_list(
     Example: evidence media list --reveal --as A001 --reason "复核 案件 2026-0113"
     """
     reveal_asked(reveal, actor, reason)
+    inst = common.instance()
     items = search_usecases.media_list(
-        common.instance(), status=status, limit=limit, reveal=reveal, actor=actor, reason=reason
+        inst, status=status, limit=limit, reveal=reveal, actor=actor, reason=reason
     )
     withheld = [f for f in Field if any(f in i.withheld for i in items)]
     if json_out:
         output.print_json(items)
     else:
-        output.console.print(output.media_table(list(items)))
+        names = common.officer_names(inst)
+        output.console.print(output.media_table(list(items), inst.settings.zone, names))
         if reveal:
             output.console.print(revealed_table((i.id, sensitive_values(i)) for i in items))
     withheld_note(withheld, json_out=json_out)
@@ -137,20 +139,36 @@ def media_show(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show one media item: hashes, metadata, device and officer, proxy, custody history.
-    Viewing metadata is supervised (调阅监督): it needs --as and --reason and is recorded.
+    """Show one media item: hashes, device and officer, when it was recorded and how that
+    is known, flags, description, tags, cases, metadata, proxy, custody history. Viewing it is
+    supervised (调阅监督): it needs --as and --reason and is recorded.
 
     Example: evidence media show 3f2a9c --reason "复核 案件 2026-0113" --as A001
     """
-    shown = custody_usecases.media_detail(common.instance(), key, actor=actor, reason=reason)
+    inst = common.instance()
+    shown = custody_usecases.media_detail(inst, key, actor=actor, reason=reason)
     if json_out:
         output.print_json(shown)
         return
+    zone, names = inst.settings.zone, common.officer_names(inst)
     keys = {"proxy": shown.derived.proxy, "thumbnail": shown.derived.thumbnail}
-    output.console.print(output.media_detail(shown.item, {k: v for k, v in keys.items() if v}))
+    output.console.print(
+        output.media_detail(
+            shown.item,
+            {k: v for k, v in keys.items() if v},
+            zone,
+            officer_name=shown.officer_name,
+            tags=shown.tags,
+            cases=shown.cases,
+        )
+    )
+    output.console.print(output.plural(len(shown.custody), "custody event") + ":")
     for ev in shown.custody:
         output.console.print(
-            output.text(f"  #{ev.seq} {ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value} by {ev.actor}")
+            output.text(
+                f"  #{ev.seq} {output.when(ev.at, zone)} {ev.kind.value} by "
+                f"{common.officer_label(ev.actor, names)}"
+            )
         )
 
 
@@ -177,7 +195,7 @@ def media_open(
     if json_out:
         output.print_json(opened)
     elif isinstance(opened, custody_usecases.OpenedMetadata):
-        output.console.print(output.media_detail(opened.item, {}))
+        output.console.print(output.media_detail(opened.item, {}, common.settings().zone))
     else:
         print(opened.path)  # plain: for `mpv "$(evidence media open …)"`
 
@@ -213,11 +231,15 @@ def media_record(
 
 def media_unlinked(json_out: JsonOpt = False) -> None:
     """Archived recordings in no case, for review."""
-    found = case_usecases.list_unlinked(common.instance())
+    inst = common.instance()
+    found = case_usecases.list_unlinked(inst)
     if json_out:
         output.print_json(found)
         return
-    table = Table(title=f"{len(found)} recordings in no case (未关联)")
+    zone, names = inst.settings.zone, common.officer_names(inst)
+    table = output.titled_table(
+        f"{output.plural(len(found), 'recording')} in no case (未关联), {output.zone_note(zone)}"
+    )
     for col in ("id", "name", "kind", "device", "officer", "recorded"):
         table.add_column(col, overflow="fold")
     for r in found:
@@ -226,8 +248,8 @@ def media_unlinked(json_out: JsonOpt = False) -> None:
             output.text(r.original_name),
             output.text(r.kind),
             output.text(r.device_serial or ""),
-            output.text(r.officer_id or ""),
-            f"{r.recorded_start:%Y-%m-%d %H:%M}" if r.recorded_start else "",
+            output.text(common.officer_label(r.officer_id, names)),
+            output.when(r.recorded_start, zone, seconds=False),
         )
     output.console.print(table)
 

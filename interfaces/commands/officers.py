@@ -47,7 +47,7 @@ def officers_list(json_out: JsonOpt = False) -> None:
     if json_out:
         output.print_json(found)
         return
-    table = Table(title=f"{len(found)} officers (执法人员)")
+    table = Table(title=f"{output.plural(len(found), 'officer')} (执法人员)")
     for col in ("id", "name", "certificate 执法证号", "department", "roles"):
         table.add_column(col)
     for o in found:
@@ -62,20 +62,25 @@ def officers_show(
     officer_id: Annotated[str, typer.Argument(metavar="ID")], json_out: JsonOpt = False
 ) -> None:
     """Show an officer and the devices they held."""
-    detail = registry.officer_detail(common.instance(), officer_id)
+    inst = common.instance()
+    detail = registry.officer_detail(inst, officer_id)
     if json_out:
         output.print_json(detail)
         return
-    officer = detail.officer
+    officer, zone = detail.officer, inst.settings.zone
     output.console.print(
         output.line(
             (officer.id, "bold"),
             f" {officer.name} — 执法证号 {officer.cert_no}, {officer.department}",
         )
     )
+    if detail.assignments:
+        output.console.print(output.text(f"devices held (领用记录), {output.zone_note(zone)}:"))
     for a in detail.assignments:
-        end = a.end.isoformat() if a.end else "now"
-        output.console.print(output.text(f"  {a.device_serial}: {a.start.isoformat()} → {end}"))
+        end = output.when(a.end, zone) if a.end else "now"
+        output.console.print(
+            output.text(f"  {a.device_serial}: {output.when(a.start, zone)} → {end}")
+        )
 
 
 def officers_import(path: Path, actor: ActorOpt = None, json_out: JsonOpt = False) -> None:

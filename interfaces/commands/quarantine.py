@@ -51,17 +51,19 @@ def quarantine_release(
     """
     if not entries and device is None:
         raise typer.BadParameter("give quarantine entry ids or --device SERIAL")
-    results = quarantine.release_entries(common.instance(actor), entries or [], device=device)
+    inst = common.instance(actor)
+    results = quarantine.release_entries(inst, entries or [], device=device)
     if json_out:
         output.print_json(results)
     else:
+        names = common.officer_names(inst)
         for r in results:
             if isinstance(r, quarantine.Released):
                 output.console.print(
                     output.line(
                         ("released", "green"),
                         f" {r.entry}: media {r.media} {r.status.value}, device {r.device}, "
-                        f"officer {r.officer or '(unattributed)'}",
+                        f"officer {common.officer_label(r.officer, names) or '(unattributed)'}",
                     )
                 )
             else:

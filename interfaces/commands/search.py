@@ -89,8 +89,11 @@ def search(
 
 def _table(found: SearchResult, zone: ZoneInfo) -> Table:
     more = "+" if found.more else ""
-    table = Table(
-        title=output.text(f"{len(found.items)}{more} media items: {found.query or '(everything)'}")
+    table = output.titled_table(
+        output.text(
+            f"{output.plural(len(found.items), 'media item')}{more}: "
+            f"{found.query or '(everything)'}; {output.zone_note(zone)}"
+        )
     )
     for col in ("id", "kind", "recorded", "duration", "officer", "device", "case", "thumbnail"):
         table.add_column(col, overflow="fold")
@@ -111,4 +114,4 @@ def _table(found: SearchResult, zone: ZoneInfo) -> Table:
 
 
 def _local(moment: datetime | None, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+    return output.when(moment, zone)

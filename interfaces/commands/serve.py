@@ -48,8 +48,10 @@ def serve_all() -> None:
 
 def deploy(json_out: JsonOpt = False) -> None:
     """Create the work pool, the deployments (ingest-station, compliance-sweep, fixity-check,
-    custody-checkpoint) and the tag concurrency limits on the Prefect server (prefect.api_url),
-    for workers on any host. Safe to run again after a change of settings.
+    custody-checkpoint), the tag concurrency limits and the automations (a failed ingest or
+    fixity run; a station silent for 2 h: notified through the notification block named
+    evidence-operators, when there is one) on the Prefect server (prefect.api_url), for
+    workers on any host. Safe to run again after a change of settings.
 
     Example: EVIDENCE_PREFECT__API_URL=http://prefect.local:4200/api evidence deploy
     """
@@ -59,14 +61,21 @@ def deploy(json_out: JsonOpt = False) -> None:
     server = use_prefect(s)
     from flows.deploy import deploy_all
 
-    names = deploy_all(s)
+    names, automations = deploy_all(s)
     if json_out:
         output.print_json(
-            {"api_url": server.url, "work_pool": s.prefect.work_pool, "deployments": names}
+            {
+                "api_url": server.url,
+                "work_pool": s.prefect.work_pool,
+                "deployments": names,
+                "automations": automations,
+            }
         )
         return
     for name in names:
         output.console.print(output.text(f"deployed {name} to work pool {s.prefect.work_pool}"))
+    for name in automations:
+        output.console.print(output.text(f"automation {name!r} set"))
     output.console.print(
         output.text(
             f"start workers on any host: evidence worker (or: prefect worker start --pool "

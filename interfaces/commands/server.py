@@ -39,14 +39,17 @@ def server_status(json_out: JsonOpt = False) -> None:
 
     info = running_server(_settings())
     if json_out:
-        output.print_json(None if info is None else {"api_url": info.url, "pid": info.pid})
+        output.print_json(
+            None if info is None else {"api_url": info.url, "ui_url": info.ui_url, "pid": info.pid}
+        )
     else:
         output.console.print(output.text(f"running: {info.ui_url}" if info else "not running"))
     raise typer.Exit(0 if info else 1)
 
 
 def server_stop() -> None:
-    """Stop the local Prefect server started by an earlier command."""
+    """Stop the local Prefect server started by an earlier command (as `prefect server
+    stop` does with PREFECT_HOME=$EVIDENCE_HOME/prefect)."""
     from flows.runtime import stop_server
 
     output.console.print("stopped" if stop_server(_settings()) else "not running")

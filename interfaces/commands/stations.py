@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from interfaces import common, output
-from interfaces.common import ActorOpt, JsonOpt, ago
+from interfaces.common import ActorOpt, JsonOpt, changes_out
 from pipeline.registry import usecases as registry
 
 app = typer.Typer(help="Docking stations (采集站) and their dump folders.", no_args_is_help=True)
@@ -19,6 +19,7 @@ def register(root: typer.Typer) -> None:
     app.command("add")(stations_add)
     app.command("list")(stations_list)
     app.command("show")(stations_show)
+    app.command("set")(stations_set)
 
 
 def stations_add(
@@ -26,6 +27,14 @@ def stations_add(
     root: Annotated[Path, typer.Option("--root", help="The station's dump folder.")],
     name: Annotated[str, typer.Option(help="A readable name.")] = "",
     location: Annotated[str, typer.Option(help="Where the station stands.")] = "",
+    preserves_mtimes: Annotated[
+        bool,
+        typer.Option(
+            "--preserves-mtimes",
+            help="It copies files with the recorder's mtimes (rsync -t, cp -p): the clock-drift "
+            "check may then compare a recording's end with its file time.",
+        ),
+    ] = False,
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -34,7 +43,12 @@ def stations_add(
     Example: evidence stations add DOCK-01 --root /srv/dock01 --name "一中队采集站"
     """
     station = registry.add_station(
-        common.instance(actor), station_id, root, name=name, location=location
+        common.instance(actor),
+        station_id,
+        root,
+        name=name,
+        location=location,
+        preserves_mtimes=preserves_mtimes,
     )
     if json_out:
         output.print_json(station)
@@ -58,16 +72,39 @@ def stations_show(
 
     Example: evidence stations show DOCK-01
     """
-    detail = registry.station_detail(common.instance(), station_id)
+    inst = common.instance()
+    detail = registry.station_detail(inst, station_id)
     if json_out:
         output.print_json(detail)
         return
-    state = detail.health
+    state, zone = detail.health, inst.settings.zone
     output.console.print(output.stations_table([detail.station]))
+    last = output.when_zoned(state.last_docked, zone) or "never"
     output.console.print(
         output.text(
-            f"last docked {ago(state.last_docked)}; {state.files_per_day:.1f} files/day; "
+            f"last docked {last}; {state.files_per_day:.1f} files/day; "
             f"{state.quarantined} in quarantine; unregistered devices: "
             f"{', '.join(state.unregistered_serials) or 'none'}"
         )
     )
+
+
+def stations_set(
+    station_id: Annotated[str, typer.Argument(metavar="ID")],
+    preserves_mtimes: Annotated[
+        bool,
+        typer.Option(
+            "--preserves-mtimes/--no-preserves-mtimes",
+            help="Whether it copies files with the recorder's mtimes (rsync -t, cp -p).",
+        ),
+    ],
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change a station's settings: whether it keeps the recorder's mtimes, which the
+    clock-drift check then trusts as the end of each recording (recorded as a custody event).
+
+    Example: evidence stations set DOCK-01 --preserves-mtimes --as A001
+    """
+    change = registry.set_station_mtimes(common.instance(actor), station_id, preserves_mtimes)
+    changes_out([change], json_out)

@@ -19,11 +19,27 @@ class Categories:
     retention_days: dict[str, int]  # class -> days; 0 = permanent
 
     def get(self, category_id: str) -> Category:
-        try:
-            return self.by_id[category_id]
-        except KeyError:
-            known = ", ".join(sorted(self.by_id))
-            raise ConfigError(f"unknown category {category_id!r}; known: {known}") from None
+        """The category ``category_id`` names: its id (``seizure``), its zh-CN name
+        (``查封扣押``) or English name, or a part of exactly one zh-CN name (``查封``)."""
+        found = self.by_id.get(category_id) or self._by_name(category_id.strip())
+        if found is not None:
+            return found
+        known = ", ".join(f"{c.id} {c.name_zh}" for c in self.by_id.values())
+        raise ConfigError(f"unknown category {category_id!r}; known: {known}")
+
+    def _by_name(self, text: str) -> Category | None:
+        if not text:
+            return None
+        folded = text.casefold()
+        for c in self.by_id.values():
+            if folded in (c.id.casefold(), c.name_zh.casefold(), c.name_en.casefold()):
+                return c
+        partial = [c for c in self.by_id.values() if text in c.name_zh]
+        return partial[0] if len(partial) == 1 else None
+
+    def listing(self) -> list[Category]:
+        """Every category, in the order of the file."""
+        return list(self.by_id.values())
 
     def retention_of(self, category_id: str) -> int:
         return self.retention_days[self.get(category_id).retention]

@@ -88,8 +88,9 @@ def save_case(
     categories: Categories,
     now: datetime,
 ) -> str:
-    """Create or update a case; 'added', 'changed' or 'unchanged'."""
-    categories.get(case.category)
+    """Create or update a case; 'added', 'changed' or 'unchanged'. The category may be
+    given by id or by name (查封扣押); the case keeps its id."""
+    case = replace(case, category=categories.get(case.category).id)
     before = case_rows.get(conn, case.number)
     if before is None:  # a case an older, unchecked version made keeps working by its number
         check_number(case.number)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, func, select, update
 
 from pipeline import processes
-from pipeline.catalog.schema import ingest_jobs
+from pipeline.catalog.schema import ingest_jobs, media
 from pipeline.models import JobState, Outcome, SourceFile
 from pipeline.names import from_raw
 
@@ -270,3 +270,95 @@ def reopen(conn: Connection, job_id: int, now: datetime) -> None:
             updated_at=now,
         )
     )
+
+
+# ---------------------------------------------------------------------- the queue view
+
+
+@dataclass(frozen=True)
+class StateCount:
+    station_id: str
+    state: JobState
+    count: int
+    bytes: int
+
+
+def unfinished_by_state(conn: Connection) -> list[StateCount]:
+    """Unfinished jobs per station and state, with their bytes."""
+    query = (
+        select(
+            ingest_jobs.c.station_id,
+            ingest_jobs.c.state,
+            func.count(),
+            func.coalesce(func.sum(ingest_jobs.c.size), 0),
+        )
+        .where(ingest_jobs.c.state.notin_([s.value for s in JobState if s.finished]))
+        .group_by(ingest_jobs.c.station_id, ingest_jobs.c.state)
+        .order_by(ingest_jobs.c.station_id, ingest_jobs.c.state)
+    )
+    return [StateCount(r[0], JobState(r[1]), int(r[2]), int(r[3])) for r in conn.execute(query)]
+
+
+def failing(conn: Connection) -> list[Job]:
+    """Unfinished jobs whose last attempt hit a system error, oldest first."""
+    query = select(ingest_jobs).where(
+        ingest_jobs.c.state.notin_([s.value for s in JobState if s.finished]),
+        ingest_jobs.c.last_error.is_not(None),
+    )
+    return [_job(r) for r in conn.execute(query.order_by(ingest_jobs.c.id))]
+
+
+@dataclass(frozen=True)
+class Backlog:
+    station_id: str
+    count: int
+    footage_s: float  # recorded seconds of the items still to derive
+
+
+def derive_backlog(conn: Connection) -> list[Backlog]:
+    """Per station: jobs catalogued whose proxies and release are still to come."""
+    query = (
+        select(
+            ingest_jobs.c.station_id,
+            func.count(),
+            func.coalesce(func.sum(media.c.duration_s), 0.0),
+        )
+        .select_from(ingest_jobs.outerjoin(media, media.c.id == ingest_jobs.c.media_id))
+        .where(ingest_jobs.c.state == JobState.CATALOGUED.value)
+        .group_by(ingest_jobs.c.station_id)
+        .order_by(ingest_jobs.c.station_id)
+    )
+    return [Backlog(r[0], int(r[1]), float(r[2])) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    station_id: str
+    source_path: str
+    since: datetime  # when the job was opened
+
+
+def oldest_unfinished(conn: Connection) -> list[Waiting]:
+    """Per station, the unfinished job opened first."""
+    first = (
+        select(ingest_jobs.c.station_id, func.min(ingest_jobs.c.id).label("id"))
+        .where(ingest_jobs.c.state.notin_([s.value for s in JobState if s.finished]))
+        .group_by(ingest_jobs.c.station_id)
+        .subquery()
+    )
+    query = (
+        select(ingest_jobs.c.station_id, ingest_jobs.c.source_path, ingest_jobs.c.created_at)
+        .join(first, first.c.id == ingest_jobs.c.id)
+        .order_by(ingest_jobs.c.station_id)
+    )
+    return [Waiting(r[0], r[1], r[2]) for r in conn.execute(query)]
+
+
+def sizes(conn: Connection, job_ids: list[int]) -> dict[int, int]:
+    """The bytes of each job's file, for a progress bar in bytes."""
+    found: dict[int, int] = {}
+    for start in range(0, len(job_ids), 500):  # bound the IN list
+        part = job_ids[start : start + 500]
+        query = select(ingest_jobs.c.id, ingest_jobs.c.size).where(ingest_jobs.c.id.in_(part))
+        found.update({int(r[0]): int(r[1]) for r in conn.execute(query)})
+    return found

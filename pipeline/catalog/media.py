@@ -177,9 +177,14 @@ def by_sha256(conn: Connection, sha256: str) -> MediaItem | None:
 
 
 def get(conn: Connection, key: str | int) -> MediaItem:
-    """A media item by id, or by SHA-256 (a unique prefix of at least 6 hex digits)."""
+    """A media item by id, or by SHA-256 (a unique prefix of at least 6 hex digits). An int
+    is an id, always: only text of six digits or more may be a SHA-256 prefix."""
     text = str(key).strip().lower()
-    if text.isdigit() and len(text) < 6:
+    if isinstance(key, int):
+        bindable = 0 < key < 2**63  # beyond: no row, and no integer the database binds
+        query = select(media).where(media.c.id == key)
+        row = conn.execute(query).one_or_none() if bindable else None
+    elif text.isdigit() and len(text) < 6:
         row = conn.execute(select(media).where(media.c.id == int(text))).one_or_none()
     else:
         if len(text) < 6 or any(c not in "0123456789abcdef" for c in text):

@@ -61,6 +61,7 @@ stations = Table(
     Column("root", Text, nullable=False),
     Column("location", String(200), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("preserves_mtimes", Boolean, nullable=False, default=False),
 )
 
 media = Table(
@@ -331,3 +332,48 @@ UNDECLARED = ("search_fts", "ix_search_text_body_trgm")
 def declared_elsewhere(name: str | None) -> bool:
     """True for a table or index of the search index that only migration 0005 declares."""
     return name is not None and name.startswith(UNDECLARED)
+
+
+# Accounts of the web application (migration 0007). A user is a person of the registry (an
+# officer) with a login; the password is kept only as its Argon2id hash.
+users = Table(
+    "users",
+    metadata,
+    Column("login", String(64), primary_key=True),
+    Column("officer_id", String(64), ForeignKey("officers.id"), nullable=False, index=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("roles", JSON, nullable=False, default=list),
+    Column("department", String(200), nullable=False, default=""),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Server-side sessions: the cookie holds a random token, the catalog only its SHA-256, so a
+# copy of the catalog signs nobody in. Revoked sessions keep their row (when, by whom).
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("login", String(64), ForeignKey("users.login"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("address", String(64), nullable=False, default=""),
+    Column("revoked_at", UTCDateTime),
+    Column("revoked_by", String(200)),
+)
+
+# Failed sign-ins within the lockout window since the login's last success. Any login typed
+# is counted, known or not (no FK: a lockout must not tell which logins exist), by the SHA-256
+# of what was typed, which may have been a password typed into the wrong box; and by the
+# address they came from (one address trying many logins).
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("login_sha256", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("address", String(64), nullable=False, default=""),  # the client's, "" unknown
+    Index("ix_sign_in_failures_login_sha256_at", "login_sha256", "at"),
+    Index("ix_sign_in_failures_address_at", "address", "at"),
+)

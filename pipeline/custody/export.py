@@ -15,7 +15,8 @@
     data/custody/checkpoints.jsonl  the signed checkpoints in that stretch
     data/custody/keys/<key id>.pem  the public key(s) that signed them (information: a
                                     verifier trusts only the keys it is given)
-    data/case/case.json …           extra files of the caller (a sealed case's record)
+    data/case/case.json …           the case's record (export --case, a sealed case), or
+                                    other extra files of the caller
 
 Every file is vouched for by a signature (the rules are at the top of verify_bag.py). The
 export is itself recorded — an EXPORTED event per item with who, why, and the SHA-256 of
@@ -49,6 +50,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from pipeline.catalog import Catalog
+from pipeline.catalog import cases as case_rows
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import custody_events
 from pipeline.custody import checkpoints
@@ -57,7 +59,7 @@ from pipeline.custody import verify_bag as rules
 from pipeline.custody.access import case_media, purpose
 from pipeline.custody.keys import Signer, public_pem
 from pipeline.errors import ChecksumMismatch, CustodyBroken, ExportError
-from pipeline.models import EventKind, MediaItem
+from pipeline.models import EventKind, MediaItem, plain
 from pipeline.storage.hashing import ALGORITHM, copy_and_hash
 from pipeline.storage.local import ArchiveStore, writer_gone
 
@@ -139,12 +141,14 @@ def export_bag(
     who, why = purpose(f"export to {out}", actor, reason)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(out, "exists and is not an empty folder")
+    now = now or datetime.now(UTC)
     with catalog.read() as conn:
         keys = [*media_keys, *(str(i) for i in (case_media(conn, case) if case else ()))]
         items = list({i.id: i for i in (media_db.get(conn, k) for k in keys)}.values())
+        if case is not None and extra_files is None:
+            extra_files = {"case/case.json": _case_record(conn, case, who, why, now)}
     if not items:
         raise ExportError(out, f"case {case} has no linked records" if case else "no media given")
-    now = now or datetime.now(UTC)
     export_id = uuid.uuid4().hex
     _remove_abandoned(out)
     # Named as the store names its temporaries (host-pid-token), shorter: out's name is the
@@ -178,6 +182,7 @@ def export_bag(
             "files": files,
             "segment": segment,
             "key_ids": key_ids,
+            **({"case": case} if case else {}),
         }
         payload.write("custody/export.json", _json(export))
         _write_tags(staging, payload, export, now)
@@ -198,6 +203,19 @@ def export_bag(
         (segment["anchor"]["seq"] + 1, segment["last_seq"]),
         tuple(key_ids),
     )
+
+
+def _case_record(conn: Connection, number: str, who: str, why: str, now: datetime) -> bytes:
+    """What the court reads of the case beside its records, as a sealed bag holds it
+    (data/case/case.json): the case as catalogued and every link, by rule or by hand."""
+    record = {
+        "case": plain(case_rows.get(conn, number)),
+        "exported_by": who,
+        "reason": why,
+        "exported_at": custody.canonical_time(now),
+        "links": [plain(link) for link in case_rows.links_of_case(conn, number)],
+    }
+    return json.dumps(record, ensure_ascii=False, indent=2).encode()
 
 
 def _staging_prefix(out: Path) -> str:
@@ -363,14 +381,19 @@ def _write_tags(bag: Path, payload: _Payload, export: dict[str, Any], now: datet
     # bag-info values are single lines: a newline in who or why would forge another field
     reason = " ".join(str(export["reason"]).split())
     who = " ".join(str(export["exported_by"]).split())
+    count = len(export["items"])
+    case = " ".join(str(export.get("case", "")).split())
+    of_case, of_case_en = (f"（案件 {case}）", f" of case {case}") if case else ("", "")
     files = {
         "bagit.txt": "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
         "bag-info.txt": (
             "Bag-Software-Agent: evidence-pipeline\n"
             f"Bagging-Date: {now.astimezone(UTC):%Y-%m-%d}\n"
             f"External-Identifier: {export['export_id']}\n"
-            f"External-Description: Evidence export of {len(export['items'])} media "
-            f"item(s) by {who}: {reason}\n"
+            f"External-Description: 执法音视频电子证据导出，共 {count} 件{of_case}，"
+            f"导出人 {who}，事由：{reason}\n"
+            f"External-Description: Evidence export of {_items_en(count)}{of_case_en} "
+            f"by {who}: {reason}\n"
             f"Payload-Oxum: {payload.bytes}.{len(payload.manifest)}\n"
         ),
         "manifest-sha256.txt": manifest,
@@ -399,7 +422,62 @@ def sign_bag(bag: Path, export_id: str, signer: Signer) -> None:
     )
 
 
+def _items_en(n: int) -> str:
+    return "1 media item" if n == 1 else f"{n} media items"
+
+
 def _readme(export: dict[str, Any]) -> str:
+    """The bag's README.txt: zh-CN first (the agency, the court), then English."""
+    return _readme_zh(export) + "\n" + "=" * 72 + "\n\n" + _readme_en(export)
+
+
+def _readme_zh(export: dict[str, Any]) -> str:
+    rows = "\n".join(
+        f"  媒体 {i['media_id']}：{i['original']}\n    SHA-256 {i['sha256']}"
+        for i in export["items"]
+    )
+    keys = "\n".join(f"  {k}" for k in export["key_ids"])
+    seg = export["segment"]
+    case = (
+        f"\n案件 {export['case']} 的案件信息及关联记录见 data/case/case.json。\n"
+        if export.get("case")
+        else ""
+    )
+    return f"""电子证据导出 {export["export_id"]}
+
+导出时间 {export["created_at"]}（UTC），导出人 {export["exported_by"]}。
+导出事由：{export["reason"]}
+
+导出的原始文件（与归档时逐位一致）：
+{rows}
+{case}
+这些记录的保管事件（监管链）见 data/custody/events.jsonl，位于链段
+data/custody/chain.jsonl（序号 {seg["anchor"]["seq"] + 1} 至 {seg["last_seq"]}）之中；该链段以本单位
+Ed25519 密钥签名的检查点结束。包内签名密钥编号如下（请与本单位公布的编号核对）：
+{keys}
+其他媒体的事件在链段中只以链接出现（内容不予提供）。
+
+校验方法（任何计算机均可，无需访问本单位系统）
+
+1. 通过可信渠道向本单位索取其公钥（PEM，即 `evidence keys export` 的输出），不要使用本包中
+   data/custody/keys/ 下的密钥：那里只供参考，伪造者也可放入自己的密钥。
+
+2. 一次完成全部校验（Python 3.11 以上，pip install cryptography）：
+     python3 verify_bag.py . --key 本单位公钥.pem
+   （如本单位更换过密钥，可重复 --key 给出旧密钥。）校验包括：包签名（bag-signature.json）、
+   签名监管链中的导出事件（记录导出人、事由、时间及每个文件的 SHA-256）、原始文件与入库事件
+   的哈希、每个事件的哈希与链接、每个检查点的签名，以及这些记录的事件是否有遗漏。退出码 0
+   表示全部通过；每个问题都以固定代码列出。
+
+3. 仅校验文件完整性（不证明来源），可用标准工具：
+     sha256sum -c manifest-sha256.txt          （在本文件夹内运行）
+     bagit.py --validate .                     （pip install bagit）
+
+哈希的计算方法写在 verify_bag.py 开头。
+"""
+
+
+def _readme_en(export: dict[str, Any]) -> str:
     rows = "\n".join(
         f"  media {i['media_id']}: {i['original']}\n    SHA-256 {i['sha256']}"
         for i in export["items"]
@@ -411,6 +489,11 @@ def _readme(export: dict[str, Any]) -> str:
         if seg["anchor"]["seq"] == 0
         else f"starts right after the signed checkpoint at seq {seg['anchor']['seq']}"
     )
+    case = (
+        f"\nThe record of case {export['case']} and its links is in data/case/case.json.\n"
+        if export.get("case")
+        else ""
+    )
     return f"""EVIDENCE EXPORT {export["export_id"]}
 
 Exported {export["created_at"]} by {export["exported_by"]}.
@@ -418,7 +501,7 @@ Reason: {export["reason"]}
 
 Items (originals bit for bit, as archived):
 {rows}
-
+{case}
 The custody events of these items are in data/custody/events.jsonl. They sit in the chain
 segment data/custody/chain.jsonl (seq {seg["anchor"]["seq"] + 1} to {seg["last_seq"]}),
 which {start} and ends on a checkpoint signed with the agency's Ed25519 key. Key ids

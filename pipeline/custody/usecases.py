@@ -29,6 +29,8 @@ from pipeline.errors import InstanceKeyError
 from pipeline.instance import Instance
 from pipeline.models import EventKind, MediaItem
 from pipeline.search import tags
+from pipeline.search.query import LinkedCase
+from pipeline.search.run import views as search_views
 from pipeline.settings import DEFAULT_TOML, Settings, origin_of
 from pipeline.storage import modes
 from pipeline.storage.local import open_store
@@ -52,6 +54,9 @@ class MediaDetail:
     item: MediaItem
     derived: Derived
     custody: tuple[custody.CustodyEvent, ...]
+    officer_name: str | None = None
+    tags: tuple[str, ...] = ()
+    cases: tuple[LinkedCase, ...] = ()  # active links
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,15 @@ def media_detail(
     item = seen.item
     with instance.catalog.read() as conn:
         history = tuple(custody.events(conn, media_id=item.id))
-    return MediaDetail(item, Derived(item.proxy_key, item.thumbnail_key), history)
+        (view,) = search_views(conn, [item.id])
+    return MediaDetail(
+        item,
+        Derived(item.proxy_key, item.thumbnail_key),
+        history,
+        officer_name=view.officer_name,
+        tags=view.tags,
+        cases=view.cases,
+    )
 
 
 def view_media(

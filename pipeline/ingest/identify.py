@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -32,21 +33,70 @@ from pipeline.models import (
 )
 from pipeline.names import readable
 from pipeline.registry.identifiers import identifier_problem
-from pipeline.settings import DevicesSettings, FilenamePattern
+from pipeline.settings import DevicesSettings
+
+
+class NamePattern(Protocol):
+    """A file-name convention: a configured :class:`FilenamePattern` or a built-in one."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def regex(self) -> str: ...
+    @property
+    def time_format(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class BuiltinPattern:
+    name: str
+    regex: str
+    time_format: str = "%Y%m%d%H%M%S"
+
+
+#: Names every instance reads, after the configured patterns (devices.filename_patterns):
+#: phones and cameras name a photo or clip by its start (``IMG_20261130_093500.jpg``), and
+#: body-worn recorders after GA/T 947 (设备编号_警号_时间_序号). Without them such a file is
+#: timed by its docking, which misses the case it belongs to.
+BUILTIN_PATTERNS: tuple[BuiltinPattern, ...] = (
+    BuiltinPattern(
+        "ga-t-947",
+        r"^(?P<device>[A-Za-z0-9-]+)_(?P<officer>[0-9]+)_(?P<ts>[0-9]{14})_(?P<seq>[0-9]+)"
+        r"\.[A-Za-z0-9]+$",
+    ),
+    BuiltinPattern(
+        "img-datetime",
+        r"^IMG_(?P<ts>[0-9]{8}_[0-9]{6})(?:_[0-9]+)?(?:\([0-9]+\))?\.[A-Za-z0-9]+$",
+        "%Y%m%d_%H%M%S",
+    ),
+    BuiltinPattern(
+        "vid-datetime",
+        r"^VID_(?P<ts>[0-9]{8}_[0-9]{6})(?:_[0-9]+)?(?:\([0-9]+\))?\.[A-Za-z0-9]+$",
+        "%Y%m%d_%H%M%S",
+    ),
+    BuiltinPattern(
+        "datetime",
+        r"^(?P<ts>[0-9]{8}_[0-9]{6})(?:_[0-9]+)?(?:\([0-9]+\))?\.[A-Za-z0-9]+$",
+        "%Y%m%d_%H%M%S",
+    ),
+)
+
+
+def name_patterns(settings: DevicesSettings) -> list[NamePattern]:
+    """The configured file-name patterns, then the built-in ones."""
+    return [*settings.filename_patterns, *BUILTIN_PATTERNS]
 
 
 @dataclass(frozen=True)
 class NameMatch:
     pattern: str
-    device: str
+    device: str | None  # None: the name says when, not which device (IMG_…, VID_…)
     officer: str | None
     started: datetime | None  # as the device's clock wrote it, in UTC
 
 
-def match_filename(
-    name: str, patterns: Sequence[FilenamePattern], tz: ZoneInfo
-) -> NameMatch | None:
-    """The first configured pattern that matches the file name."""
+def match_filename(name: str, patterns: Sequence[NamePattern], tz: ZoneInfo) -> NameMatch | None:
+    """The first pattern that matches the file name."""
     for p in patterns:
         m = re.match(p.regex, name)
         if m is None:
@@ -60,7 +110,7 @@ def match_filename(
                 started = None  # a name shaped like a timestamp that is not a date
         return NameMatch(
             p.name,
-            groups["device"],
+            groups.get("device"),
             groups.get("officer"),
             started.astimezone(UTC) if started else None,
         )
@@ -89,7 +139,7 @@ def serial_sources(
     found: dict[IdSource, str] = {}
     if probe.serial:
         found[IdSource.METADATA] = probe.serial.strip()
-    if name is not None:
+    if name is not None and name.device:
         found[IdSource.FILENAME] = name.device
     if len(relative.parts) > 1:
         found[IdSource.LAYOUT] = relative.parts[0]
@@ -129,6 +179,32 @@ def recorded_interval(
     return start, start + duration, src
 
 
+def local_text(moment: datetime, tz: tzinfo) -> str:
+    """A time in a flag's message: local, with its offset (``2026-11-30 09:35:00 +08:00``)."""
+    local = moment.astimezone(tz)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
+
+
+def drift_words(seconds: float) -> str:
+    """How far a clock is off, in words: ``31 h 38 min slow``, ``2 d 4 h fast``, ``40 s slow``
+    (the two largest units; positive is fast)."""
+    rest = round(abs(seconds))
+    units: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if unit == "d" and rest < 2 * 86400:
+            continue  # 31 h reads better than 1 d 7 h
+        count, rest = divmod(rest, size)
+        if count or (units and len(units) < 2):
+            units.append(f"{count} {unit}")
+        if len(units) == 2:
+            break
+    while len(units) > 1 and units[-1].startswith("0 "):
+        units.pop()
+    shown = " ".join(units) or "0 s"
+    return shown if shown == "0 s" else f"{shown} {'fast' if seconds > 0 else 'slow'}"
+
+
 def drift_flags(
     start: datetime | None,
     end: datetime | None,
@@ -136,21 +212,47 @@ def drift_flags(
     source: SourceFile,
     now: datetime,
     tolerance_s: float,
+    *,
+    preserves_mtimes: bool = False,
+    tz: tzinfo = UTC,
 ) -> list[Flag]:
+    """Clock drift, judged only against clocks that can be trusted: the pipeline's own (a
+    recording cannot start after it was ingested) and, when the station keeps the
+    recorder's mtimes (``Station.preserves_mtimes``), the file's mtime as the end of writing.
+    A dock that copies without them stamps the copy's own time, so a recording docked a day
+    later is no drift at all."""
     if start is None or end is None or time_source is IdSource.MTIME:
         return []
     tolerance = timedelta(seconds=tolerance_s)
     if start > now + tolerance:
-        return [Flag("clock-drift", f"recorded {start:%Y-%m-%d %H:%M:%S} UTC, in the future")]
+        ahead = drift_words((start - now).total_seconds())
+        return [
+            Flag(
+                "clock-drift",
+                f"recorded {local_text(start, tz)}, in the future: the "
+                f"device clock is at least {ahead}",
+            )
+        ]
+    if not preserves_mtimes:
+        return []
     written = datetime.fromtimestamp(source.mtime_ns / 1e9, UTC)
     off = (end - written).total_seconds()
     if abs(off) > tolerance_s:
-        return [Flag("clock-drift", f"device clock is {off:+.0f} s off the dock's file time")]
+        return [
+            Flag(
+                "clock-drift",
+                f"device clock {drift_words(off)} against the file's time on the dock "
+                f"({off:+.0f} s)",
+            )
+        ]
     return []
 
 
 def attribute(
-    held: Sequence[Assignment], start: datetime | None, end: datetime | None
+    held: Sequence[Assignment],
+    start: datetime | None,
+    end: datetime | None,
+    tz: tzinfo = UTC,
 ) -> tuple[str | None, list[Flag]]:
     """The officer whose assignment covers the whole recording, or None with a flag."""
     if start is None or end is None:
@@ -163,7 +265,10 @@ def attribute(
     ]
     if not meeting:
         return None, [
-            Flag("unattributed", f"no officer held the device at {start:%Y-%m-%d %H:%M:%S} UTC")
+            Flag(
+                "unattributed",
+                f"no officer held the device at {local_text(start, tz)}",
+            )
         ]
     if len(meeting) > 1:
         who = ", ".join(a.officer_id for a in meeting)
@@ -197,9 +302,13 @@ def identify(
     source: SourceFile,
     probe: ProbeResult,
     now: datetime,
+    *,
+    preserves_mtimes: bool = False,
 ) -> tuple[Identification, Device | None]:
-    """Everything the registry can say about one file; the device, if registered."""
-    name = match_filename(source.name, settings.filename_patterns, ZoneInfo(settings.timezone))
+    """Everything the registry can say about one file; the device, if registered.
+    ``preserves_mtimes``: the station keeps the recorder's mtimes (see :func:`drift_flags`)."""
+    tz = ZoneInfo(settings.timezone)
+    name = match_filename(source.name, name_patterns(settings), tz)
     found = serial_sources(dock_relative(station_root, source), probe, name)
     unusable = {k: v for k, v in found.items() if identifier_problem(v) is not None}
     for where in unusable:
@@ -212,10 +321,20 @@ def identify(
     ]
     device = find_device(conn, serial)
     start, end, time_source = recorded_interval(probe, name, source, device)
-    flags += drift_flags(start, end, time_source, source, now, settings.drift_tolerance_s)
+    flags += drift_flags(
+        start,
+        end,
+        time_source,
+        source,
+        now,
+        settings.drift_tolerance_s,
+        preserves_mtimes=preserves_mtimes,
+        tz=tz,
+    )
     officer_id = None
     if device is not None:
-        officer_id, more = attribute(registry.device_assignments(conn, device.serial), start, end)
+        held = registry.device_assignments(conn, device.serial)
+        officer_id, more = attribute(held, start, end, tz)
         flags += more
         if officer_id and name and name.officer and name.officer != officer_id:
             flags.append(

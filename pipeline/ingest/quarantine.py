@@ -89,11 +89,19 @@ def release(ctx: IngestContext, entry_id: int, actor: str) -> MediaItem:
         ident: Identification | None = None
         device: Device | None = None
         if entry.code in DEVICE_CODES:
-            root = conn.execute(
-                select(stations.c.root).where(stations.c.id == job.station_id)
-            ).scalar_one()
+            root, preserves_mtimes = conn.execute(
+                select(stations.c.root, stations.c.preserves_mtimes).where(
+                    stations.c.id == job.station_id
+                )
+            ).one()
             ident, device = identify(
-                conn, ctx.settings.devices, Path(root), source, item.probe, now
+                conn,
+                ctx.settings.devices,
+                Path(root),
+                source,
+                item.probe,
+                now,
+                preserves_mtimes=bool(preserves_mtimes),
             )
     if ident is not None:
         problem, flags = device_verdict(ident, device, ctx.settings.devices.unknown)

@@ -92,7 +92,9 @@ def prepare(ctx: IngestContext, sources: list[SourceFile]) -> tuple[list[int], l
     for source in sources:
         try:
             with ctx.catalog.begin() as conn:
-                todo.append(_plan_one(ctx, conn, source))
+                job_id = _plan_one(ctx, conn, source)
+            if job_id is not None:
+                todo.append(job_id)
         except Exception as exc:  # one bad entry never stops the station
             log.exception("cannot plan %s", source.shown)
             failed.append(
@@ -101,8 +103,12 @@ def prepare(ctx: IngestContext, sources: list[SourceFile]) -> tuple[list[int], l
     return todo, failed
 
 
-def _plan_one(ctx: IngestContext, conn: Connection, source: SourceFile) -> int:
+def _plan_one(ctx: IngestContext, conn: Connection, source: SourceFile) -> int | None:
+    """The job of ``source``, opened or reopened; None when there is nothing to do: another
+    sweep finished and released this very file between this sweep's scan and now."""
     job = jobs_db.find_or_create(conn, source, ctx.clock(), grown_from=_grown_from(conn, source))
+    if job.state is JobState.DONE and not _still_on_dock(source):
+        return None  # reopening it would report a recording safely archived as vanished
     if job.state in (JobState.DONE, JobState.VANISHED):
         # The same file version is on the dock again (after a release, or back after it
         # went away): take it anew rather than skipping it unseen.
@@ -112,6 +118,17 @@ def _plan_one(ctx: IngestContext, conn: Connection, source: SourceFile) -> int:
         jobs_db.reopen(conn, job.id, ctx.clock())
     jobs_db.note_identity(conn, job.id, source)
     return job.id
+
+
+def _still_on_dock(source: SourceFile) -> bool:
+    """Whether the file the scan saw is still there, the same version (a look, not a read:
+    whatever reads it later goes through the dock's own checks)."""
+    try:
+        st = os.lstat(source.path)
+    except OSError:
+        return False
+    same = (st.st_size, st.st_mtime_ns) == (source.size, source.mtime_ns)
+    return same and (source.ino is None or (st.st_dev, st.st_ino) == (source.dev, source.ino))
 
 
 def _grown_from(conn: Connection, source: SourceFile) -> int | None:
@@ -359,7 +376,13 @@ def _catalogue(ctx: IngestContext, station: Station, job: jobs_db.Job, source: S
         # An unreadable file is still tied to its device (path and name), for health reports.
         with ctx.catalog.begin() as conn:
             ident, device = identify(
-                conn, ctx.settings.devices, station.root, source, probed, ctx.clock()
+                conn,
+                ctx.settings.devices,
+                station.root,
+                source,
+                probed,
+                ctx.clock(),
+                preserves_mtimes=station.preserves_mtimes,
             )
         verdict, flags = device_verdict(ident, device, ctx.settings.devices.unknown)
         ident = replace(ident, flags=(*ident.flags, *flags, *_grown_flags(ctx, job)))

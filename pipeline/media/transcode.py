@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -37,6 +38,13 @@ from pipeline.settings import TranscodeSettings
 
 # Every run: never read the terminal, overwrite the (temporary) output, machine-readable
 # progress on stdout, and only real errors on stderr, so its tail is a usable reason.
+#: Where a proxy's progress goes when its caller passes no ``on_progress``: set by whoever
+#: runs one file's steps and shows their progress (flows/ingest.py around each job), so the
+#: steps in between (ingest, derive) need not carry it.
+proxy_progress: ContextVar[Callable[[float], None] | None] = ContextVar(
+    "proxy_progress", default=None
+)
+
 _GLOBAL_FLAGS = ("-nostdin", "-y", "-progress", "pipe:1", "-loglevel", "error")
 _STDERR_TAIL_LINES = 12
 _REASON_CHARS = 300  # a quarantine reason is read by a person, not parsed
@@ -119,7 +127,7 @@ def make_proxy(
         run_ffmpeg(
             [exe, *_proxy_args(video, audio, tmp, stamp, settings)],
             timeout_s=settings.timeout_s,
-            on_progress=on_progress,
+            on_progress=on_progress or proxy_progress.get(),
             duration_s=probe.duration_s,
             subject=src,
             nice=settings.nice,

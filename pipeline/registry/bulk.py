@@ -29,7 +29,7 @@ from pipeline.tabular import read_records, text_value, time_value
 
 SECTIONS = ("stations", "officers", "devices", "assignments")
 CSV_COLUMNS = {
-    "stations": ("id", "name", "root", "location"),
+    "stations": ("id", "name", "root", "location", "preserves_mtimes"),
     "officers": ("id", "name", "cert_no", "department", "roles"),
     "devices": ("serial", "kind", "vendor", "model", "status", "clock_offset_s"),
     "assignments": ("device", "officer", "from", "to"),
@@ -95,6 +95,20 @@ def read_file(path: Path, tz: ZoneInfo) -> RegistryFile:
     return result
 
 
+_YES = {"true", "yes", "y", "1", "是"}
+_NO = {"false", "no", "n", "0", "否", ""}
+
+
+def _yes_no(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    word = str(value).strip().lower()
+    if word not in _YES | _NO:
+        raise ValueError(f"{key} must be yes or no, not {str(value)[:40]!r}")
+    return word in _YES
+
+
 def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
     missing = [k for k in _REQUIRED[section] if data.get(k) in (None, "")]
     if missing:
@@ -108,6 +122,7 @@ def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
             Path(text_value(data, "root")),
             text_value(data, "name"),
             text_value(data, "location"),
+            _yes_no(data, "preserves_mtimes"),
         )
     if section == "officers":
         return Officer(
@@ -242,7 +257,13 @@ def export_tables_in(conn: Connection) -> dict[str, list[dict[str, Any]]]:
     )
     return {
         "stations": [
-            {"id": s.id, "name": s.name, "root": str(s.root), "location": s.location}
+            {
+                "id": s.id,
+                "name": s.name,
+                "root": str(s.root),
+                "location": s.location,
+                "preserves_mtimes": s.preserves_mtimes,
+            }
             for s in stations
         ],
         "officers": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,13 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _station(row: Any) -> Station:
-    return Station(id=row.id, root=Path(row.root), name=row.name, location=row.location)
+    return Station(
+        id=row.id,
+        root=Path(row.root),
+        name=row.name,
+        location=row.location,
+        preserves_mtimes=bool(row.preserves_mtimes),
+    )
 
 
 def protected_roots(settings: Settings) -> list[tuple[str, Path]]:
@@ -82,6 +89,7 @@ def add_station(
     *,
     name: str = "",
     location: str = "",
+    preserves_mtimes: bool = False,
     settings: Settings | None = None,
 ) -> Station:
     """Register a new station. Its dump folder must exist and must overlap neither another
@@ -89,7 +97,14 @@ def add_station(
     with catalog.begin() as conn:
         require_registrar(conn, actor)
         return add_station_in(
-            conn, station_id, root, actor, name=name, location=location, settings=settings
+            conn,
+            station_id,
+            root,
+            actor,
+            name=name,
+            location=location,
+            preserves_mtimes=preserves_mtimes,
+            settings=settings,
         )
 
 
@@ -101,13 +116,15 @@ def add_station_in(
     *,
     name: str = "",
     location: str = "",
+    preserves_mtimes: bool = False,
     settings: Settings | None = None,
 ) -> Station:
     """``add_station`` within a transaction (the registrar already checked)."""
     if conn.execute(select(stations.c.id).where(stations.c.id == station_id)).first():
         raise StationError(station_id, "already registered")
-    save_station(conn, Station(station_id, root, name, location), actor, settings=settings)
-    return Station(station_id, root.expanduser().resolve(), name, location)
+    station = Station(station_id, root, name, location, preserves_mtimes)
+    save_station(conn, station, actor, settings=settings)
+    return replace(station, root=root.expanduser().resolve())
 
 
 def save_station(
@@ -122,11 +139,16 @@ def save_station(
     problem = root_problem(settings, station.id, root, list_stations_in(conn))
     if problem is not None:
         raise StationError(station.id, problem)
-    wanted = Station(station.id, root, station.name, station.location)
+    wanted = replace(station, root=root)
     row = conn.execute(select(stations).where(stations.c.id == station.id)).one_or_none()
     if row is not None and _station(row) == wanted:
         return Change("station", station.id, "unchanged")
-    values = {"root": str(root), "name": station.name, "location": station.location}
+    values = {
+        "root": str(root),
+        "name": station.name,
+        "location": station.location,
+        "preserves_mtimes": station.preserves_mtimes,
+    }
     if row is None:
         conn.execute(
             stations.insert().values(id=station.id, created_at=datetime.now(UTC), **values)
@@ -139,7 +161,12 @@ def save_station(
         actor,
         station_id=station.id,
         subject=str(root),
-        details={"entity": "station", "name": station.name, "location": station.location},
+        details={
+            "entity": "station",
+            "name": station.name,
+            "location": station.location,
+            "preserves_mtimes": station.preserves_mtimes,
+        },
     )
     return Change("station", station.id, "added" if row is None else "changed")
 

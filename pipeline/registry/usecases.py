@@ -11,7 +11,7 @@ what is archived.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -186,10 +186,17 @@ def officer_detail(instance: Instance, officer_id: str) -> OfficerDetail:
 
 
 def add_station(
-    instance: Instance, station_id: str, root: Path, *, name: str = "", location: str = ""
+    instance: Instance,
+    station_id: str,
+    root: Path,
+    *,
+    name: str = "",
+    location: str = "",
+    preserves_mtimes: bool = False,
 ) -> Station:
     """Register a station and its dump folder (which must exist and overlap neither another
-    station's nor EVIDENCE_HOME, the archive or the keys)."""
+    station's nor EVIDENCE_HOME, the archive or the keys). ``preserves_mtimes``: the station
+    copies files with the recorder's mtimes, so the clock-drift check may trust them."""
     with instance.catalog.begin() as conn:
         return station_rows.add_station_in(
             conn,
@@ -198,8 +205,20 @@ def add_station(
             _registrar(conn, instance),
             name=name,
             location=location,
+            preserves_mtimes=preserves_mtimes,
             settings=instance.settings,
         )
+
+
+def set_station_mtimes(instance: Instance, station_id: str, preserves_mtimes: bool) -> Change:
+    """Say whether a station copies files with the recorder's mtimes (rsync -t, cp -p): only
+    then does the clock-drift check compare a recording's end with its file time. A custody
+    event when it changes; NotFound for an unregistered station."""
+    with instance.catalog.begin() as conn:
+        actor = _registrar(conn, instance)
+        station = station_rows.station_in(conn, station_id)
+        wanted = replace(station, preserves_mtimes=preserves_mtimes)
+        return station_rows.save_station(conn, wanted, actor, settings=instance.settings)
 
 
 def list_stations(instance: Instance) -> list[Station]:

@@ -191,6 +191,10 @@ def _term(raw: str, column: int, tz: tzinfo) -> Term:
     body = raw[1:] if negated else raw
     if not body:
         raise _Bad("nothing after '-'")
+    if any(not ch.isprintable() and not ch.isspace() for ch in body):
+        # A NUL or another control character reaches no text a person typed, and FTS5 takes
+        # a NUL as the end of its string ("unterminated string"): refused here, by name.
+        raise _Bad("含不可见控制字符 a control character (such as NUL) is not searchable text")
     prefix = _FIELD_PREFIX.match(body)
     if prefix is None:
         field, rest = Field.TEXT, body
@@ -291,6 +295,21 @@ def _period(text: str, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
     if end is not None and high is None and end.year == MINYEAR:
         return _FIRST, _FIRST  # ends before the first moment: empty
     return low, high
+
+
+def period(text: str, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
+    """The UTC ``[start, end)`` a typed time stands for, in the forms ``recorded:`` takes
+    (``2026``, ``2026-Q2``, ``2026-05``, ``2026-05-05``, ``2026-05-05T08:30``, each with or
+    without a zone; local time in ``tz`` without one): the one parser of times people type,
+    in queries and in command options alike. None: open, past the end of the calendar.
+    ValueError when ``text`` is none of these."""
+    try:
+        return _period(text.strip(), tz)
+    except _Bad:
+        raise ValueError(
+            f"{text!r} is not a time: give a year, 2026-Q2, a month 2026-11, a day 2026-11-27 "
+            "or a time 2026-11-27T09:00 (local unless it ends in a zone like +08:00)"
+        ) from None
 
 
 def _utc(moment: datetime) -> datetime | None:

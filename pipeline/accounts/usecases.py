@@ -1,0 +1,692 @@
+"""The use cases of accounts: users (add, list, disable, enable, set a password or roles),
+signing in and out, the session behind a request, and whether a user may view an item.
+
+Each takes the :class:`~pipeline.instance.Instance` first, owns its transactions and returns
+a frozen dataclass. Every change is a custody event in the same transaction: USER_CHANGED
+for an account, SIGNED_IN, SIGN_IN_FAILED and SIGNED_OUT for sessions, REFUSED for evidence
+a user's roles do not reach. Password hashing (tens of milliseconds by design) runs outside
+any write transaction, which on SQLite would hold every ingest back meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sqlalchemy import Connection
+
+from pipeline.accounts import passwords
+from pipeline.accounts.permissions import (
+    ItemScope,
+    can_audit,
+    can_describe,
+    can_file_case,
+    can_manage_users,
+    can_view,
+    can_view_case,
+    require,
+)
+from pipeline.accounts.sessions import Lockout, SessionInfo, new_token, token_digest
+from pipeline.accounts.users import (
+    User,
+    UserRole,
+    check_password,
+    normal_department,
+    normal_login,
+)
+from pipeline.cases import usecases as cases_usecases
+from pipeline.cases.seal import Sealed
+from pipeline.catalog import accounts as rows
+from pipeline.catalog import cases as case_rows
+from pipeline.catalog import media as media_db
+from pipeline.catalog import registry as registry_rows
+from pipeline.custody import log as custody
+from pipeline.custody import replay
+from pipeline.custody import usecases as custody_usecases
+from pipeline.custody.access import AuditedEvent, View
+from pipeline.errors import (
+    AccessRefused,
+    AccountError,
+    AccountLocked,
+    AddressThrottled,
+    NotFound,
+    NotSignedIn,
+    PermissionDenied,
+    SignInFailed,
+)
+from pipeline.instance import Instance
+from pipeline.models import Case, EventKind, MediaItem
+
+#: Who a failed sign-in of a login nobody has is recorded as: what was typed may be a
+#: password typed into the wrong box, and the custody log keeps it for ever. Its SHA-256
+#: goes into the details instead, enough to tell repeated attempts apart.
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A new session. ``token`` goes into the browser's cookie; it exists nowhere else."""
+
+    user: User
+    token: str
+    session: SessionInfo
+    event: int  # seq of the SIGNED_IN event
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The signed-in user behind a request, and their session."""
+
+    user: User
+    session: SessionInfo
+
+
+@dataclass(frozen=True)
+class SignedOut:
+    login: str | None  # None: the session was unknown, expired or already revoked
+    event: int | None
+
+
+# ---------------------------------------------------------------------------------- users
+
+
+def add_user(
+    instance: Instance,
+    login: str,
+    *,
+    officer_id: str,
+    roles: Sequence[UserRole],
+    password: str,
+    department: str | None = None,
+) -> User:
+    """An account for the registered officer ``officer_id``; its department defaults to the
+    officer's. AccountError for a login taken or malformed, a weak password or no role;
+    NotFound for an officer the registry does not know."""
+    name = normal_login(login)
+    check_password(name, password)
+    if not roles:
+        raise AccountError(name, "至少一个角色 (give at least one role)")
+    hashed = passwords.hash_password(password)
+    now = instance.clock()
+    with instance.catalog.begin() as conn:
+        officer = registry_rows.officer(conn, officer_id)
+        if officer is None:
+            raise NotFound("officer", officer_id)
+        if rows.get(conn, name) is not None:
+            raise AccountError(name, "登录名已存在 (the login exists)")
+        user = User(
+            login=name,
+            officer_id=officer.id,
+            roles=tuple(r for r in UserRole if r in set(roles)),
+            department=normal_department(officer.department if department is None else department),
+            enabled=True,
+            created_at=now,
+            updated_at=now,
+        )
+        written = rows.insert(conn, user, hashed)
+        _changed(conn, instance, user, "added", written, now)
+    return user
+
+
+def list_users(instance: Instance) -> tuple[User, ...]:
+    with instance.catalog.read() as conn:
+        return tuple(rows.all_users(conn))
+
+
+def set_enabled(instance: Instance, login: str, enabled: bool) -> User:
+    """Enable or disable an account; disabling revokes its sessions at once."""
+    now = instance.clock()
+    with instance.catalog.begin() as conn:
+        user = _existing(conn, login)
+        written = rows.change(conn, user.login, now, enabled=enabled)
+        revoked = 0 if enabled else rows.revoke(conn, now, _actor(instance), login=user.login)
+        user = replace(user, enabled=enabled, updated_at=now)
+        action = "enabled" if enabled else "disabled"
+        _changed(conn, instance, user, action, written, now, sessions_revoked=revoked)
+    return user
+
+
+def set_password(instance: Instance, login: str, password: str) -> User:
+    """A new password; every session of the account is revoked (a stolen one with it)."""
+    name = normal_login(login)
+    check_password(name, password)
+    hashed = passwords.hash_password(password)
+    now = instance.clock()
+    with instance.catalog.begin() as conn:
+        user = _existing(conn, name)
+        written = rows.change(conn, user.login, now, password_hash=hashed)
+        rows.clear_failures(conn, user.login)
+        revoked = rows.revoke(conn, now, _actor(instance), login=user.login)
+        user = replace(user, updated_at=now)
+        _changed(conn, instance, user, "password-set", written, now, sessions_revoked=revoked)
+    return user
+
+
+def set_roles(
+    instance: Instance,
+    login: str,
+    roles: Sequence[UserRole],
+    *,
+    department: str | None = None,
+) -> User:
+    """Replace an account's roles (and its department, when given)."""
+    if not roles:
+        raise AccountError(login, "至少一个角色 (give at least one role)")
+    now = instance.clock()
+    with instance.catalog.begin() as conn:
+        user = _existing(conn, login)
+        ordered = tuple(r for r in UserRole if r in set(roles))
+        dept = user.department if department is None else normal_department(department)
+        written = rows.change(conn, user.login, now, roles=ordered, department=dept)
+        user = replace(user, roles=ordered, department=dept, updated_at=now)
+        _changed(conn, instance, user, "roles-set", written, now)
+    return user
+
+
+def revoke_sessions(instance: Instance, login: str) -> int:
+    """End every live session of an account at once (a lost phone, a shared computer); how
+    many there were. The account stays enabled."""
+    now = instance.clock()
+    with instance.catalog.begin() as conn:
+        user = _existing(conn, login)
+        revoked = rows.revoke(conn, now, _actor(instance), login=user.login)
+        _changed(conn, instance, user, "sessions-revoked", {}, now, sessions_revoked=revoked)
+    return revoked
+
+
+def administering(instance: Instance, user: User) -> Instance:
+    """The instance with ``user`` acting on accounts, if they may (``can_manage_users``;
+    PermissionDenied otherwise): the web's way into the account use cases above, which the
+    CLI on the server's shell calls directly."""
+    require(user, can_manage_users, "users")
+    return instance.acting(user.login)
+
+
+def _existing(conn: Connection, login: str) -> User:
+    user = rows.get(conn, normal_login(login))
+    if user is None:
+        raise NotFound("user", login)
+    return user
+
+
+def _changed(
+    conn: Connection,
+    instance: Instance,
+    user: User,
+    action: str,
+    written: dict[str, Any],
+    now: datetime,
+    **more: Any,
+) -> None:
+    custody.append(
+        conn,
+        EventKind.USER_CHANGED,
+        _actor(instance),
+        subject=f"user {user.login}",
+        details={"action": action, "login": user.login, **_written(written), **more},
+        now=now,
+    )
+
+
+def _written(written: dict[str, Any]) -> dict[str, Any]:
+    """What an event records of a users row it wrote: the columns and values (``row``, as
+    the catalog replay reads events), the password hash only as its SHA-256 — an account's
+    roles and password are what an attacker who can write the catalog would change."""
+    row = {k: v for k, v in written.items() if k != "password_hash"}
+    found: dict[str, Any] = {"row": replay.recorded_row(row)}
+    if "password_hash" in written:
+        found["password_sha256"] = hashlib.sha256(written["password_hash"].encode()).hexdigest()
+    return found
+
+
+# -------------------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True)
+class SignInRules:
+    """The two lockouts: of one login (any address), and of one address (any logins)."""
+
+    login: Lockout
+    address: Lockout
+
+
+def sign_in_rules(instance: Instance) -> SignInRules:
+    web = instance.settings.web
+    window = timedelta(minutes=web.lockout_minutes)
+    return SignInRules(
+        Lockout(web.lockout_failures, window), Lockout(web.lockout_address_failures, window)
+    )
+
+
+def sign_in(
+    instance: Instance, login: str, password: str, *, address: str = "", via: str = "web"
+) -> SignedIn:
+    """A session for ``login`` if ``password`` is its own, the account is enabled, and
+    neither the login nor the ``address`` it comes from is locked. Otherwise SignInFailed
+    (AccountLocked once the login's failures in the lockout window reach the limit,
+    AddressThrottled once the address's do), after its SIGN_IN_FAILED event is committed;
+    the message never says which of the checks failed."""
+    typed = login.strip().lower()[:64]
+    address = address[:64]
+    rules = sign_in_rules(instance)
+    now = instance.clock()
+    since = now - rules.login.window
+    with instance.catalog.read() as conn:
+        user = rows.get(conn, typed)
+        stored = rows.password_hash(conn, typed) if user is not None else None
+        failed_at = rows.failures(conn, typed, since)
+        from_address = rows.address_failures(conn, address, since) if address else []
+    # A lock stops the password from being even checked: guessing goes no further.
+    if rules.address.locked(from_address, now):
+        reason = "address-throttled"
+    elif rules.login.locked(failed_at, now):
+        reason = "locked"
+    elif stored is None:
+        passwords.spend_like_a_verify(password)
+        reason = "unknown-login"
+    elif not passwords.verify_password(stored, password):
+        reason = "bad-password"
+    elif user is None or not user.enabled:
+        reason = "disabled"
+    else:
+        reason = ""
+    if reason:
+        _refuse_sign_in(instance, typed, user, reason, address, via, rules, now)
+    assert user is not None and stored is not None
+    rehashed = passwords.hash_password(password) if passwords.needs_rehash(stored) else None
+    token = new_token()
+    session = SessionInfo(
+        user.login,
+        now,
+        now + timedelta(minutes=instance.settings.web.session_minutes),
+        address,
+    )
+    with instance.catalog.begin() as conn:
+        rows.clear_failures(conn, user.login)
+        rehash = {}
+        if rehashed is not None:  # stronger parameters than the stored hash's
+            rehash = _written(rows.change(conn, user.login, now, password_hash=rehashed))
+        rows.add_session(conn, token_digest(token), session)
+        event = custody.append(
+            conn,
+            EventKind.SIGNED_IN,
+            user.login,
+            subject=f"user {user.login}",
+            details={
+                "via": via,
+                "address": session.address,
+                "expires": session.expires_at.isoformat(),
+                **rehash,
+            },
+            now=now,
+        )
+    return SignedIn(user, token, session, event.seq)
+
+
+#: The failures that are refusals of a lock already in force, not guesses: not counted.
+_LOCKED = ("locked", "address-throttled")
+
+
+def _refuse_sign_in(
+    instance: Instance,
+    typed: str,
+    user: User | None,
+    reason: str,
+    address: str,
+    via: str,
+    rules: SignInRules,
+    now: datetime,
+) -> NoReturn:
+    known = user is not None
+    since = now - rules.login.window
+    with instance.catalog.begin() as conn:
+        if reason not in _LOCKED:
+            rows.add_failure(conn, typed, now, address, forget_before=since)
+        recent = rows.failures(conn, typed, since)
+        from_address = rows.address_failures(conn, address, since) if address else []
+        details: dict[str, Any] = {
+            "reason": reason,
+            "via": via,
+            "address": address,
+            "failures": rules.login.recent(recent, now),
+        }
+        if not known:
+            details["login_sha256"] = hashlib.sha256(typed.encode("utf-8")).hexdigest()
+        custody.append(
+            conn,
+            EventKind.SIGN_IN_FAILED,
+            typed if known else ANONYMOUS,
+            subject=f"user {typed}" if known else "sign-in",
+            details=details,
+            now=now,
+        )
+    if rules.login.locked(recent, now):
+        raise AccountLocked(typed, _minutes_left(rules.login, recent, now))
+    if rules.address.locked(from_address, now):
+        raise AddressThrottled(address, _minutes_left(rules.address, from_address, now))
+    raise SignInFailed()
+
+
+def _minutes_left(rule: Lockout, failed_at: list[datetime], now: datetime) -> int:
+    """Whole minutes until the oldest failure in the window leaves it (at least one)."""
+    recent = [at for at in failed_at if now - rule.window < at <= now]
+    left = min(recent) + rule.window - now
+    return max(1, round(left.total_seconds() / 60))
+
+
+def authenticate(instance: Instance, token: str | None) -> Signed:
+    """The user whose live session ``token`` is; NotSignedIn when there is none, it expired
+    or was revoked, or its account is disabled."""
+    if not token:
+        raise NotSignedIn()
+    with instance.catalog.read() as conn:
+        session = rows.session(conn, token_digest(token))
+        user = rows.get(conn, session.login) if session is not None else None
+    if session is None or user is None or not session.live(instance.clock()):
+        raise NotSignedIn(
+            "登录已失效，请重新登录 (the session expired or was ended: sign in again)"
+        )
+    if not user.enabled:
+        raise NotSignedIn("账户已停用 (the account is disabled)")
+    return Signed(user, session)
+
+
+def sign_out(instance: Instance, token: str | None, *, via: str = "web") -> SignedOut:
+    """End the session ``token``: revoked in the catalog, a SIGNED_OUT event. Nothing happens
+    for a token that names no live session."""
+    if not token:
+        return SignedOut(None, None)
+    digest = token_digest(token)
+    now = instance.clock()
+    with instance.catalog.begin() as conn:
+        session = rows.session(conn, digest)
+        if session is None or not session.live(now):
+            return SignedOut(None, None)
+        rows.revoke(conn, now, session.login, digest=digest)
+        event = custody.append(
+            conn,
+            EventKind.SIGNED_OUT,
+            session.login,
+            subject=f"user {session.login}",
+            details={"via": via},
+            now=now,
+        )
+    return SignedOut(session.login, event.seq)
+
+
+# ------------------------------------------------------------------------------- evidence
+
+
+def require_view(instance: Instance, user: User, media_id: int) -> MediaItem:
+    """The item ``media_id`` if ``user`` may view it (``permissions.can_view``); otherwise a
+    REFUSED event naming the user and the item is committed and PermissionDenied raised."""
+    return _require(instance, user, media_id, can_view, "view")
+
+
+def describe_item(
+    instance: Instance, user: User, media_id: int, text: str
+) -> cases_usecases.Described:
+    """Set the item's written description (文字说明) as ``user``, if their roles reach it
+    (``permissions.can_describe``; else REFUSED and PermissionDenied): a DESCRIBED event."""
+    item = _require(instance, user, media_id, can_describe, "describe")
+    return cases_usecases.describe_media(instance.acting(user.login), item.id, text)
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """A case file as a user may see it: the detail ``cases show`` gives, and whether they
+    may work on it (link, unlink, conclude, seal)."""
+
+    detail: cases_usecases.CaseDetail
+    may_file: bool
+
+
+def case_file(instance: Instance, user: User, number: str) -> CaseFile:
+    """The case ``number``, if ``user`` may read it (``permissions.can_view_case``);
+    otherwise a REFUSED event and PermissionDenied."""
+    detail = cases_usecases.case_detail(instance, number)
+    if not can_view_case(user, detail.case):
+        _refuse_case(instance, user, detail.case, "view-case")
+    return CaseFile(detail, can_file_case(user, detail.case))
+
+
+def link_to_case(
+    instance: Instance, user: User, number: str, media_id: int, reason: str
+) -> cases_usecases.Linked:
+    """Link the item ``media_id`` to the case by hand, with a reason: the user must be able
+    to file the case and to view the item (each refusal a REFUSED event)."""
+    _filing(instance, user, number, "link")
+    item = require_view(instance, user, media_id)
+    why = _reason(f"case {number}", reason)
+    return cases_usecases.link_media(instance.acting(user.login), number, item.id, why)
+
+
+def unlink_from_case(
+    instance: Instance, user: User, number: str, media_id: int, reason: str
+) -> cases_usecases.Unlinked:
+    """Take the item ``media_id`` out of the case, with a reason (the history is kept)."""
+    _filing(instance, user, number, "unlink")
+    why = _reason(f"case {number}", reason)
+    return cases_usecases.unlink_media(instance.acting(user.login), number, media_id, why)
+
+
+def conclude_case(instance: Instance, user: User, number: str) -> Case:
+    """The enforcement act ended as recorded: the 15-day clock starts."""
+    _filing(instance, user, number, "conclude")
+    return cases_usecases.conclude_case(instance.acting(user.login), number)
+
+
+def seal_case(instance: Instance, user: User, number: str, reason: str) -> Sealed:
+    """Seal the concluded case file (归档), complete as the rule asks (CaseError lists what it
+    still misses otherwise)."""
+    _filing(instance, user, number, "seal")
+    why = _reason(f"case {number}", reason)
+    return cases_usecases.archive_case(instance.acting(user.login), number, why)
+
+
+def _filing(instance: Instance, user: User, number: str, action: str) -> Case:
+    with instance.catalog.read() as conn:
+        case = case_rows.get(conn, number)
+    if case is None:
+        raise NotFound("case", number)
+    if not can_file_case(user, case):
+        _refuse_case(instance, user, case, action)
+    return case
+
+
+def _reason(subject: str, reason: str | None) -> str:
+    why = (reason or "").strip()
+    if len(why) < MIN_REASON:
+        raise AccessRefused(
+            subject, f"事由至少 {MIN_REASON} 个字 (a reason of at least {MIN_REASON} characters)"
+        )
+    return why
+
+
+def _refuse_case(instance: Instance, user: User, case: Case, action: str) -> NoReturn:
+    with instance.catalog.begin() as conn:
+        custody.append(
+            conn,
+            EventKind.REFUSED,
+            user.login,
+            subject=f"case {case.number}",
+            details={
+                "action": action,
+                "roles": [r.value for r in user.roles],
+                "department": user.department,
+                "case_department": case.department,
+            },
+            now=instance.clock(),
+        )
+    raise PermissionDenied(
+        f"case {case.number}", "无权对该案卷进行此操作 (outside your roles and department)"
+    )
+
+
+def audit_trail(
+    instance: Instance,
+    user: User,
+    *,
+    media_id: int | None = None,
+    actor: str | None = None,
+    case: str | None = None,
+    kinds: Sequence[EventKind] = (),
+    limit: int = 1000,
+) -> tuple[AuditedEvent, ...]:
+    """The custody history ``evidence audit`` lists for these filters, without the text of
+    descriptions and text records, for a user who may read it (``permissions.can_audit``)."""
+    require(user, can_audit, "audit")
+    return custody_usecases.audit(
+        instance,
+        media_key=None if media_id is None else _sha256_of(instance, media_id),
+        actor=actor,
+        case=case,
+        kinds=kinds,
+        limit=limit,
+    )
+
+
+def _sha256_of(instance: Instance, media_id: int) -> str:
+    """The SHA-256 of the item ``media_id`` (NotFound): the audit takes a key, which six
+    digits or more would make a hash prefix."""
+    with instance.catalog.read() as conn:
+        return media_db.get(conn, media_id).sha256
+
+
+def _require(
+    instance: Instance,
+    user: User,
+    media_id: int,
+    rule: Callable[[User, ItemScope], bool],
+    action: str,
+) -> MediaItem:
+    with instance.catalog.read() as conn:
+        item = media_db.get(conn, media_id)
+        scope = ItemScope(item.officer_id, rows.item_departments(conn, item.officer_id, item.id))
+    if user.enabled and rule(user, scope):
+        return item
+    with instance.catalog.begin() as conn:
+        custody.append(
+            conn,
+            EventKind.REFUSED,
+            user.login,
+            media_id=item.id,
+            station_id=item.station_id,
+            subject=item.sha256,
+            details={
+                "action": action,
+                "roles": [r.value for r in user.roles],
+                "department": user.department,
+                "item_departments": list(scope.departments),
+            },
+            now=instance.clock(),
+        )
+    raise PermissionDenied(
+        f"media {item.id}", "无权对该记录进行此操作 (outside your roles and department)"
+    )
+
+
+#: A reason for viewing evidence is a few words at least: "x" or "." is no reason.
+MIN_REASON = 2
+
+
+@dataclass(frozen=True)
+class Viewing:
+    """A user's viewing of one item: the VIEWED event and its reason, which holds for the
+    item until ``until`` (``web.reason_minutes``): playing, seeking and reloading within it
+    are the same viewing."""
+
+    item: MediaItem
+    view: View  # the proxy, or the metadata of an item without one
+    reason: str
+    event: int
+    at: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """What the item page may show: the item id, and the viewing if a reason holds (None:
+    ask for one first, nothing of the item is shown), with the item's custody history."""
+
+    media_id: int
+    viewing: Viewing | None
+    history: tuple[custody.CustodyEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class Playback:
+    """The proxy of an item under a viewing that holds: where its bytes are."""
+
+    viewing: Viewing
+    path: Path
+
+
+def view_item(instance: Instance, user: User, media_id: int, reason: str | None) -> Viewing:
+    """View the item ``media_id`` with ``reason``: refused (REFUSED event, PermissionDenied) when
+    the user's roles and department do not reach it; AccessRefused for a reason shorter
+    than :data:`MIN_REASON`; else the VIEWED event is committed (the proxy's, or the
+    metadata's for an item without a proxy) before anything of the item is returned."""
+    item = require_view(instance, user, media_id)
+    why = _reason(f"media {item.id}", reason)
+    view = View.PROXY if item.proxy_key else View.METADATA
+    opened = custody_usecases.view_media(
+        instance.acting(user.login), item.sha256, actor=user.login, reason=why, view=view
+    )
+    now = instance.clock()
+    return Viewing(item, view, why, opened.event, now, now + _reason_holds(instance))
+
+
+def item_page(instance: Instance, user: User, media_id: int) -> ItemPage:
+    """The item page of ``media_id`` for ``user``: refused as :func:`require_view` says; the
+    viewing whose reason still holds, if any."""
+    item = require_view(instance, user, media_id)
+    viewing, history = _remembered(instance, user, item)
+    return ItemPage(item.id, viewing, history if viewing is not None else ())
+
+
+def playback(instance: Instance, user: User, media_id: int) -> Playback:
+    """The proxy of ``media_id`` for a user whose viewing of it holds (AccessRefused otherwise:
+    no byte flows before a reason is recorded)."""
+    item = require_view(instance, user, media_id)
+    viewing, _ = _remembered(instance, user, item)
+    if viewing is None or viewing.view is not View.PROXY or item.proxy_key is None:
+        raise AccessRefused(
+            f"media {item.id}", "请先说明调阅事由 (give a reason for viewing first)"
+        )
+    return Playback(viewing, instance.store.derived_path(item.proxy_key))
+
+
+def _reason_holds(instance: Instance) -> timedelta:
+    return timedelta(minutes=instance.settings.web.reason_minutes)
+
+
+def _remembered(
+    instance: Instance, user: User, item: MediaItem
+) -> tuple[Viewing | None, tuple[custody.CustodyEvent, ...]]:
+    """The user's newest viewing of ``item`` whose reason still holds, and the item's
+    custody history (it is read to find the viewing)."""
+    now = instance.clock()
+    since = now - _reason_holds(instance)
+    with instance.catalog.read() as conn:
+        history = tuple(custody.events(conn, media_id=item.id))
+    for event in reversed(history):
+        view = event.details.get("view")
+        if (
+            event.kind is EventKind.VIEWED
+            and event.actor == user.login
+            and view in (View.PROXY.value, View.METADATA.value)
+            and since < event.at <= now
+        ):
+            reason = str(event.details.get("reason", ""))
+            until = event.at + _reason_holds(instance)
+            return Viewing(item, View(view), reason, event.seq, event.at, until), history
+    return None, history
+
+
+def _actor(instance: Instance) -> str:
+    return instance.actor or instance.settings.actor
