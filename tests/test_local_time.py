@@ -77,3 +77,11 @@ def test_times_on_a_line_carry_their_offset() -> None:
     moment, zone = datetime(2026, 11, 30, 1, 25, tzinfo=UTC), ZoneInfo("Asia/Shanghai")
     assert output.when_zoned(moment, zone) == "2026-11-30 09:25:00 +08:00"
     assert output.when(moment, zone, seconds=False) == "2026-11-30 09:25"
+
+
+def test_serve_names_the_zone_of_each_schedule(settings: Settings) -> None:
+    from interfaces.commands.serve import schedules_line
+
+    line = schedules_line(settings, 4, "http://127.0.0.1:4200")
+    assert "compliance-sweep '0 6 * * *' (Asia/Shanghai)" in line
+    assert "'0 3 1 * *' (full) (Asia/Shanghai)" in line and "every 15 min" in line

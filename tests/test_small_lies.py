@@ -89,6 +89,18 @@ def test_lists_name_officers_and_count_in_words(filed: Filed) -> None:
     assert "1023 张伟" in _cli("media", "list")
 
 
+def test_search_takes_a_category_by_its_zh_name_too(filed: Filed) -> None:
+    def found(query: str) -> list[int]:
+        result = CliRunner().invoke(app, ["search", query, "--json"])
+        assert result.exit_code == 0, result.output
+        return [h["id"] for h in json.loads(result.stdout)["items"]]
+
+    assert found("category:seizure") == [filed.video]
+    for named in ("category:查封扣押", "category:查封", "category:Seizure"):
+        assert found(named) == [filed.video], named
+    assert found("category:停车") == []
+
+
 def test_categories_by_id_or_zh_name(settings: Settings, catalog: Catalog) -> None:
     listed = _cli("categories", "list")
     assert "seizure" in listed and "查封扣押" in listed and "强制拆除" in listed

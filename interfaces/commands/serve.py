@@ -8,6 +8,7 @@ import typer
 
 from interfaces import output
 from interfaces.common import JsonOpt, settings
+from pipeline.settings import Settings
 
 
 def register(root: typer.Typer) -> None:
@@ -33,17 +34,23 @@ def serve_all() -> None:
     from flows.schedules import scheduled, serve_scheduled
 
     deployments = scheduled(s)
-    output.console.print(
-        output.text(
-            f"serving {len(deployments)} schedules: compliance-sweep '{s.cases.compliance_cron}', "
-            f"fixity-check '{s.custody.fixity_sample_cron}' (sample) and "
-            f"'{s.custody.fixity_full_cron}' (full), checkpoints; Prefect UI {server.ui_url}"
-        )
-    )
+    output.console.print(output.text(schedules_line(s, len(deployments), server.ui_url)))
     try:
         serve_scheduled(deployments)
     except KeyboardInterrupt:
         output.console.print("stopped")
+
+
+def schedules_line(s: Settings, count: int, ui_url: str) -> str:
+    """What is served, each cron line with the zone it runs in (a cron line alone does not
+    say whether 06:00 is Beijing time or UTC)."""
+    every = s.custody.checkpoint_every_minutes
+    return (
+        f"serving {count} schedules: compliance-sweep '{s.cases.compliance_cron}' "
+        f"({s.devices.timezone}), fixity-check '{s.custody.fixity_sample_cron}' (sample) and "
+        f"'{s.custody.fixity_full_cron}' (full) ({s.custody.fixity_timezone}), custody "
+        f"checkpoints every {every:g} min; Prefect UI {ui_url}"
+    )
 
 
 def deploy(json_out: JsonOpt = False) -> None:

@@ -17,13 +17,16 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipeline.cases.categories import load_categories
 from pipeline.catalog import media as media_db
 from pipeline.custody import access
 from pipeline.custody.access import Field, ListedItem
+from pipeline.errors import ConfigError
 from pipeline.instance import Instance
 from pipeline.models import MediaStatus
 from pipeline.search import run
-from pipeline.search.query import ItemView, parse
+from pipeline.search.query import Field as QueryField
+from pipeline.search.query import ItemView, Query, Value, parse
 from pipeline.settings import Settings
 
 
@@ -65,7 +68,7 @@ def search(
     is recorded before the result is returned."""
     if reveal:
         access.purpose("search", actor, reason)  # refused before anything is read
-    query = parse(text, instance.settings.zone)
+    query = _category_ids(parse(text, instance.settings.zone), instance.settings)
     with instance.catalog.read() as conn:
         found = run.search(conn, query, sort=sort, limit=limit)
     hits = tuple(_hit(instance.settings, v, revealed=reveal) for v in found.items)
@@ -115,6 +118,30 @@ def media_list(
             **({"status": status.value} if status else {}),
         )
     return tuple(access.listed(m, revealed=reveal) for m in found)
+
+
+def _category_ids(query: Query, settings: Settings) -> Query:
+    """``category:查封扣押`` names a category as people say it (its zh-CN or English name, or
+    a part of one zh-CN name); cases store its id. A name no category has is left as typed:
+    it matches nothing, as an unknown id does."""
+    if not any(t.field is QueryField.CATEGORY for t in query.terms):
+        return query
+    categories = load_categories(settings)
+
+    def known(value: Value) -> Value:
+        try:
+            return categories.get(str(value)).id
+        except ConfigError:
+            return value
+
+    return Query(
+        tuple(
+            dataclasses.replace(t, values=tuple(known(v) for v in t.values))
+            if t.field is QueryField.CATEGORY
+            else t
+            for t in query.terms
+        )
+    )
 
 
 def _hit(settings: Settings, view: ItemView, *, revealed: bool) -> Hit:
