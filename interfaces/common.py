@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from interfaces import output
+from pipeline.accounts import usecases as accounts
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.custody.keys import PRIVATE_NAME, key_dir
 from pipeline.errors import ConfigError
@@ -24,7 +25,10 @@ LOOSE = {"ignore_unknown_options": True}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ActorOpt = Annotated[
-    str | None, typer.Option("--as", help="Who acts (default: the `actor` setting).")
+    str | None,
+    typer.Option(
+        "--as", help="Who acts: once accounts exist, a login or officer id (default: `actor`)."
+    ),
 ]
 
 
@@ -60,7 +64,16 @@ def catalog(s: Settings) -> Catalog:
 def instance(actor: str | None = None) -> Instance:
     """The instance a command works on: settings read once, the catalog opened (the store on
     first use), ``actor`` acting (else the ``actor`` setting). Use cases take it."""
-    return open_instance(initialised(settings())).acting(actor)
+    return instance_as(actor)[0]
+
+
+def instance_as(actor: str | None) -> tuple[Instance, str | None]:
+    """The instance, with who ``--as`` names acting, and that person: once accounts exist, the
+    login of an enabled user (``accounts.person_acting``: AccountError otherwise); None
+    without ``--as``, for the use cases that require one to say so."""
+    opened = open_instance(initialised(settings()))
+    who = accounts.person_acting(opened, actor)
+    return opened.acting(who), who
 
 
 def _period(s: Settings, text: str) -> tuple[datetime | None, datetime | None]:

@@ -18,7 +18,14 @@ from argon2 import PasswordHasher
 from interfaces.cli import main
 from pipeline.accounts import passwords
 from pipeline.accounts import usecases as accounts
-from pipeline.accounts.permissions import ItemScope, can_manage_users, can_search, can_view
+from pipeline.accounts.permissions import (
+    ItemScope,
+    can_manage_users,
+    can_search,
+    can_view,
+    reach,
+    reaches,
+)
 from pipeline.accounts.sessions import Lockout, token_digest
 from pipeline.accounts.users import User, UserRole, normal_department, normal_login, within
 from pipeline.catalog import Catalog
@@ -180,6 +187,19 @@ LINKED_HERE = ItemScope("2001", ("县公安局/交警大队", "县公安局/治�
 )
 def test_who_may_view_an_item(roles: tuple[UserRole, ...], item: ItemScope, allowed: bool) -> None:
     assert can_view(_user(roles), item) is allowed
+
+
+def test_a_listing_reaches_exactly_the_items_the_user_may_view() -> None:
+    """``reach`` (what the search's SQL takes) against ``can_view``, for every set of roles."""
+    items = [MINE, SAME_UNIT, BELOW, OTHER_UNIT, LINKED_HERE, ItemScope(None, ()),
+             ItemScope("3001", ("县公安局/治安大队二",)), ItemScope("9000", ("县公安局",))]  # fmt: skip
+    for mask in range(1 << len(UserRole)):
+        roles = tuple(r for i, r in enumerate(UserRole) if mask >> i & 1)
+        for department in ("县公安局/治安大队", "县公安局", " 县公安局 // 治安大队/", ""):
+            for enabled in (True, False):
+                user = _user(roles, department, enabled=enabled)
+                for item in items:
+                    assert reaches(reach(user), item) is can_view(user, item), (user, item)
 
 
 def test_a_disabled_user_may_do_nothing() -> None:
@@ -613,3 +633,48 @@ def test_users_set_password_and_roles_through_the_cli(instance: Instance, cli: C
     )
     assert code == 0, err
     assert (json.loads(out)["roles"], json.loads(out)["department"]) == (["supervisor"], "县公安局")
+
+
+# ----------------------------------------------------------------- --as names a real person
+
+
+def _officers_add(cli: Cli, officer_id: str, actor: str) -> tuple[int, str, str]:
+    return cli("officers", "add", officer_id, "--name", "赵六", "--cert", f"C{officer_id}",
+               "--as", actor)  # fmt: skip
+
+
+def _registered_by(instance: Instance, officer_id: str) -> list[str]:
+    return [e.actor for e in _events(instance.catalog, EventKind.REGISTRY_CHANGED)
+            if officer_id in e.subject]  # fmt: skip
+
+
+def test_as_is_taken_as_given_while_no_account_exists(instance: Instance, cli: Cli) -> None:
+    code, _, err = _officers_add(cli, "3001", "1023")  # a registrar: a registered officer
+    assert code == 0, err
+    code, _, err = cli("search", "--reveal", "--as", "whoever", "--reason", "复核案件")
+    assert code == 0, err
+    assert _registered_by(instance, "3001") == ["1023"]
+
+
+def test_as_must_name_an_enabled_user_once_an_account_exists(instance: Instance, cli: Cli) -> None:
+    _add(instance)  # zhang.wei, officer 1023
+    code, _, err = _officers_add(cli, "3001", "nobody")
+    assert code == 2 and "--as 须为已启用用户" in err and "Traceback" not in err
+    with instance.catalog.read() as conn:
+        assert registry_rows.officer(conn, "3001") is None, "refused before anything is written"
+    code, _, err = cli("search", "--reveal", "--as", "nobody", "--reason", "复核案件")
+    assert code == 2 and "--as 须为已启用用户" in err and "Traceback" not in err
+    code, _, err = _officers_add(cli, "3001", "Zhang.Wei")  # a login, as typed
+    assert code == 0, err
+    code, _, err = _officers_add(cli, "3002", "1023")  # the officer id of one user
+    assert code == 0, err
+    assert _registered_by(instance, "3001") + _registered_by(instance, "3002") == [
+        "zhang.wei",
+        "zhang.wei",
+    ]
+    _add(instance, "zhang.wei2")  # a second account of officer 1023: the id is ambiguous
+    code, _, err = _officers_add(cli, "3003", "1023")
+    assert code == 2 and "officer 1023 has 2 accounts" in err
+    accounts.set_enabled(instance, "zhang.wei", False)
+    code, _, err = _officers_add(cli, "3003", "zhang.wei")
+    assert code == 2 and "--as 须为已启用用户" in err

@@ -83,8 +83,15 @@ def test_a_download_is_the_original_and_is_recorded(archive: Archive, tmp_path: 
     copy = Path(json.loads(result.stdout)["path"])
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == photo.sha256
     assert not stat.S_IMODE(copy.stat().st_mode) & 0o222, "handed over read-only"
-    (event,) = _viewed(archive, photo.id)
-    assert event.details == {"view": "original", "reason": "庭审", "to": str(copy)}
+    assert _viewed(archive, photo.id) == [], "a copy that leaves the archive is an export"
+    with archive.catalog.read() as conn:
+        (event,) = [
+            e for e in custody.events(conn, media_id=photo.id) if e.kind is EventKind.EXPORTED
+        ]
+    assert (event.actor, event.details) == (
+        "1023",
+        {"view": "original", "reason": "庭审", "to": str(copy)},
+    )
 
 
 def test_a_photo_has_no_proxy_and_says_what_to_open_instead(archive: Archive) -> None:

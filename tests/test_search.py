@@ -17,8 +17,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, text
 
+from pipeline.accounts.permissions import ItemScope, can_view, reach
+from pipeline.accounts.users import User, UserRole
 from pipeline.cases import records as cases
 from pipeline.catalog import Catalog, open_catalog
+from pipeline.catalog import accounts as account_rows
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog.schema import cases as cases_table
 from pipeline.catalog.schema import links, media, media_tags, officers, stations
@@ -335,3 +338,90 @@ def test_cli_search_tag_and_errors(cli: Any, small: Catalog) -> None:
     assert cli("search", "x", "--sort", "name").returncode == 2
     refused = cli("media", "tag", "8", "+a,b")
     assert refused.returncode == 2 and "comma" in refused.stderr
+
+
+# ----------------------------------------------------------- listings scoped to the user
+
+TREE_OFFICERS = [  # id, department
+    ("1", "县公安局/治安大队"), ("2", "县公安局/交警大队"), ("3", "县公安局/治安大队二"),
+    ("4", "县公安局/治安大队/一中队"),
+]  # fmt: skip
+TREE_ITEMS = [  # id, officer, linked to (case: department), with its link removed?
+    (1, "1", None), (2, "2", None), (3, "3", None), (4, "4", None),
+    (5, "2", ("Z-1", False)), (6, "2", ("Z-1", True)), (7, None, None), (8, "9999", None),
+]  # fmt: skip
+
+
+def _tree_catalog(url: str) -> Catalog:
+    cat = open_catalog(url)
+    with cat.begin() as conn:
+        conn.execute(stations.insert(), [{"id": "D", "name": "D", "root": "/d", "location": "",
+                                          "created_at": NOW}])  # fmt: skip
+        conn.execute(officers.insert(), [
+            {"id": i, "name": f"officer {i}", "cert_no": f"C{i}", "department": d, "roles": [],
+             "updated_at": NOW} for i, d in TREE_OFFICERS
+        ])  # fmt: skip
+        conn.execute(cases_table.insert(), [
+            {"number": "Z-1", "title": "扣押", "category": "seizure", "department": "县公安局/治安大队",
+             "status": "open", "due_provisional": False, "updated_at": NOW},
+        ])  # fmt: skip
+        conn.execute(media.insert(), [
+            {"id": i, "sha256": f"{i:x}" * 64, "size": 10, "kind": "video", "status": "archived",
+             "original_name": f"扣押现场 {i}.mp4", "station_id": "D", "source_path": f"/d/{i}",
+             "ingested_at": NOW, "extra": {}, "device_serial": None, "officer_id": officer,
+             "id_sources": {}, "flags": []}
+            for i, officer, _ in TREE_ITEMS
+        ])  # fmt: skip
+        conn.execute(links.insert(), [
+            {"case_number": case, "media_id": i, "method": "manual", "rule": "", "actor": "t",
+             "created_at": NOW, "removed_at": NOW if removed else None}
+            for i, _, linked in TREE_ITEMS if linked for case, removed in [linked]
+        ])  # fmt: skip
+    return cat
+
+
+def _person(roles: tuple[UserRole, ...], department: str, officer: str = "1") -> User:
+    return User("u", officer, roles, department, True, NOW, NOW)
+
+
+def test_a_search_finds_only_what_the_user_may_view(any_catalog_url: str) -> None:
+    """The SQL of ``reach`` against ``can_view`` on the items' real departments, on SQLite and
+    PostgreSQL: an archivist of 治安大队 finds nothing of 交警大队 (but what is linked to a case
+    of theirs) nor of 治安大队二, by any query; a supervisor of 县公安局 finds both."""
+    cat = _tree_catalog(any_catalog_url)
+    people = {
+        "archivist": _person((UserRole.ARCHIVIST,), "县公安局/治安大队"),
+        "supervisor": _person((UserRole.SUPERVISOR,), "县公安局"),
+        "officer": _person((UserRole.OFFICER,), "县公安局/交警大队", officer="2"),
+        "legal": _person((UserRole.LEGAL_REVIEWER,), "县法制局"),
+        "admin": _person((UserRole.ADMIN,), "县公安局"),
+    }
+    queries = ["", "扣押", "现场 2", "officer:2", "sha256:2222", "department:县公安局/交警大队",
+               "case:Z-1", "-linked:yes", "id:1..8"]  # fmt: skip
+    with cat.read() as conn:
+        everything = views(conn)
+        departments = {v.id: account_rows.item_departments(conn, v.officer_id, v.id)
+                       for v in everything}  # fmt: skip
+
+        def found(user: User, q: str) -> set[int]:
+            result = search(conn, parse(q, SH), limit=100, scope=reach(user))
+            descending = search(conn, parse(q, SH), sort=Sort(SortKey.ID, True), scope=reach(user))
+            assert {v.id for v in descending.items} == {v.id for v in result.items}, q
+            return {v.id for v in result.items}
+
+        for name, user in people.items():
+            for q in queries:
+                parsed = parse(q, SH)
+                expected = {v.id for v in everything if matches(parsed, v)
+                            and can_view(user, ItemScope(v.officer_id, departments[v.id]))}  # fmt: skip
+                assert found(user, q) == expected, (name, q)
+        assert found(people["archivist"], "") == {1, 4, 5}
+        for q in ("officer:2", "sha256:2222", "扣押现场 2", "department:县公安局/交警大队"):
+            assert found(people["archivist"], q) <= {5}, q
+        assert found(people["supervisor"], "") == {1, 2, 3, 4, 5, 6}
+        assert found(people["supervisor"], "officer:2") == {2, 5, 6}
+        assert found(people["officer"], "") == {2, 5, 6}
+        assert found(people["legal"], "") == set(range(1, 9))
+        assert found(people["admin"], "") == set()
+        assert {v.id for v in search(conn, parse("", SH), limit=100).items} == set(range(1, 9))
+    cat.dispose()

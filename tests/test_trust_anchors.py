@@ -369,6 +369,8 @@ def test_keys_status_says_what_is_trusted_and_checkpoint_signs_what_is_due(
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     base["EVIDENCE_HOME"] = str(settings.home)
+    if "EVIDENCE_CATALOG__URL" in os.environ:  # the PostgreSQL pass: the test's database
+        base["EVIDENCE_CATALOG__URL"] = os.environ["EVIDENCE_CATALOG__URL"]
     assert _cli(base, "init").returncode == 0
     unpinned = _cli(base, "keys", "status", "--json")
     assert unpinned.returncode == 1

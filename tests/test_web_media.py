@@ -13,15 +13,17 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from fastapi.responses import FileResponse
 from fastapi.testclient import TestClient
 
 from docks.sweep import sweep_station
+from interfaces.web import media as web_media
 from interfaces.web.app import create_app
 from interfaces.web.security import CSRF_COOKIE
 from pipeline.accounts import passwords
 from pipeline.accounts import usecases as accounts
 from pipeline.accounts.users import UserRole
-from pipeline.catalog import Catalog
+from pipeline.catalog import Catalog, schema
 from pipeline.catalog import media as media_db
 from pipeline.catalog import registry as registry_rows
 from pipeline.custody import log as custody
@@ -138,7 +140,7 @@ def client(app: object) -> Iterator[TestClient]:
         yield c
 
 
-def _view(client: TestClient, media_id: int, reason: str = REASON) -> object:
+def _view(client: TestClient, media_id: int, reason: str = REASON) -> Any:
     return client.post(
         f"/media/{media_id}/view",
         data={"reason": reason, "csrf_token": client.cookies[CSRF_COOKIE]},
@@ -352,3 +354,154 @@ def test_an_id_is_an_id_even_where_a_hash_begins_with_its_digits(
     with catalog.read() as conn:
         assert media_db.get(conn, moved).description == "说明 123456"
         assert media_db.get(conn, decoy).description is None
+
+
+# ------------------------------------------------ thumbnails, photos and PDFs, the original
+
+
+@pytest.fixture
+def photo_and_pdf(
+    catalog: Catalog, ctx: IngestContext, station: Station, clips: dict[str, Path], video: MediaItem
+) -> tuple[MediaItem, MediaItem]:
+    """A photo and a PDF recorded on BWC-1 (officer 1023), named in Chinese."""
+    put(clips["photo"], station.root, "BWC-1/现场照片.jpg")
+    put(clips["pdf"], station.root, "BWC-1/现场笔录.pdf")
+    assert sweep_station(ctx, station).ok
+    with catalog.begin() as conn:
+        items = {i.kind: i for i in media_db.listing(conn)}
+        # A document names no recorder: it is the officer's by their filing it (here, as a
+        # text record would be attributed by hand).
+        pdf_id = items[MediaKind.DOCUMENT].id
+        conn.execute(
+            schema.media.update().where(schema.media.c.id == pdf_id), {"officer_id": "1023"}
+        )
+        photo, pdf = items[MediaKind.PHOTO], media_db.get(conn, pdf_id)
+    assert photo.thumbnail_key is not None and photo.officer_id == pdf.officer_id == "1023"
+    return photo, pdf
+
+
+def _original(instance: Instance, item: MediaItem) -> bytes:
+    with instance.store.original_file(item.sha256) as path:
+        return path.read_bytes()
+
+
+def test_a_photo_and_a_pdf_show_in_place_only_after_a_reason_and_one_viewed_event(
+    client: TestClient, instance: Instance, photo_and_pdf: tuple[MediaItem, MediaItem]
+) -> None:
+    for item, kind in zip(photo_and_pdf, ("image/jpeg", "application/pdf"), strict=True):
+        for route in ("inline", "thumbnail"):
+            refused = client.get(f"/media/{item.id}/{route}")
+            assert refused.status_code == 403 and "请先说明调阅事由" in refused.text, route
+        assert _events(instance.catalog, item.id, EventKind.VIEWED) == []
+
+        assert _view(client, item.id).status_code == 303
+        page = client.get(f"/media/{item.id}").text
+        assert f'href="/media/{item.id}/inline"' in page and f"/media/{item.id}/original" in page
+        shown = client.get(f"/media/{item.id}/inline")
+        assert shown.status_code == 200 and shown.content == _original(instance, item)
+        assert shown.headers["content-type"] == kind
+        assert shown.headers["content-disposition"].startswith("inline; ")
+        assert "filename*=UTF-8''%E7%8E%B0%E5%9C%BA" in shown.headers["content-disposition"]
+        (viewed,) = _events(instance.catalog, item.id, EventKind.VIEWED)
+        assert (viewed.actor, viewed.details["reason"]) == ("zhang.wei", REASON)
+    photo, _ = photo_and_pdf
+    assert (
+        f'<img class="inline" src="/media/{photo.id}/inline"'
+        in client.get(f"/media/{photo.id}").text
+    )
+    assert photo.thumbnail_key is not None
+    thumb = client.get(f"/media/{photo.id}/thumbnail")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.content == instance.store.derived_path(photo.thumbnail_key).read_bytes()
+    assert len(_events(instance.catalog, photo.id, EventKind.VIEWED)) == 1, "the same viewing"
+
+
+def test_a_video_is_not_shown_in_place_and_its_poster_is_its_thumbnail(
+    client: TestClient, video: MediaItem
+) -> None:
+    _view(client, video.id)
+    assert f'poster="/media/{video.id}/thumbnail"' in client.get(f"/media/{video.id}").text
+    assert client.get(f"/media/{video.id}/thumbnail").status_code == 200
+    assert client.get(f"/media/{video.id}/inline").status_code == 404
+
+
+def _download(client: TestClient, media_id: int, reason: str = "提交法院 案件 2026-0113") -> Any:
+    return client.post(
+        f"/media/{media_id}/original",
+        data={"reason": reason, "csrf_token": client.cookies[CSRF_COOKIE]},
+    )
+
+
+def test_the_original_downloads_byte_identical_after_one_exported_event(
+    client: TestClient,
+    instance: Instance,
+    photo_and_pdf: tuple[MediaItem, MediaItem],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, pdf = photo_and_pdf
+    # The copy is made and verified first, the event committed, then the first byte sent:
+    # look at the log when the original is read and when the response starts.
+    when_copied: list[list[custody.CustodyEvent]] = []
+    when_sent: list[list[custody.CustodyEvent]] = []
+    real = type(instance.store).original_file
+
+    def reading(store: Any, sha256: str) -> Any:
+        when_copied.append(_events(instance.catalog, pdf.id, EventKind.EXPORTED))
+        return real(store, sha256)
+
+    class Watched(FileResponse):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            when_sent.append(_events(instance.catalog, pdf.id, EventKind.EXPORTED))
+            await super().__call__(scope, receive, send)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(type(instance.store), "original_file", reading)
+        patched.setattr(web_media, "FileResponse", Watched)
+        got = _download(client, pdf.id)
+    assert got.status_code == 200, got.text
+    assert when_copied == [[]] and [len(events) for events in when_sent] == [1]
+    assert got.content == _original(instance, pdf)
+    assert got.headers["content-type"] == "application/octet-stream"
+    assert got.headers["content-disposition"] == (
+        "attachment; filename=\"____.pdf\"; filename*=UTF-8''"
+        "%E7%8E%B0%E5%9C%BA%E7%AC%94%E5%BD%95.pdf"
+    )
+    (exported,) = _events(instance.catalog, pdf.id, EventKind.EXPORTED)
+    assert (exported.actor, exported.details) == (
+        "zhang.wei",
+        {"view": "original", "reason": "提交法院 案件 2026-0113", "to": "web download"},
+    )
+    assert _events(instance.catalog, pdf.id, EventKind.VIEWED) == [], "a download is an export"
+    assert list((instance.settings.home / "work").glob("*.download")) == [], "no copy is left"
+
+
+def test_a_download_without_a_reason_or_by_an_outsider_is_refused(
+    app: object, client: TestClient, instance: Instance, video: MediaItem
+) -> None:
+    for reason in ["", " ", "x"]:
+        assert _download(client, video.id, reason).status_code == 403
+    no_csrf = client.post(f"/media/{video.id}/original", data={"reason": REASON})
+    assert no_csrf.status_code == 403
+    with _client(app, "li.na") as outsider:
+        assert _download(outsider, video.id).status_code == 403
+    assert _events(instance.catalog, video.id, EventKind.EXPORTED) == []
+    (refused,) = _events(instance.catalog, video.id, EventKind.REFUSED)
+    assert (refused.actor, refused.details["action"]) == ("li.na", "view")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("现场.pdf", "attachment; filename=\"__.pdf\"; filename*=UTF-8''%E7%8E%B0%E5%9C%BA.pdf"),
+        (
+            'a"b;\r\nSet-Cookie: x.mp4',
+            'attachment; filename="a_b___Set-Cookie:_x.mp4"; '
+            "filename*=UTF-8''a%22b%3B%0D%0ASet-Cookie%3A%20x.mp4",
+        ),
+        ("", "attachment; filename=\"download\"; filename*=UTF-8''"),
+    ],
+)
+def test_a_file_name_from_a_dock_cannot_break_out_of_its_header(name: str, expected: str) -> None:
+    """Names come from recorders and people: CJK is kept (RFC 5987), quotes, semicolons and
+    line breaks never reach the header as themselves."""
+    assert web_media.content_disposition("attachment", name) == expected

@@ -9,12 +9,14 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from docks.sweep import sweep_station
 from interfaces.cli import main
@@ -25,6 +27,7 @@ from pipeline.accounts import usecases as accounts
 from pipeline.accounts.users import UserRole
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as registry_rows
+from pipeline.catalog.schema import media
 from pipeline.ingest.steps import IngestContext
 from pipeline.instance import Instance
 from pipeline.models import Officer, Station
@@ -61,21 +64,27 @@ def instance(
             conn, Officer("1023", "张伟", "11010012345", "县公安局/治安大队"), now
         )
     instance = Instance(settings, catalog, actor="setup")
-    accounts.add_user(
-        instance, "zhang.wei", officer_id="1023", roles=[UserRole.ARCHIVIST], password=PASSWORD
-    )
+    # A user who sees every item (legal reviewer): the listing's scope is tested below.
+    roles = [UserRole.ARCHIVIST, UserRole.LEGAL_REVIEWER]
+    accounts.add_user(instance, "zhang.wei", officer_id="1023", roles=roles, password=PASSWORD)
     return instance
 
 
-@pytest.fixture
-def client(instance: Instance) -> Iterator[TestClient]:
+@contextmanager
+def _signed_in(instance: Instance, login: str) -> Iterator[TestClient]:
     with TestClient(create_app(instance), follow_redirects=False) as c:
         c.get("/signin")
         signed = c.post(
             "/signin",
-            data={"login": "zhang.wei", "password": PASSWORD, "csrf_token": c.cookies[CSRF_COOKIE]},
+            data={"login": login, "password": PASSWORD, "csrf_token": c.cookies[CSRF_COOKIE]},
         )
         assert signed.status_code == 303
+        yield c
+
+
+@pytest.fixture
+def client(instance: Instance) -> Iterator[TestClient]:
+    with _signed_in(instance, "zhang.wei") as c:
         yield c
 
 
@@ -187,3 +196,79 @@ def test_filter_chips_toggle_their_term_and_show_more_raises_the_limit(client: T
 def test_the_sign_in_page_sends_a_signed_in_user_on(client: TestClient) -> None:
     response = client.get("/signin", params={"next": "/search?q=kind:photo"})
     assert (response.status_code, response.headers["location"]) == (303, "/search?q=kind:photo")
+
+
+# ---------------------------------------------------------- what each user may see listed
+
+
+@pytest.fixture
+def tree(instance: Instance) -> dict[str, dict[str, object]]:
+    """The photo recorded by 李四 of 治安大队, the audio by 王交 of 交警大队, the document by
+    nobody; an archivist and supervisor of 治安大队, an officer of 交警大队, a supervisor of
+    县公安局: each signed in once. The items by name ("b.jpg" …), as the API lists them."""
+    now = datetime.now(UTC)
+    with instance.catalog.begin() as conn:
+        for officer in (
+            Officer("1024", "李四", "11010012346", "县公安局/治安大队"),
+            Officer("2001", "王交", "11010054321", "县公安局/交警大队"),
+            Officer("9000", "赵局", "11010099999", "县公安局"),
+        ):
+            registry_rows.save_officer(conn, officer, now)
+        for name, officer_id in (("b.jpg", "1024"), ("c.m4a", "2001")):
+            conn.execute(
+                update(media).where(media.c.original_name == name).values(officer_id=officer_id)
+            )
+    for login, officer_id, roles in (
+        ("li.si", "1024", [UserRole.ARCHIVIST, UserRole.SUPERVISOR]),
+        ("wang.jiao", "2001", [UserRole.OFFICER]),
+        ("zhao.ju", "9000", [UserRole.SUPERVISOR]),
+    ):
+        accounts.add_user(instance, login, officer_id=officer_id, roles=roles, password=PASSWORD)
+        with _signed_in(instance, login):
+            pass
+    with _signed_in(instance, "zhang.wei") as c:
+        return {i["original_name"]: i for i in c.get("/api/v1/search").json()["items"]}
+
+
+def _names(client: TestClient, q: str = "") -> set[str]:
+    found = client.get("/api/v1/search", params={"q": q})
+    assert found.status_code == 200
+    return {i["original_name"] for i in found.json()["items"]}
+
+
+def test_search_lists_only_the_items_the_signed_in_user_may_view(
+    instance: Instance, tree: dict[str, dict[str, object]]
+) -> None:
+    audio = tree["c.m4a"]
+    by_audio = ["officer:2001", f"sha256:{str(audio['sha256'])[:12]}", "m4a", "kind:audio",
+                "department:县公安局/交警大队"]  # fmt: skip
+    with _signed_in(instance, "li.si") as archivist:
+        assert _names(archivist) == {"b.jpg"}
+        for q in by_audio:
+            assert _names(archivist, q) == set(), q
+        page = archivist.get("/search")
+        assert f'<a href="/media/{tree["b.jpg"]["id"]}">' in page.text
+        assert f'<a href="/media/{audio["id"]}">' not in page.text
+    with _signed_in(instance, "zhao.ju") as supervisor:
+        assert _names(supervisor) == {"b.jpg", "c.m4a"}
+        assert all(_names(supervisor, q) == {"c.m4a"} for q in by_audio)
+    with _signed_in(instance, "wang.jiao") as officer:
+        assert _names(officer) == {"c.m4a"}
+
+
+def test_the_audit_trail_lists_the_items_and_the_people_of_the_users_tree(
+    instance: Instance, tree: dict[str, dict[str, object]]
+) -> None:
+    """A supervisor of 治安大队 reads the events of its items, and those of no item (sign-ins,
+    accounts) by its people: not the audio's of 交警大队, nor 王交's or 赵局's sign-ins."""
+    with _signed_in(instance, "li.si") as supervisor:
+        events = supervisor.get("/api/v1/audit").json()
+    items = {e["media_id"] for e in events if e["media_id"] is not None}
+    assert items == {tree["b.jpg"]["id"]}
+    signed = {e["actor"] for e in events if e["kind"] == "signed_in"}
+    assert signed == {"li.si", "zhang.wei"}
+    assert all(e["actor"] in ("li.si", "zhang.wei") for e in events if e["media_id"] is None)
+    with _signed_in(instance, "zhang.wei") as legal:
+        everything = legal.get("/api/v1/audit").json()
+    assert {e["media_id"] for e in everything} >= {i["id"] for i in tree.values()}
+    assert {"wang.jiao", "zhao.ju", "setup"} <= {e["actor"] for e in everything}

@@ -62,8 +62,9 @@ def audit(
     Example: evidence audit --media 3f2a9c --kind viewed --kind exported
     """
     reveal_asked(reveal, viewer, reason)
+    inst, viewer = common.instance_as(viewer)
     found = usecases.audit(
-        common.instance(),
+        inst,
         media_key=media,
         actor=actor,
         case=case,
@@ -77,7 +78,6 @@ def audit(
     if json_out:
         output.print_json(found)
     else:
-        inst = common.instance()
         zone, names = inst.settings.zone, common.officer_names(inst)
         output.console.print(events_table(found, zone, names))
     withheld_note(withheld, json_out=json_out)
@@ -137,8 +137,9 @@ def export(
     if (case is None) == (not media):
         raise typer.BadParameter("give --case or --media, not both, not neither")
     keys = [k.strip() for item in media or () for k in item.split(",") if k.strip()]
+    inst, actor = common.instance_as(actor)
     result = usecases.export_package(
-        common.instance(),
+        inst,
         out,
         media_keys=keys,
         case=case,

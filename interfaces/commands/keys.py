@@ -156,7 +156,8 @@ def keys_accept_loss(
     """
     from pipeline.custody.usecases import accept_witness_loss
 
-    accepted = accept_witness_loss(common.instance(), actor=actor, reason=reason)
+    inst, actor = common.instance_as(actor)
+    accepted = accept_witness_loss(inst, actor=actor, reason=reason)
     if json_out:
         output.print_json({"accepted": accepted})
         return

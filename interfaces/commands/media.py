@@ -114,7 +114,7 @@ def media_list(
     Example: evidence media list --reveal --as A001 --reason "复核 案件 2026-0113"
     """
     reveal_asked(reveal, actor, reason)
-    inst = common.instance()
+    inst, actor = common.instance_as(actor)
     items = search_usecases.media_list(
         inst, status=status, limit=limit, reveal=reveal, actor=actor, reason=reason
     )
@@ -145,7 +145,7 @@ def media_show(
 
     Example: evidence media show 3f2a9c --reason "复核 案件 2026-0113" --as A001
     """
-    inst = common.instance()
+    inst, actor = common.instance_as(actor)
     shown = custody_usecases.media_detail(inst, key, actor=actor, reason=reason)
     if json_out:
         output.print_json(shown)
@@ -189,9 +189,8 @@ def media_open(
 
     Example: evidence media open 3f2a9c --reason "复核 案件 2026-0113" --as 1023
     """
-    opened = custody_usecases.view_media(
-        common.instance(), key, actor=actor, reason=reason, view=view, out=out
-    )
+    inst, actor = common.instance_as(actor)
+    opened = custody_usecases.view_media(inst, key, actor=actor, reason=reason, view=view, out=out)
     if json_out:
         output.print_json(opened)
     elif isinstance(opened, custody_usecases.OpenedMetadata):

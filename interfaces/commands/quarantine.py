@@ -39,6 +39,9 @@ def quarantine_release(
         list[int] | None, typer.Argument(metavar="ID", help="Quarantine entry ids.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="Release every entry of this device.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (recorded with the release).")
+    ] = None,
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -47,12 +50,12 @@ def quarantine_release(
     identified again, given proxies and archived. Goes on past an entry that cannot be
     released and reports it; exit 1 if any could not.
 
-    Example: evidence quarantine release --device BWC0099 --as A001
+    Example: evidence quarantine release --device BWC0099 --reason "设备已登记" --as A001
     """
     if not entries and device is None:
         raise typer.BadParameter("give quarantine entry ids or --device SERIAL")
     inst = common.instance(actor)
-    results = quarantine.release_entries(inst, entries or [], device=device)
+    results = quarantine.release_entries(inst, entries or [], device=device, reason=reason)
     if json_out:
         output.print_json(results)
     else:

@@ -61,7 +61,7 @@ def search(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--sort") from None
     reveal_asked(reveal, actor, reason)
-    instance = common.instance()
+    instance, actor = common.instance_as(actor)
     found = search_media(
         instance,
         " ".join(query or []),

@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from interfaces.web import api, audit, cases, deps, errors, media, pages, users
+from interfaces.web import api, audit, cases, deps, errors, media, pages, quarantine, users
 from interfaces.web.security import check_csrf, headers_and_csrf_cookie
 from pipeline.instance import Instance
 
@@ -48,5 +48,6 @@ def create_app(instance: Instance) -> FastAPI:
     app.include_router(cases.router)
     app.include_router(audit.router)
     app.include_router(users.router)
+    app.include_router(quarantine.router)
     app.include_router(api.router)
     return app

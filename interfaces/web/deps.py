@@ -58,6 +58,8 @@ def render(
     found: Jinja2Templates = request.app.state.templates
     user = context.get("user")
     offered = permissions.pages(user) if user is not None else {}
+    if user is not None:
+        offered["quarantine"] = permissions.can_read_quarantine(user)
     return found.TemplateResponse(
         request,
         name,

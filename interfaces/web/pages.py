@@ -87,13 +87,19 @@ def signout(request: Request, instance: InstanceDep) -> Response:
 def run_search(
     request: Request, signed: accounts.Signed, q: str, sort: str, limit: int
 ) -> SearchResult:
-    """The search use case, for the page and the API alike."""
+    """The search use case, for the page and the API alike: the items the user may view."""
     permissions.require(signed.user, permissions.can_search, "search")
     try:
         order = search_run.Sort.parse(sort)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return search_usecases.search(deps.acting(request, signed), q, sort=order, limit=limit)
+    return search_usecases.search(
+        deps.acting(request, signed),
+        q,
+        sort=order,
+        limit=limit,
+        scope=permissions.reach(signed.user),
+    )
 
 
 #: Filter chips: the common terms, each a link that adds it to the query or takes it out.

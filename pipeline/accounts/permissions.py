@@ -14,6 +14,10 @@ admin 系统管理员      none (users, devices and stations only)
 
 Describing (文字说明) is for an officer's own recordings and an archivist's department tree.
 A disabled user may do nothing. Roles add up: an officer who is also an archivist sees both.
+
+Listings (search, the audit trail) show only what the user may view: :func:`reach` turns the
+table into a value the catalog's SQL takes (``pipeline.catalog.reach``), with
+:func:`reaches` as its Python twin, held to :func:`can_view` by a test.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.accounts.users import User, UserRole, within
+from pipeline.accounts.users import User, UserRole, normal_department, within
 from pipeline.errors import PermissionDenied
 from pipeline.models import Case
 
@@ -33,6 +37,67 @@ class ItemScope:
 
     officer_id: str | None
     departments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Which items a listing shows a user: every item, or those recorded by ``officer_id``
+    and those of the department tree ``department`` (either may be None: nothing by it)."""
+
+    everything: bool = False
+    officer_id: str | None = None
+    department: str | None = None
+
+
+EVERYTHING = Reach(everything=True)
+NOTHING = Reach()
+
+
+def reach(user: User) -> Reach:
+    """What the user's listings show: the items :func:`can_view` lets them view."""
+    if not user.enabled:
+        return NOTHING
+    if user.has(UserRole.LEGAL_REVIEWER):
+        return EVERYTHING
+    own = user.officer_id if user.has(UserRole.OFFICER) else None
+    tree = normal_department(user.department)
+    return Reach(
+        officer_id=own or None,
+        department=tree if tree and user.has(UserRole.ARCHIVIST, UserRole.SUPERVISOR) else None,
+    )
+
+
+def reaches(scope: Reach, item: ItemScope) -> bool:
+    """Whether ``scope`` holds the item: the Python twin of ``pipeline.catalog.reach``."""
+    if scope.everything:
+        return True
+    if scope.officer_id is not None and item.officer_id == scope.officer_id:
+        return True
+    tree = scope.department
+    return tree is not None and any(within(d, tree) for d in item.departments)
+
+
+@dataclass(frozen=True)
+class AuditReach:
+    """Which custody events the audit trail shows a user: an item's events when ``items``
+    holds the item; an event of no item (sign-ins, accounts, cases, listings) when its actor
+    is a user of the department tree ``people``, or anyone's when ``everyone``."""
+
+    items: Reach
+    everyone: bool = False
+    people: str | None = None
+
+
+def audit_reach(user: User) -> AuditReach:
+    """The legal office reads every event; an administrator every event of no item (sign-ins
+    and accounts are theirs to watch), none of evidence; a supervisor the events of the items
+    of their tree and those of no item by the people of their tree."""
+    items = reach(user)
+    if user.has(UserRole.LEGAL_REVIEWER, UserRole.ADMIN):
+        return AuditReach(items, everyone=True)
+    tree = normal_department(user.department)
+    people = tree if tree and user.has(UserRole.SUPERVISOR) else None
+    return AuditReach(items, people=people)
 
 
 def can_search(user: User) -> bool:
@@ -106,3 +171,16 @@ def require(user: User, rule: Callable[[User], bool], subject: str) -> None:
     if not rule(user):
         roles = ", ".join(f"{r.value} {r.label_zh}" for r in user.roles) or "none"
         raise PermissionDenied(subject, f"您的角色无此权限 (not allowed to roles: {roles})")
+
+
+def can_release_quarantine(user: User) -> bool:
+    """Whether the user may release quarantined files (a device registered, a transcode
+    that now works): archivists, who answer for what enters the archive, and
+    administrators, who register the devices."""
+    return user.enabled and user.has(UserRole.ARCHIVIST, UserRole.ADMIN)
+
+
+def can_read_quarantine(user: User) -> bool:
+    """Whether the user may read the quarantine list (file names, stations, codes): who may
+    release, and who supervises (the legal office, supervisors)."""
+    return can_release_quarantine(user) or can_audit(user)

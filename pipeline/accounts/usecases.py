@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from pipeline.accounts import passwords
 from pipeline.accounts.permissions import (
     ItemScope,
+    audit_reach,
     can_audit,
     can_describe,
     can_file_case,
@@ -196,6 +197,36 @@ def revoke_sessions(instance: Instance, login: str) -> int:
         revoked = rows.revoke(conn, now, _actor(instance), login=user.login)
         _changed(conn, instance, user, "sessions-revoked", {}, now, sessions_revoked=revoked)
     return revoked
+
+
+def person_acting(instance: Instance, name: str | None) -> str | None:
+    """Who ``--as name`` is, on the server's shell: once any account exists, the login of the
+    enabled user whose login is ``name``, or who is the officer ``name`` (the one enabled
+    account of that officer); AccountError otherwise, so that nobody acts as a person the
+    catalog does not know. Without accounts (a fresh install, a dock host) ``name`` is taken
+    as given; None (no ``--as``) stays None: the ``actor`` setting acts."""
+    if name is None:
+        return None
+    with instance.catalog.read() as conn:
+        accounts = rows.all_users(conn)
+    if not accounts:
+        return name
+    enabled = [u for u in accounts if u.enabled]
+    typed = name.strip()
+    by_login = [u for u in enabled if u.login == typed.lower()]
+    by_officer = [u for u in enabled if u.officer_id == typed]
+    if by_login:
+        return by_login[0].login
+    if len(by_officer) == 1:
+        return by_officer[0].login
+    if by_officer:
+        hint = f"officer {typed} has {len(by_officer)} accounts: give the login"
+    else:
+        hint = "give a login, or the officer id of one user; `evidence users list` lists them"
+    raise AccountError(
+        typed or "?",
+        f"--as 须为已启用用户的登录名或执法人员编号 (--as names no enabled user: {hint})",
+    )
 
 
 def administering(instance: Instance, user: User) -> Instance:
@@ -538,7 +569,8 @@ def audit_trail(
     limit: int = 1000,
 ) -> tuple[AuditedEvent, ...]:
     """The custody history ``evidence audit`` lists for these filters, without the text of
-    descriptions and text records, for a user who may read it (``permissions.can_audit``)."""
+    descriptions and text records, for a user who may read it (``permissions.can_audit``),
+    and of that only what ``permissions.audit_reach`` gives them."""
     require(user, can_audit, "audit")
     return custody_usecases.audit(
         instance,
@@ -547,6 +579,7 @@ def audit_trail(
         case=case,
         kinds=kinds,
         limit=limit,
+        scope=audit_reach(user),
     )
 
 
@@ -690,3 +723,9 @@ def _remembered(
 
 def _actor(instance: Instance) -> str:
     return instance.actor or instance.settings.actor
+
+
+def reason_given(subject: str, reason: str | None) -> str:
+    """``reason`` stripped, if it is one (at least :data:`MIN_REASON` characters); else
+    AccessRefused naming ``subject``: the rule of every reason a page asks for."""
+    return _reason(subject, reason)

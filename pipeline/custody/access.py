@@ -1,8 +1,9 @@
 """Access supervision (调阅监督): every viewing of evidence names who and why, and is a custody
 event; the audit trail lists that history.
 
-Viewing means the browser proxy, a copy of the original (download), or the metadata. The
-event is committed before the caller gets the path or the bytes: no view goes unrecorded.
+Viewing means the browser proxy or the metadata (a VIEWED event), or a copy of the original
+(a download: an EXPORTED event, as the copy leaves the archive). The event is committed before
+the caller gets the path or the bytes: no view goes unrecorded.
 
 Listings (media list, search, the audit trail) are not viewings: they withhold what names
 people and places (:class:`Field`) unless the caller reveals it, with who and why, and then
@@ -22,9 +23,11 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
+from pipeline.accounts.permissions import AuditReach
 from pipeline.catalog import Catalog
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog import media as media_db
+from pipeline.catalog.reach import events_within
 from pipeline.catalog.schema import custody_events
 from pipeline.custody import log as custody
 from pipeline.errors import AccessRefused, ChecksumMismatch, ExportError, NotFound
@@ -192,9 +195,13 @@ def open_media(
     download_to: Path | None = None,
     block_size: int = 4 << 20,
     now: datetime | None = None,
+    recorded_to: str | None = None,
 ) -> Access:
-    """View one media item (by id or SHA-256 prefix), recorded as a VIEWED event.
-    ``store`` may be None for the metadata, which the catalog alone holds."""
+    """View one media item (by id or SHA-256 prefix), recorded as a VIEWED event; a copy of
+    the original (a download) is an EXPORTED event: a verified copy leaves the archive.
+    ``store`` may be None for the metadata, which the catalog alone holds. ``recorded_to``
+    is where the event says the copy went (default: the path written; the web names the
+    browser, not the staging file it streams from)."""
     with catalog.read() as conn:
         item = media_db.get(conn, key)
     who, why = purpose(f"media {item.id}", actor, reason)
@@ -212,16 +219,18 @@ def open_media(
         if download_to is None:
             raise AccessRefused(f"media {item.id}", "a download needs a destination (--out)")
         path, staged = _stage_download(_needs(store, view), item, download_to, block_size)
+    to = recorded_to or (str(path) if path else None)
+    kind = EventKind.EXPORTED if view is View.ORIGINAL else EventKind.VIEWED
     try:
         with catalog.begin() as conn:
             event = custody.append(
                 conn,
-                EventKind.VIEWED,
+                kind,
                 who,
                 media_id=item.id,
                 station_id=item.station_id,
                 subject=item.sha256,
-                details={"view": view.value, "reason": why, **({"to": str(path)} if path else {})},
+                details={"view": view.value, "reason": why, **({"to": to} if to else {})},
                 now=now,
             )
         # The copy gets its name only once its event is committed.
@@ -316,9 +325,12 @@ def audit(
     viewer: str | None = None,
     reason: str | None = None,
     now: datetime | None = None,
+    scope: AuditReach | None = None,
 ) -> list[AuditedEvent]:
     """The custody history that matches every filter given, the newest ``limit``, oldest
     first. An item's or a case's history holds the listings that showed its items too.
+    Only the events ``scope`` holds when given (a signed-in user's
+    ``permissions.audit_reach``; the CLI gives none and reads every event).
 
     The text of descriptions and text-record fields is withheld unless ``reveal``: that
     needs who (``viewer``; ``actor`` is the filter) and why (AccessRefused, before anything
@@ -332,6 +344,8 @@ def audit(
         common.append(custody_events.c.actor == actor)
     if kinds:
         common.append(custody_events.c.kind.in_([k.value for k in kinds]))
+    if scope is not None:
+        common.append(events_within(scope))
     named: set[int] | None = None  # the items whose listings belong to this history
     with catalog.read() as conn:
         if case is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from pipeline.accounts.permissions import AuditReach
 from pipeline.catalog import open_catalog
 from pipeline.custody import access, checkpoints, fixity, witness
 from pipeline.custody import keys as keys_module
@@ -66,7 +67,7 @@ class Opened:
     media_id: int
     view: View
     path: Path | None  # the proxy, or the downloaded copy
-    event: int  # the seq of the VIEWED event
+    event: int  # the seq of the VIEWED event (a copy of the original: EXPORTED)
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,12 @@ def view_media(
     reason: str | None,
     view: View = View.PROXY,
     out: Path | None = None,
+    recorded_to: str | None = None,
 ) -> Opened:
     """View the item ``key``: the proxy's path, a copy of the original written to ``out``
-    (checked against its SHA-256 as it is copied), or the metadata; recorded as a VIEWED event
-    with who and why before the path or the copy exists."""
+    (checked against its SHA-256 as it is copied), or the metadata; recorded with who and why
+    before the path or the copy exists, as a VIEWED event (a copy: EXPORTED, naming
+    ``recorded_to`` or ``out`` as where it went)."""
     seen = access.open_media(
         instance.catalog,
         None if view is View.METADATA else instance.store,
@@ -127,6 +130,7 @@ def view_media(
         download_to=out,
         block_size=instance.settings.ingest.block_size,
         now=instance.clock(),
+        recorded_to=recorded_to,
     )
     if view is View.METADATA:
         return OpenedMetadata(seen.item.id, view, seen.path, seen.event.seq, seen.item)
@@ -159,11 +163,13 @@ def audit(
     reveal: bool = False,
     viewer: str | None = None,
     reason: str | None = None,
+    scope: AuditReach | None = None,
 ) -> tuple[access.AuditedEvent, ...]:
     """The custody events that match every filter given (one item's, one person's, one
-    case's and its records', of these kinds), the newest ``limit``, oldest first. The text of
-    descriptions and text-record fields is withheld unless ``reveal``, which needs who
-    (``viewer``) and why (AccessRefused) and is one VIEWED event committed first."""
+    case's and its records', of these kinds), the newest ``limit``, oldest first; only those
+    ``scope`` holds when given (a signed-in user's). The text of descriptions and text-record
+    fields is withheld unless ``reveal``, which needs who (``viewer``) and why
+    (AccessRefused) and is one VIEWED event committed first."""
     found = access.audit(
         instance.catalog,
         media_key=media_key,
@@ -175,6 +181,7 @@ def audit(
         viewer=viewer,
         reason=reason,
         now=instance.clock(),
+        scope=scope,
     )
     return tuple(found)
 

@@ -55,6 +55,26 @@ DEVICE_CODES = frozenset({UnknownDevice.code, DeviceLost.code, DeviceRetired.cod
 RETRIED_CODES = frozenset({TranscodeError.code})
 RELEASABLE = DEVICE_CODES | RETRIED_CODES
 
+#: The zh-CN label of each quarantine and hold code (docs/problems.md), as pages show them.
+CODE_LABELS = {
+    "unknown-device": "未登记的记录仪",
+    "device-lost": "记录仪已挂失",
+    "device-retired": "记录仪已停用",
+    "unreadable-media": "无法读取的媒体",
+    "transcode-failed": "转码失败",
+    "name-contradicts-content": "文件名与内容不符",
+    "checksum-mismatch": "校验值不符",
+    "source-unreadable": "源文件无法读取",
+    "sparse-file": "稀疏文件（内容缺失）",
+    "too-large": "文件过大",
+    "internal-error": "内部错误",
+}
+
+
+def code_label(code: str) -> str:
+    """The zh-CN label of a quarantine code (the code itself for one not listed)."""
+    return CODE_LABELS.get(code, code)
+
 
 @dataclass(frozen=True)
 class Release:
@@ -69,8 +89,9 @@ class Release:
         return self.item is not None
 
 
-def release(ctx: IngestContext, entry_id: int, actor: str) -> MediaItem:
-    """Release one quarantine entry; raises QuarantineError saying why it cannot be."""
+def release(ctx: IngestContext, entry_id: int, actor: str, reason: str | None = None) -> MediaItem:
+    """Release one quarantine entry (``reason``, when given, is recorded with it); raises
+    QuarantineError saying why it cannot be."""
     now = ctx.clock()
     with ctx.catalog.begin() as conn:
         entry = media_db.quarantine_entry(conn, entry_id)
@@ -140,6 +161,7 @@ def release(ctx: IngestContext, entry_id: int, actor: str) -> MediaItem:
                 "officer": ident.officer_id if ident else item.officer_id,
                 "flags": [f.code for f in (ident.flags if ident else item.flags)],
                 "row": replay.recorded_row(written),
+                **({"reason": reason} if reason else {}),
             },
         )
         record_derivatives(ctx, conn, item.id, job.station_id, derived, now)
@@ -149,13 +171,15 @@ def release(ctx: IngestContext, entry_id: int, actor: str) -> MediaItem:
         return media_db.get(conn, item.id)
 
 
-def release_many(ctx: IngestContext, entry_ids: Iterable[int], actor: str) -> list[Release]:
+def release_many(
+    ctx: IngestContext, entry_ids: Iterable[int], actor: str, reason: str | None = None
+) -> list[Release]:
     """Release each entry in turn (each id once, in the order given); an entry that cannot be
     released is reported with its error and the others go on."""
     results: list[Release] = []
     for entry_id in dict.fromkeys(entry_ids):
         try:
-            results.append(Release(entry_id, item=release(ctx, entry_id, actor)))
+            results.append(Release(entry_id, item=release(ctx, entry_id, actor, reason)))
         except EvidenceError as exc:
             results.append(Release(entry_id, error=exc))
     return results
@@ -199,11 +223,16 @@ def list_entries(instance: Instance, *, include_resolved: bool = False) -> list[
 
 
 def release_entries(
-    instance: Instance, entry_ids: Iterable[int] = (), *, device: str | None = None
+    instance: Instance,
+    entry_ids: Iterable[int] = (),
+    *,
+    device: str | None = None,
+    reason: str | None = None,
 ) -> list[Released | Kept]:
     """Release the given entries and, with ``device``, every open entry of that device's
     files, each in turn; one that cannot be released is kept and reported, the others go
-    on. Releasing is done by the instance's actor, named in the custody log."""
+    on. Releasing is done by the instance's actor, named in the custody log with the
+    ``reason`` given (the web requires one; the CLI takes ``--reason``)."""
     if not instance.actor:
         raise QuarantineError("a release needs a named actor (--as OFFICER-ID)")
     ctx = IngestContext(
@@ -218,7 +247,8 @@ def release_entries(
         ids += device_entries(ctx, device)
         if not ids:
             raise QuarantineError(f"device {device} has no files in quarantine")
-    return [_outcome(r) for r in release_many(ctx, ids, instance.actor)]
+    why = (reason or "").strip() or None
+    return [_outcome(r) for r in release_many(ctx, ids, instance.actor, why)]
 
 
 def _outcome(result: Release) -> Released | Kept:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, func, select
 
 from pipeline.catalog import Catalog
 from pipeline.catalog import registry as rows
-from pipeline.catalog.schema import officers
+from pipeline.catalog.schema import officers, users
 from pipeline.custody import log as custody
 from pipeline.errors import NotFound, RegistryError
 from pipeline.models import Assignment, Device, DeviceStatus, EventKind, Officer, plain
@@ -187,13 +187,15 @@ def end_assignment(conn: Connection, serial: str, at: datetime, actor: str) -> A
 
 
 def require_registrar(conn: Connection, actor: str) -> None:
-    """Registry and station changes are made by a registered officer (by an administrator,
-    once the web application's users exist): a dump folder decides what is archived and
-    released, a device record who is attributed. A new instance, with no officer yet, is
-    set up by whoever is named."""
+    """Registry and station changes are made by a registered officer, or by a user (a
+    registered officer with a login: once accounts exist, ``--as`` names one by login):
+    a dump folder decides what is archived and released, a device record who is
+    attributed. A new instance, with no officer yet, is set up by whoever is named."""
     if not actor or not actor.strip():
         raise RegistryError("a registry change needs a named actor (--as OFFICER-ID)")
     if rows.officer(conn, actor) is not None:
+        return
+    if conn.execute(select(users.c.login).where(users.c.login == actor)).first() is not None:
         return
     if conn.execute(select(func.count()).select_from(officers)).scalar_one() == 0:
         return

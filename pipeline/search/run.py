@@ -26,8 +26,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, column, func, select, table
+from sqlalchemy import ColumnElement, Connection, Select, and_, column, func, select, table
 
+from pipeline.accounts.permissions import Reach
+from pipeline.catalog.reach import media_within
 from pipeline.catalog.schema import cases, links, media, media_tags, officers
 from pipeline.models import MediaKind, MediaStatus
 from pipeline.search.query import (
@@ -89,22 +91,34 @@ class Results:
 
 
 def search(
-    conn: Connection, query: Query, *, sort: Sort = NEWEST_FIRST, limit: int = 50
+    conn: Connection,
+    query: Query,
+    *,
+    sort: Sort = NEWEST_FIRST,
+    limit: int = 50,
+    scope: Reach | None = None,
 ) -> Results:
-    """The first ``limit`` items the query selects, in the sort's order."""
+    """The first ``limit`` items the query selects, in the sort's order; only those ``scope``
+    holds when given (a signed-in user's :func:`~pipeline.accounts.permissions.reach`)."""
     if conn.dialect.name == "postgresql" and sort.descending:
-        ids = _postgres_descending(conn, query, sort, limit + 1)
+        ids = _postgres_descending(conn, query, sort, limit + 1, scope)
     else:
-        ids = [r.id for r in conn.execute(selection(conn, query, sort).limit(limit + 1))]
+        ids = [r.id for r in conn.execute(selection(conn, query, sort, scope).limit(limit + 1))]
     return Results(views(conn, ids[:limit]), len(ids) > limit)
 
 
-def _postgres_descending(conn: Connection, query: Query, sort: Sort, limit: int) -> list[int]:
+def _scoped(clause: ColumnElement[bool], scope: Reach | None) -> ColumnElement[bool]:
+    return clause if scope is None else and_(clause, media_within(scope))
+
+
+def _postgres_descending(
+    conn: Connection, query: Query, sort: Sort, limit: int, scope: Reach | None
+) -> list[int]:
     """PostgreSQL: the first ``limit`` ids in :func:`selection`'s order, in up to two queries
     whose order an index gives (a backward scan yields ``DESC NULLS FIRST``, never ``NULLS
     LAST``): the items with a sort value, ``DESC``; then those without, by id."""
     col = _SORT_COLUMNS[sort.key]
-    clause = where(query, conn.dialect.name)
+    clause = _scoped(where(query, conn.dialect.name), scope)
     valued = (
         select(media.c.id)
         .where(clause, col.is_not(None))
@@ -123,12 +137,15 @@ def _postgres_descending(conn: Connection, query: Query, sort: Sort, limit: int)
     return ids
 
 
-def selection(conn: Connection, query: Query, sort: Sort = NEWEST_FIRST) -> Select[Any]:
-    """The ids the query selects, in order (items without the sort value last)."""
+def selection(
+    conn: Connection, query: Query, sort: Sort = NEWEST_FIRST, scope: Reach | None = None
+) -> Select[Any]:
+    """The ids the query selects (of those ``scope`` holds), in order (items without the sort
+    value last)."""
     col = _SORT_COLUMNS[sort.key]
     direction = (col.desc(), media.c.id.desc()) if sort.descending else (col, media.c.id)
     order = (direction[0].nulls_last(), direction[1])
-    clause = where(query, conn.dialect.name, fts=_fts_plan(conn, query))
+    clause = _scoped(where(query, conn.dialect.name, fts=_fts_plan(conn, query)), scope)
     return select(media.c.id).where(clause).order_by(*order)
 
 

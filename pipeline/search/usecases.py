@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipeline.accounts.permissions import Reach
 from pipeline.cases.categories import load_categories
 from pipeline.catalog import media as media_db
 from pipeline.custody import access
@@ -61,16 +62,19 @@ def search(
     reveal: bool = False,
     actor: str | None = None,
     reason: str | None = None,
+    scope: Reach | None = None,
 ) -> SearchResult:
     """The first ``limit`` items the query ``text`` selects (QueryError when it does not
-    parse), in the sort's order. Times in the query are local (``devices.timezone``).
+    parse), in the sort's order; of those ``scope`` holds when given (a signed-in user's
+    ``permissions.reach``; the CLI on the server's shell gives none and sees every item).
+    Times in the query are local (``devices.timezone``).
     Descriptions are withheld unless ``reveal``, which needs who and why (AccessRefused) and
     is recorded before the result is returned."""
     if reveal:
         access.purpose("search", actor, reason)  # refused before anything is read
     query = _category_ids(parse(text, instance.settings.zone), instance.settings)
     with instance.catalog.read() as conn:
-        found = run.search(conn, query, sort=sort, limit=limit)
+        found = run.search(conn, query, sort=sort, limit=limit, scope=scope)
     hits = tuple(_hit(instance.settings, v, revealed=reveal) for v in found.items)
     viewed = None
     if reveal and hits:
