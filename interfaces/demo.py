@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -118,7 +119,44 @@ class DemoHomeTaken(Exception):
         )
 
 
-def run_demo(home: Path | None) -> int:
+#: How the demo ingests its stations: each station's sweep report, ``on_file`` called with
+#: each file's report as it ends.
+Ingest = Callable[[Settings, list[str], Callable[[FileReport], None]], list[SweepReport]]
+
+
+def show_file(report: FileReport) -> None:
+    output.console.print(output.line("  ", output.file_line(report)))
+
+
+def ingest_through_flows(
+    settings: Settings, stations: list[str], on_file: Callable[[FileReport], None]
+) -> list[SweepReport]:
+    """Each station swept as a flow run, as the docks' schedules do, on the local Prefect
+    server (started once; later commands reuse it)."""
+    from flows.ingest import run_ingest
+    from flows.runtime import stop_server, use_prefect
+
+    console = output.console
+    console.print("starting the local Prefect server (once; later commands reuse it) …")
+    server = use_prefect(settings)
+    console.print(f"Prefect UI: {server.ui_url}")
+    reports: list[SweepReport] = []
+    try:
+        for station_id in stations:
+            console.rule(f"flow run ingest-station: {station_id}")
+            report = run_ingest(settings, station_id, on_file=on_file)
+            reports.append(report)
+            console.print(output.sweep_table(report))
+            console.print(output.sweep_summary(report))
+    finally:
+        if server.started:
+            stop_server(settings)
+    return reports
+
+
+def run_demo(home: Path | None, ingest: Ingest | None = None) -> int:
+    """The demo in ``home``; ``ingest`` sweeps its stations (by default through the flows;
+    the web's tests sweep without Prefect, which builds the same catalog)."""
     started = time.monotonic()
     console = output.console
     try:
@@ -130,7 +168,6 @@ def run_demo(home: Path | None) -> int:
     console.rule("[bold]Evidence pipeline demo (执法全过程记录)")
     console.print(f"data directory: {home}")
 
-    from flows.runtime import stop_server, use_prefect
     from pipeline.catalog import open_catalog
     from pipeline.custody.keys import create_instance_key
     from pipeline.registry.stations import add_station
@@ -155,26 +192,7 @@ def run_demo(home: Path | None) -> int:
     for path in sorted(p for root in docks.values() for p in root.rglob("*") if p.is_file()):
         console.print(f"  {path.relative_to(home / 'docks')}  ({path.stat().st_size:,} bytes)")
 
-    console.print("starting the local Prefect server (once; later commands reuse it) …")
-    server = use_prefect(settings)
-    console.print(f"Prefect UI: {server.ui_url}")
-    from flows.ingest import run_ingest
-
-    def show(report: FileReport) -> None:
-        console.print(output.line("  ", output.file_line(report)))
-
-    reports: list[SweepReport] = []
-    try:
-        for station_id in docks:
-            console.rule(f"flow run ingest-station: {station_id}")
-            report = run_ingest(settings, station_id, on_file=show)
-            reports.append(report)
-            console.print(output.sweep_table(report))
-            console.print(output.sweep_summary(report))
-    finally:
-        if server.started:
-            stop_server(settings)
-
+    reports = (ingest or ingest_through_flows)(settings, list(docks), show_file)
     _register_the_stray(settings)
     ok = _check(settings, catalog, docks, reports)
     ok = _cases(settings, catalog) and ok

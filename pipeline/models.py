@@ -345,6 +345,25 @@ class Flag:
     code: str  # stable: device-disagreement, clock-drift, unattributed, spans-assignments, …
     message: str
 
+    @property
+    def explained(self) -> str:
+        """What the flag means, in words people read (zh-CN); the code itself when unknown."""
+        return FLAG_EXPLANATIONS.get(self.code, self.code)
+
+
+#: What each flag code means to the archivist who reviews the item.
+FLAG_EXPLANATIONS = {
+    "device-disagreement": "设备编号来源不一致（目录、文件名、元数据所记设备不同）",
+    "officer-disagreement": "执法人员来源不一致",
+    "clock-drift": "设备时钟偏差：所记录制时间可能不准",
+    "unattributed": "无法确定执法人员（无录制时间或不在任何领用期内）",
+    "spans-assignments": "录像跨越多名执法人员的领用期",
+    "serial-unusable": "读取到的设备编号不可用",
+    "unregistered-device": "设备未登记",
+    "device-in-repair": "设备登记为维修中",
+    "grew-after-release": "文件在释放后继续增长：是前一记录的续段",
+}
+
 
 @dataclass(frozen=True)
 class Identification:

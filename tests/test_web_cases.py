@@ -7,11 +7,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from argon2 import PasswordHasher
@@ -25,6 +27,7 @@ from interfaces.web.security import CSRF_COOKIE
 from pipeline.accounts import passwords
 from pipeline.accounts import usecases as accounts
 from pipeline.accounts.users import UserRole
+from pipeline.cases import coverage
 from pipeline.cases import usecases as cases_usecases
 from pipeline.catalog import Catalog
 from pipeline.catalog import media as media_db
@@ -130,6 +133,52 @@ def test_the_case_page_shows_state_coverage_and_records(
         "a 6-minute window, a 1-second clip"
     )
     assert page.text.count("Asia/Shanghai（UTC+0800）") == 1
+
+
+def test_the_case_page_draws_the_coverage_timeline_with_its_gap(
+    client: TestClient, instance: Instance
+) -> None:
+    with instance.catalog.read() as conn:
+        (video,) = media_db.listing(conn)
+    assert video.recorded_start == RECORDED and video.recorded_end is not None
+    page = client.get(f"/cases/{NUMBER}").text
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    assert "style=" not in svg and "<script" not in svg, "the CSP allows neither"
+    # The 6-minute window ± 1 minute is drawn 1000 units wide: 480 s, 125 units to its start.
+    assert re.search(r'<rect class="window" x="125.0" y="\d+" width="750.0"', svg)
+    assert '<text x="-8" y="39" text-anchor="end" font-size="13" fill="#333">1023</text>' in svg
+    (bar,) = re.findall(r'<a href="/media/(\d+)"><rect class="recording" x="([\d.]+)"', svg)
+    assert bar == (str(video.id), "250.0")
+    (gap,) = re.findall(r'<rect class="gap" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    assert abs(float(gap[0]) + float(gap[1]) - 875.0) < 0.2, "the gap runs to the window's end"
+    local = ZoneInfo("Asia/Shanghai")
+    since = video.recorded_end.astimezone(local).strftime("%Y-%m-%d %H:%M:%S")
+    until = (RECORDED + timedelta(minutes=5)).astimezone(local).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"<title>空白 gap {since} – {until}</title>" in svg
+    assert f'<li class="error">空白 gap：{since} – {until}（' in page
+
+
+def test_the_timeline_places_each_officers_recordings_and_leaves_out_what_is_far() -> None:
+    start = datetime(2026, 5, 1, 8, tzinfo=UTC)
+    drawn = coverage.timeline(
+        start,
+        start + timedelta(minutes=80),
+        ["1023", "2001"],
+        [
+            (None, 7, start - timedelta(minutes=5), start + timedelta(minutes=10)),
+            ("1023", 8, start + timedelta(minutes=30), start + timedelta(minutes=40)),
+            ("1023", 9, start + timedelta(hours=3), start + timedelta(hours=4)),
+        ],
+        [coverage.Gap(start + timedelta(minutes=40), start + timedelta(minutes=80))],
+        timedelta(minutes=10),
+    )
+    assert [(r.officer, [(b.media_id, b.x, b.width) for b in r.bars]) for r in drawn.rows] == [
+        ("1023", [(8, 400.0, 100.0)]),
+        ("2001", []),
+        (None, [(7, 50.0, 150.0)]),
+    ]
+    assert [(g.x, g.width) for g in drawn.gaps] == [(500.0, 400.0)]
+    assert (drawn.window.x, drawn.window.width) == (100.0, 800.0)
 
 
 def test_the_api_returns_what_the_cli_prints(

@@ -23,13 +23,16 @@ from interfaces.web.security import CSRF_COOKIE
 from pipeline.accounts import passwords
 from pipeline.accounts import usecases as accounts
 from pipeline.accounts.users import UserRole
+from pipeline.cases import usecases as cases_usecases
 from pipeline.catalog import Catalog, schema
 from pipeline.catalog import media as media_db
 from pipeline.catalog import registry as registry_rows
 from pipeline.custody import log as custody
+from pipeline.custody import usecases as custody_usecases
 from pipeline.ingest.steps import IngestContext
 from pipeline.instance import Instance
 from pipeline.models import (
+    FLAG_EXPLANATIONS,
     Device,
     DeviceKind,
     EventKind,
@@ -38,6 +41,8 @@ from pipeline.models import (
     MediaStatus,
     Officer,
     ProbeResult,
+    RecordType,
+    Signature,
     SourceFile,
     Station,
 )
@@ -414,6 +419,39 @@ def test_a_photo_and_a_pdf_show_in_place_only_after_a_reason_and_one_viewed_even
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert thumb.content == instance.store.derived_path(photo.thumbnail_key).read_bytes()
     assert len(_events(instance.catalog, photo.id, EventKind.VIEWED)) == 1, "the same viewing"
+
+
+def test_after_the_reason_the_page_shows_probe_officer_flags_tags_text_record_and_cases(
+    client: TestClient, instance: Instance, photo_and_pdf: tuple[MediaItem, MediaItem]
+) -> None:
+    _, pdf = photo_and_pdf
+    custody_usecases.tag_media(instance, str(pdf.id), ["现场", "复核"], [])
+    cases_usecases.set_text_record(instance, pdf.id, RecordType.ON_SITE, Signature.REFUSAL_NOTED)
+    cases_usecases.add_case(instance, "2026-0113", title="查封扣押 <现场>", category="seizure")
+    cases_usecases.link_media(instance, "2026-0113", pdf.id, "现场笔录归卷")
+    with instance.catalog.begin() as conn:  # as the identification would have flagged it
+        flags = [{"code": "clock-drift", "message": "device clock 3 min fast"}]
+        conn.execute(schema.media.update().where(schema.media.c.id == pdf.id), {"flags": flags})
+    before = client.get(f"/media/{pdf.id}").text
+    assert "查封扣押" not in before and "张伟" not in before and "复核、" not in before
+
+    assert _view(client, pdf.id).status_code == 303
+    page = client.get(f"/media/{pdf.id}").text
+    assert "张伟" in page and "1023" in page
+    assert "现场、复核" in page or "复核、现场" in page
+    assert RecordType.ON_SITE.label_zh in page and Signature.REFUSAL_NOTED.label_zh in page
+    assert '<a href="/cases/2026-0113">2026-0113</a> 查封扣押 &lt;现场&gt;' in page
+    assert FLAG_EXPLANATIONS["clock-drift"] in page and "device clock 3 min fast" in page
+
+
+def test_the_video_page_shows_its_probe(client: TestClient, video: MediaItem) -> None:
+    assert _view(client, video.id).status_code == 303
+    page = client.get(f"/media/{video.id}").text
+    probe = video.probe
+    assert probe.width and probe.height and probe.container and probe.video_codec
+    assert f"{probe.width}×{probe.height}" in page
+    assert probe.container in page and f"视频 video {probe.video_codec}" in page
+    assert "帧/秒 fps" in page and '张伟 <span class="note">1023</span>' in page
 
 
 def test_a_video_is_not_shown_in_place_and_its_poster_is_its_thumbnail(

@@ -30,6 +30,7 @@ def case_page(request: Request, number: str, instance: InstanceDep, signed: Sign
         "user": signed.user,
         "detail": found.detail,
         "may_file": found.may_file,
+        "timeline": found.timeline,
         "days_left": (due - today).days if due else None,
     }
     return render(request, "case.html", context)

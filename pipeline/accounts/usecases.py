@@ -40,6 +40,8 @@ from pipeline.accounts.users import (
     normal_login,
 )
 from pipeline.cases import usecases as cases_usecases
+from pipeline.cases.compliance import AV_KINDS
+from pipeline.cases.coverage import Timeline, timeline
 from pipeline.cases.seal import Sealed
 from pipeline.catalog import accounts as rows
 from pipeline.catalog import cases as case_rows
@@ -474,6 +476,7 @@ class CaseFile:
 
     detail: cases_usecases.CaseDetail
     may_file: bool
+    timeline: Timeline | None = None  # of the action window, once it is set
 
 
 def case_file(instance: Instance, user: User, number: str) -> CaseFile:
@@ -482,7 +485,29 @@ def case_file(instance: Instance, user: User, number: str) -> CaseFile:
     detail = cases_usecases.case_detail(instance, number)
     if not can_view_case(user, detail.case):
         _refuse_case(instance, user, detail.case, "view-case")
-    return CaseFile(detail, can_file_case(user, detail.case))
+    return CaseFile(detail, can_file_case(user, detail.case), _timeline(instance, detail))
+
+
+def _timeline(instance: Instance, detail: cases_usecases.CaseDetail) -> Timeline | None:
+    """The action window ± a tenth of it (at least a minute, at most the auto-link margin:
+    what the rule still counts), its A/V recordings per officer and its coverage gaps."""
+    case = detail.case
+    if case.action_start is None or case.action_end is None:
+        return None
+    longest = timedelta(minutes=instance.settings.cases.link_margin_min)
+    margin = min(max((case.action_end - case.action_start) / 10, timedelta(minutes=1)), longest)
+    return timeline(
+        case.action_start,
+        case.action_end,
+        case.officers,
+        [
+            (i.officer, i.media_id, i.start, i.end)
+            for i in detail.items
+            if i.kind in AV_KINDS and i.start is not None and i.end is not None
+        ],
+        detail.coverage.gaps if detail.coverage else (),
+        margin,
+    )
 
 
 def link_to_case(
@@ -649,6 +674,7 @@ class ItemPage:
     media_id: int
     viewing: Viewing | None
     history: tuple[custody.CustodyEvent, ...] = ()
+    context: custody_usecases.ItemContext | None = None  # officer, tags, cases, text record
 
 
 @dataclass(frozen=True)
@@ -679,7 +705,9 @@ def item_page(instance: Instance, user: User, media_id: int) -> ItemPage:
     viewing whose reason still holds, if any."""
     item = require_view(instance, user, media_id)
     viewing, history = _remembered(instance, user, item)
-    return ItemPage(item.id, viewing, history if viewing is not None else ())
+    if viewing is None:
+        return ItemPage(item.id, None)
+    return ItemPage(item.id, viewing, history, custody_usecases.item_context(instance, item))
 
 
 def playback(instance: Instance, user: User, media_id: int) -> Playback:

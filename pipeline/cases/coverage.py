@@ -69,3 +69,76 @@ def coverage(
         gaps.append(Gap(cursor, window_end))
     covered = sum((e - s).total_seconds() for s, e in merged)
     return Coverage(window_start, window_end, covered, tuple(gaps), len(clipped))
+
+
+# ------------------------------------------------------------------ the timeline drawn
+
+
+#: How wide the timeline is drawn, in the SVG's user units.
+TIMELINE_WIDTH = 1000.0
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch drawn on the timeline: ``x`` and ``width`` in user units of
+    :data:`TIMELINE_WIDTH`, clipped to the drawn span."""
+
+    start: datetime
+    end: datetime
+    x: float
+    width: float
+
+
+@dataclass(frozen=True)
+class Bar(Span):
+    media_id: int
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    officer: str | None  # None: recordings attributed to nobody
+    bars: tuple[Bar, ...]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The action window drawn with a margin either side: a row of recording bars per
+    officer (the case's officers first, even without a recording), and the gaps."""
+
+    start: datetime  # of the drawn span: the window less the margin
+    end: datetime
+    window: Span
+    rows: tuple[TimelineRow, ...]
+    gaps: tuple[Span, ...]
+
+
+def timeline(
+    window_start: datetime,
+    window_end: datetime,
+    officers: Iterable[str],
+    recordings: Iterable[tuple[str | None, int, datetime, datetime]],
+    gaps: Iterable[Gap],
+    margin: timedelta,
+) -> Timeline:
+    """Place the recordings ``(officer, media id, start, end)`` and the gaps on the window
+    ± ``margin``; a recording outside the drawn span is left out."""
+    start, end = window_start - margin, window_end + margin
+    total = max((end - start).total_seconds(), 1.0)
+
+    def place(s: datetime, e: datetime) -> tuple[float, float]:
+        left = max((max(s, start) - start).total_seconds(), 0.0)
+        right = min((min(e, end) - start).total_seconds(), total)
+        x = round(TIMELINE_WIDTH * left / total, 1)
+        return x, max(round(TIMELINE_WIDTH * right / total, 1) - x, 1.0)
+
+    rows: dict[str | None, list[Bar]] = {o: [] for o in officers}
+    for officer, media_id, s, e in sorted(recordings, key=lambda r: r[2]):
+        if e >= start and s <= end:
+            rows.setdefault(officer, []).append(Bar(s, e, *place(s, e), media_id))
+    return Timeline(
+        start,
+        end,
+        Span(window_start, window_end, *place(window_start, window_end)),
+        tuple(TimelineRow(o, tuple(b)) for o, b in rows.items()),
+        tuple(Span(g.start, g.end, *place(g.start, g.end)) for g in gaps),
+    )

@@ -28,7 +28,7 @@ from pipeline.custody.keys import create_instance_key
 from pipeline.custody.verify_bag import Problem
 from pipeline.errors import InstanceKeyError
 from pipeline.instance import Instance
-from pipeline.models import EventKind, MediaItem
+from pipeline.models import EventKind, MediaItem, RecordType, Signature
 from pipeline.search import tags
 from pipeline.search.query import LinkedCase
 from pipeline.search.run import views as search_views
@@ -77,6 +77,32 @@ class OpenedMetadata(Opened):
     item: MediaItem
 
 
+@dataclass(frozen=True)
+class ItemContext:
+    """What the catalog says around an item: its officer's name, its tags, the cases it is
+    linked to (active links), and for a text record its type and signature status."""
+
+    officer_name: str | None
+    tags: tuple[str, ...]
+    cases: tuple[LinkedCase, ...]
+    record_type: RecordType | None = None
+    signature: Signature | None = None
+
+
+def item_context(instance: Instance, item: MediaItem) -> ItemContext:
+    """The context of ``item``; it records no viewing: call it only for an item whose
+    viewing is recorded."""
+    with instance.catalog.read() as conn:
+        (view,) = search_views(conn, [item.id])
+    return ItemContext(
+        view.officer_name,
+        view.tags,
+        view.cases,
+        RecordType(item.record_type) if item.record_type else None,
+        Signature(item.signature) if item.signature else None,
+    )
+
+
 def media_detail(
     instance: Instance, key: str, *, actor: str | None, reason: str | None
 ) -> MediaDetail:
@@ -95,14 +121,14 @@ def media_detail(
     item = seen.item
     with instance.catalog.read() as conn:
         history = tuple(custody.events(conn, media_id=item.id))
-        (view,) = search_views(conn, [item.id])
+    around = item_context(instance, item)
     return MediaDetail(
         item,
         Derived(item.proxy_key, item.thumbnail_key),
         history,
-        officer_name=view.officer_name,
-        tags=view.tags,
-        cases=view.cases,
+        officer_name=around.officer_name,
+        tags=around.tags,
+        cases=around.cases,
     )
 
 
