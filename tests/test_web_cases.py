@@ -309,3 +309,20 @@ def test_conclude_then_seal_a_complete_case_file(client: TestClient, instance: I
     assert sealed.actor == "zhang.wei"
     page = client.get(path).text
     assert "归档 sealed" in page and "/seal" not in page and "/link" not in page
+    # Verified on request, as `evidence cases verify` does it: clean, then damaged.
+    verified = _post(client, f"{path}/verify")
+    assert verified.status_code == 200 and "校验通过 the sealed file verifies" in verified.text
+    assert client.get("/api/v1/cases/2026-0114/verification").json()["problems"] == []
+    case = cases_usecases.case_detail(instance, "2026-0114").case
+    assert case.archive_key is not None
+    stored = instance.store.original_path(case.archive_key)  # type: ignore[attr-defined]
+    stored.chmod(0o600)
+    data = bytearray(stored.read_bytes())
+    data[2000] ^= 1
+    stored.write_bytes(bytes(data))
+    damaged = _post(client, f"{path}/verify")
+    assert damaged.status_code == 200 and "E-SEAL-FIXITY" in damaged.text
+    codes = [
+        p["code"] for p in client.get("/api/v1/cases/2026-0114/verification").json()["problems"]
+    ]
+    assert codes == ["E-SEAL-FIXITY"]

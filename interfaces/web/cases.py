@@ -23,6 +23,16 @@ MediaField = Annotated[int, Form(ge=1)]
 
 @router.get("/cases/{number}", include_in_schema=False)
 def case_page(request: Request, number: str, instance: InstanceDep, signed: SignedDep) -> Response:
+    return _case_page(request, number, instance, signed)
+
+
+def _case_page(
+    request: Request,
+    number: str,
+    instance: InstanceDep,
+    signed: SignedDep,
+    verification: Any = None,
+) -> Response:
     found = accounts.case_file(instance, signed.user, number)
     due = found.detail.case.due
     today = datetime.now(instance.settings.zone).date()
@@ -32,8 +42,22 @@ def case_page(request: Request, number: str, instance: InstanceDep, signed: Sign
         "may_file": found.may_file,
         "timeline": found.timeline,
         "days_left": (due - today).days if due else None,
+        "verification": verification,
     }
     return render(request, "case.html", context)
+
+
+@router.post("/cases/{number}/verify", include_in_schema=False)
+def verify(request: Request, number: str, instance: InstanceDep, signed: SignedDep) -> Response:
+    """Verify the sealed bag now (it is read and hashed whole: a button, not every view)."""
+    checked = accounts.verify_case_file(instance, signed.user, number)
+    return _case_page(request, number, instance, signed, verification=checked)
+
+
+@router.get("/api/v1/cases/{number}/verification")
+def api_verify(number: str, instance: InstanceDep, signed: SignedDep) -> Any:
+    """A sealed case file verified: exactly what `evidence cases verify NUMBER --json` prints."""
+    return plain(accounts.verify_case_file(instance, signed.user, number))
 
 
 @router.get("/api/v1/cases/{number}")

@@ -544,6 +544,13 @@ def seal_case(instance: Instance, user: User, number: str, reason: str) -> Seale
     return cases_usecases.archive_case(instance.acting(user.login), number, why)
 
 
+def verify_case_file(instance: Instance, user: User, number: str) -> cases_usecases.SealCheck:
+    """Verify the sealed case file ``number`` as `evidence cases verify` does (its stored bag,
+    its SEALED event, every file against the pinned keys), for a user who may read the case."""
+    case_file(instance, user, number)  # refused (and recorded) for one who may not read it
+    return cases_usecases.verify_sealed_case(instance, number)
+
+
 def _filing(instance: Instance, user: User, number: str, action: str) -> Case:
     with instance.catalog.read() as conn:
         case = case_rows.get(conn, number)
