@@ -33,9 +33,11 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 # The catalog-heavy tests again with a PostgreSQL catalog (127.0.0.1:5432, a fresh database
-# per test). Skipped where no PostgreSQL answers, except on CI, where its absence fails.
+# per test). Skipped where no PostgreSQL answers, except on CI, where its absence fails. The
+# flow tests (tests/test_flow.py) test orchestration, not the catalog: tests/test_scaleout.py
+# runs flows on a PostgreSQL catalog, so they run once, on SQLite.
 PG_TESTS := tests/test_ingest.py tests/test_registry.py tests/test_registry_ingest.py \
-	tests/test_cases.py tests/test_seal.py tests/test_flow.py tests/test_compliance_flow.py \
+	tests/test_cases.py tests/test_seal.py tests/test_compliance_flow.py \
 	tests/test_custody_access.py tests/test_custody_tamper.py tests/test_export.py \
 	tests/test_custody_fixity_flow.py tests/test_ingest_s3.py tests/test_record_replay.py \
 	tests/test_trust_anchors.py tests/test_accounts.py
