@@ -4,6 +4,7 @@ then the web application signed in as the demo login the demo prints."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 
@@ -32,11 +33,19 @@ def _sweep(
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     home = tmp_path_factory.mktemp("web-demo") / "demo"
-    with pytest.MonkeyPatch.context() as env:  # the demo sets both for its own commands
-        env.delenv("EVIDENCE_HOME", raising=False)
-        env.delenv("EVIDENCE_CONFIG", raising=False)
+    # The demo sets both for its own commands. Put back exactly what was there (unset, in the
+    # tests): MonkeyPatch.delenv of an unset variable records nothing to undo, so the demo's
+    # trust config once leaked into every later test of the session.
+    saved = {name: os.environ.pop(name, None) for name in ("EVIDENCE_HOME", "EVIDENCE_CONFIG")}
+    try:
         assert run_demo(home, ingest=_sweep) == 0, "the demo's own checks pass"
         instance = open_instance(load_settings(home=home))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     try:
         yield instance
     finally:
