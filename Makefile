@@ -40,7 +40,7 @@ PG_TESTS := tests/test_ingest.py tests/test_registry.py tests/test_registry_inge
 	tests/test_cases.py tests/test_seal.py tests/test_compliance_flow.py \
 	tests/test_custody_access.py tests/test_custody_tamper.py tests/test_export.py \
 	tests/test_custody_fixity_flow.py tests/test_ingest_s3.py tests/test_record_replay.py \
-	tests/test_trust_anchors.py tests/test_accounts.py
+	tests/test_trust_anchors.py tests/test_accounts.py tests/test_station_api.py
 unit-pg: $(STAMP)
 	EVIDENCE_TEST_CATALOG=postgresql $(BIN)/pytest $(PG_TESTS)
 

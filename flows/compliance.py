@@ -21,8 +21,10 @@ from pipeline.cases import records as cases
 from pipeline.cases.categories import load_categories
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.errors import ConfigError
+from pipeline.instance import Instance
 from pipeline.models import CaseStatus
 from pipeline.settings import Settings, load_settings
+from pipeline.uploads.usecases import alert_silent_stations
 
 
 @task(name="link-records", cache_policy=NO_CACHE, retries=1)
@@ -40,6 +42,13 @@ def evaluate_task(catalog: Catalog, settings: Settings, now: datetime) -> list[c
     return findings
 
 
+@task(name="silent-stations", cache_policy=NO_CACHE)
+def silent_stations_task(catalog: Catalog, settings: Settings, now: datetime) -> list[str]:
+    """An alert for each push station silent longer than dock.silent_after_s."""
+    instance = Instance(settings, catalog, clock=lambda: now, actor=settings.actor)
+    return list(alert_silent_stations(instance))
+
+
 @task(name="seal-case", cache_policy=NO_CACHE, retries=1)
 def seal_task(settings: Settings, number: str) -> str:
     from pipeline.cases.seal import seal_case
@@ -49,13 +58,15 @@ def seal_task(settings: Settings, number: str) -> str:
 
 @flow(name="compliance-sweep")
 def compliance_sweep() -> dict[str, Any]:
-    """Evaluate every case; alerts for what needs action; optionally seal complete cases."""
+    """Evaluate every case; alerts for what needs action (and for push stations gone
+    silent); optionally seal complete cases."""
     settings = load_settings()
     catalog = open_catalog(settings.catalog_url)
     now = datetime.now(UTC)
     try:
         linked = link_task(catalog, settings, now)
         findings = evaluate_task(catalog, settings, now)
+        silent = silent_stations_task(catalog, settings, now)
     finally:
         catalog.dispose()
     sealed = []
@@ -83,6 +94,7 @@ def compliance_sweep() -> dict[str, Any]:
         "linked": linked,
         "sealed": sealed,
         "needing_action": sum(1 for f in findings if f.problems()),
+        "silent_stations": silent,
     }
 
 

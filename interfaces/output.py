@@ -13,7 +13,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,10 @@ from pipeline.models import (
     MediaItem,
     Outcome,
     QuarantineEntry,
-    Station,
     SweepReport,
     plain,
 )
+from pipeline.uploads.usecases import StationState
 
 #: Columns of output that goes to a file or a pipe: wide enough that no digest, name or
 #: path is folded (a script's `grep`, `cut` and `awk` see each on one line).
@@ -329,19 +329,43 @@ def quarantine_table(entries: list[QuarantineEntry]) -> Table:
     return table
 
 
-def stations_table(stations: list[Station]) -> Table:
-    table = Table(title=f"{plural(len(stations), 'station')} (采集站)")
-    for col in ("id", "name", "dump folder", "location", "keeps mtimes"):
+def stations_table(states: Sequence[StationState], zone: tzinfo) -> Table:
+    """Stations; for a push station, whether it is online and what it said last."""
+    table = Table(title=f"{plural(len(states), 'station')} (采集站)")
+    for col in ("id", "name", "dump folder", "location", "keeps mtimes", "kind", "state"):
         table.add_column(col, overflow="fold")
-    for s in stations:
+    for state in states:
+        s = state.station
         table.add_row(
             text(s.id),
             text(s.name),
             text(s.root),
             text(s.location),
             "yes" if s.preserves_mtimes else "no",
+            "推送 push" if s.pushes else "文件夹 folder",
+            text(_push_state(state, zone)) if s.pushes else "",
         )
     return table
+
+
+def _push_state(state: StationState, zone: tzinfo) -> str:
+    if state.last_seen is None:
+        online = "从未连接 never seen"
+    else:
+        online = "在线 online" if state.online else "离线 offline"
+        online += f", last seen {when_zoned(state.last_seen, zone)}"
+    parts = [online]
+    if state.software_version:
+        parts.append(f"v{state.software_version}")
+    if state.free_disk_bytes is not None:
+        parts.append(f"{state.free_disk_bytes / 1e9:.1f} GB free")
+    if state.queue_length is not None:
+        parts.append(f"{state.queue_length} queued on the station")
+    if state.receiving or state.waiting:
+        parts.append(f"{state.receiving} uploading, {state.waiting} awaiting ingest")
+    if not state.tokens:
+        parts.append("no valid token")
+    return "; ".join(parts)
 
 
 def ingest_progress(*, disable: bool) -> Progress:

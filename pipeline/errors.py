@@ -403,3 +403,89 @@ class PermissionDenied(AccessRefused):
     """A signed-in person's roles and department do not reach what they asked for."""
 
     code = "forbidden"
+
+
+# ------------------------------------------------------------------ station API (issue 17)
+
+
+class StationApiError(EvidenceError):
+    """A pushing station's request refused; ``station_id`` names the station (or the one
+    its URL named)."""
+
+    code = "station-api"
+
+    def __init__(self, station_id: str, message: str) -> None:
+        super().__init__(message)
+        self.station_id = station_id
+
+
+class StationTokenRefused(StationApiError):
+    """No token, an unknown one, or a revoked one."""
+
+    code = "station-token-refused"
+
+
+class StationForbidden(StationApiError):
+    """A valid token of one station used for another station's URL or files."""
+
+    code = "station-forbidden"
+
+
+class UploadRefused(StationApiError):
+    """An upload the station API cannot take as described (metadata missing or wrong)."""
+
+    code = "upload-refused"
+
+
+class UploadNotFound(StationApiError):
+    code = "upload-not-found"
+
+
+class UploadGone(StationApiError):
+    """An upload that was refused, terminated or has already been completed."""
+
+    code = "upload-gone"
+
+
+class AlreadyArchived(StationApiError):
+    """The archive already holds these bytes, verified: nothing to send."""
+
+    code = "already-archived"
+
+
+class OffsetMismatch(StationApiError):
+    """A PATCH at another offset than the server's: the station asks HEAD and goes on."""
+
+    code = "offset-mismatch"
+
+    def __init__(self, station_id: str, message: str, offset: int) -> None:
+        super().__init__(station_id, message)
+        self.offset = offset
+
+
+class UploadBusy(StationApiError):
+    """Another PATCH of the same upload is in progress."""
+
+    code = "upload-busy"
+
+
+class TooManyUploads(StationApiError):
+    """The station sends more uploads at once than ``dock.max_concurrent_uploads``."""
+
+    code = "too-many-uploads"
+
+
+class UploadTooLarge(StationApiError):
+    code = "upload-too-large"
+
+
+class ChunkChecksumMismatch(StationApiError):
+    """A PATCH whose bytes do not match its Upload-Checksum: discarded, to be sent again."""
+
+    code = "checksum-mismatch"
+
+
+class UploadDigestMismatch(StationApiError):
+    """A whole upload whose SHA-256 is not the one its station declared: dropped."""
+
+    code = "digest-mismatch"

@@ -104,6 +104,9 @@ class EventKind(enum.StrEnum):
     SIGN_IN_FAILED = "sign_in_failed"  # bad password, unknown login, disabled or locked account
     SIGNED_OUT = "signed_out"
     REFUSED = "refused"  # a signed-in person asked for evidence their roles do not reach
+    # Station API (issue 17): tokens issued and revoked, uploads received whole.
+    STATION_CHANGED = "station_changed"  # a station's token issued or revoked
+    UPLOAD_RECEIVED = "upload_received"  # a station's upload complete, its SHA-256 checked
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,10 @@ class Station:
     # The station copies files with the recorder's own mtimes (rsync -t, cp -p): only then is
     # a file's mtime a clock to check the recorder's clock against.
     preserves_mtimes: bool = False
+    # The station pushes over the station API; ``root`` is then its intake folder on the
+    # archive server, where verified uploads wait for ingest (released by deleting them: the
+    # station keeps its own copy until it hears the stored copy is verified).
+    pushes: bool = False
 
 
 @dataclass(frozen=True)
@@ -335,6 +342,7 @@ class IdSource(enum.StrEnum):
     LAYOUT = "layout"  # <station root>/<device serial>/…
     FILENAME = "filename"  # a configured file-name pattern
     METADATA = "metadata"  # tags embedded in the file
+    STATION = "station"  # what a pushing station read from the recorder over USB
     MTIME = "mtime"  # the file's modification time (times only)
 
 

@@ -183,8 +183,9 @@ class DevicesSettings(Section):
     unknown: Literal["quarantine", "accept"] = Field(
         "quarantine", description="files from unregistered devices: quarantine or accept"
     )
-    precedence: list[Literal["metadata", "filename", "layout"]] = Field(
-        default=["metadata", "filename", "layout"],
+    precedence: list[Literal["metadata", "station", "filename", "layout"]] = Field(
+        # "station": the serial a pushing station read from the recorder over USB.
+        default=["metadata", "station", "filename", "layout"],
         description="which serial wins when sources disagree (the disagreement is flagged)",
     )
     timezone: str = Field("Asia/Shanghai", description="zone of recorder clocks and file names")
@@ -356,6 +357,25 @@ class WebSettings(Section):
     )
 
 
+class DockSettings(Section):
+    """The station API (``/api/v1/dock/``): what a pushing station may send, and when a
+    silent one is reported."""
+
+    max_upload_bytes: int = Field(
+        64 << 30, ge=1, le=1 << 44, description="largest file a station may upload, bytes"
+    )
+    max_concurrent_uploads: int = Field(
+        25, ge=1, le=1000, description="uploads one station may send at once (25 recorders)"
+    )
+    chunk_bytes: int = Field(
+        8 << 20, ge=64 << 10, le=1 << 30, description="bytes per PATCH the server suggests"
+    )
+    keepalive_s: float = Field(60.0, gt=0, le=DAY_S, description="keepalive period it suggests")
+    silent_after_s: float = Field(
+        7200.0, gt=0, le=30 * DAY_S, description="a push station silent this long is offline"
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one instance. Build with :func:`load_settings`."""
 
@@ -375,6 +395,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     custody: CustodySettings = CustodySettings()
     web: WebSettings = WebSettings()
+    dock: DockSettings = DockSettings()
 
     @field_validator("home", mode="before")
     @classmethod
@@ -420,6 +441,16 @@ class Settings(BaseSettings):
     @property
     def prefect_home(self) -> Path:
         return self.home / "prefect"
+
+    @property
+    def intake_dir(self) -> Path:
+        """Where a pushing station's verified uploads wait for ingest: one folder each."""
+        return self.home / "intake"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploads in progress are written (never a station's dump folder)."""
+        return self.home / "uploads"
 
     @property
     def log_dir(self) -> Path:

@@ -60,6 +60,16 @@ def test_init_and_stations(cli, tmp_path: Path) -> None:  # type: ignore[no-unty
             "name": "一中队",
             "location": "",
             "preserves_mtimes": False,
+            "pushes": False,
+            "online": None,
+            "last_seen": None,
+            "software_version": "",
+            "free_disk_bytes": None,
+            "queue_length": None,
+            "recorders": [],
+            "receiving": 0,
+            "waiting": 0,
+            "tokens": 0,
         }
     ]
 

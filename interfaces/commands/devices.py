@@ -124,6 +124,15 @@ def devices_show(serial: str, json_out: JsonOpt = False) -> None:
             output.when(a.end, zone) if a.end else "(holds it)",
         )
     output.console.print(table)
+    if detail.clock_reports:
+        seen = output.titled_table(
+            f"clock as push stations saw it (校时记录), {output.zone_note(zone)}"
+        )
+        for col in ("station", "offset", "seen"):
+            seen.add_column(col)
+        for station_id, offset, at in detail.clock_reports:
+            seen.add_row(output.text(station_id), f"{offset:+.1f} s", output.when(at, zone))
+        output.console.print(seen)
     if detail.quarantine:
         output.console.print(output.quarantine_table(list(detail.quarantine)))
 

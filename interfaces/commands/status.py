@@ -10,7 +10,7 @@ from rich.table import Table
 from interfaces import common, output
 from interfaces.common import JsonOpt
 from pipeline.ingest import usecases
-from pipeline.ingest.queue import QueueView
+from pipeline.ingest.queue import QueueView, StationQueue
 from pipeline.models import JobState
 
 
@@ -56,7 +56,8 @@ def queue_table(view: QueueView, zone: tzinfo) -> Table:
         title=output.text(f"Ingest queue (采集队列) at {_at(view.at, zone)}, times in {zone}")
     )
     for col in ("station", "settling", *(s.value for s in _STATES), "failed", "derive backlog",
-                "waiting longest", "last sweep", "last ok sweep", "idle sweeps"):  # fmt: skip
+                "waiting longest", "last sweep", "last ok sweep", "idle sweeps",
+                "uploads (push)"):  # fmt: skip
         table.add_column(col, overflow="fold")
     for s in view.stations:
         oldest = "—" if s.oldest_waiting is None else f"{s.oldest_waiting} (since "
@@ -72,8 +73,17 @@ def queue_table(view: QueueView, zone: tzinfo) -> Table:
             _at(s.last_sweep, zone),
             _at(s.last_ok_sweep, zone),
             str(s.idle_sweeps),
+            output.text(_push(s, zone)),
         )
     return table
+
+
+def _push(s: StationQueue, zone: tzinfo) -> str:
+    """A push station: online or not, its uploads receiving and those awaiting ingest."""
+    if not s.pushes:
+        return ""
+    state = "在线 online" if s.online else f"离线 offline (last seen {_at(s.last_seen, zone)})"
+    return f"{state}; {s.uploading} uploading, {s.uploaded} awaiting ingest"
 
 
 def failed_table(view: QueueView) -> Table:

@@ -14,9 +14,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from interfaces.web import api, audit, cases, deps, errors, media, pages, quarantine, users
+from interfaces.web import api, audit, cases, deps, dock, errors, media, pages, quarantine, users
 from interfaces.web.security import check_csrf, headers_and_csrf_cookie
 from pipeline.instance import Instance
+from pipeline.uploads.receive import Receiver
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -40,6 +41,7 @@ def create_app(instance: Instance) -> FastAPI:
     # instance (``acting``, a copy with the user acting) then shares it.
     app.state.instance = replace(instance, _store=instance.store)
     app.state.templates = deps.templates(instance.settings.zone)
+    app.state.receiver = Receiver(instance.settings)  # uploads in progress (station API)
     app.middleware("http")(headers_and_csrf_cookie)
     errors.install(app, _ErrorPage())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -50,4 +52,5 @@ def create_app(instance: Instance) -> FastAPI:
     app.include_router(users.router)
     app.include_router(quarantine.router)
     app.include_router(api.router)
+    app.include_router(dock.router)
     return app

@@ -28,6 +28,19 @@ class BadRequest(e.EvidenceError):
 
 #: First match wins: a family's members come before the family.
 STATUS: tuple[tuple[type[e.EvidenceError], int], ...] = (
+    # The station API (tus statuses: 460 is the checksum extension's "Checksum Mismatch").
+    (e.StationTokenRefused, 401),
+    (e.StationForbidden, 403),
+    (e.UploadNotFound, 404),
+    (e.UploadGone, 410),
+    (e.AlreadyArchived, 409),
+    (e.OffsetMismatch, 409),
+    (e.UploadTooLarge, 413),
+    (e.UploadBusy, 423),
+    (e.TooManyUploads, 429),
+    (e.ChunkChecksumMismatch, 460),
+    (e.UploadDigestMismatch, 460),
+    (e.StationApiError, 400),
     (e.NotSignedIn, 401),
     (e.AccountLocked, 429),  # rate-limited sign-in: try again when the lock ends
     (e.AddressThrottled, 429),
@@ -91,7 +104,7 @@ def install(app: FastAPI, page: PageRenderer) -> None:
             # The message names the catalog's URL, files of the archive, SQL: for the log only.
             log.error("%s %s: %s", request.method, request.url.path, exc)
             return _answer(request, page, status, exc.code, SERVER_FAULT)
-        return _answer(request, page, status, exc.code, str(exc))
+        return _answer(request, page, status, exc.code, str(exc), dock_headers(request, exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -133,7 +146,33 @@ def _to_sign_in(request: Request) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
-def _answer(request: Request, page: PageRenderer, status: int, code: str, message: str) -> Response:
+def _answer(
+    request: Request,
+    page: PageRenderer,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if is_api(request):
-        return JSONResponse(error_body(code, message), status_code=status)
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
     return page(request, status, code, message)
+
+
+#: Every answer of the station API speaks tus 1.0.0 (docs/station-api.md).
+TUS_VERSION = "1.0.0"
+
+
+def dock_headers(request: Request, exc: e.EvidenceError) -> dict[str, str] | None:
+    """What a station's client reads besides the status: the tus version, when to retry,
+    the offset to resume from."""
+    if not request.url.path.startswith("/api/v1/dock/"):
+        return None
+    headers = {"Tus-Resumable": TUS_VERSION}
+    if isinstance(exc, e.TooManyUploads):
+        headers["Retry-After"] = "2"
+    if isinstance(exc, e.StationTokenRefused):
+        headers["WWW-Authenticate"] = 'Bearer realm="evidence-dock"'
+    if isinstance(exc, e.OffsetMismatch):
+        headers["Upload-Offset"] = str(exc.offset)
+    return headers

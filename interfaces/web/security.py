@@ -44,6 +44,7 @@ def cookie(request: Request, name: str) -> str:
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DOCK_PREFIX = "/api/v1/dock/"
 
 CSP = "; ".join(
     (
@@ -86,7 +87,7 @@ async def headers_and_csrf_cookie(
         response.headers.setdefault(name, value)
     if not request.url.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
-    if request.state.csrf != known:
+    if request.state.csrf != known and not request.url.path.startswith(DOCK_PREFIX):
         set_cookie(response, CSRF_COOKIE, request.state.csrf, web, max_age=None)
     return response
 
@@ -95,6 +96,10 @@ async def check_csrf(request: Request) -> None:
     """Dependency of every route: a state-changing request without the browser's CSRF token
     is refused (PermissionDenied, 403) before the route runs."""
     if request.method in SAFE_METHODS:
+        return
+    if request.url.path.startswith(DOCK_PREFIX):
+        # The station API authenticates by a bearer token in a header, never by a cookie:
+        # no other site's page can make a browser send it.
         return
     expected = cookie(request, CSRF_COOKIE)
     given = request.headers.get(CSRF_HEADER) or ""

@@ -174,6 +174,17 @@ def released_to(conn: Connection, station_id: str, path: str) -> Job | None:
     return None if row is None else _job(row)
 
 
+def job_at(conn: Connection, station_id: str, source_path: str) -> Job | None:
+    """The newest ingest job of the file at ``source_path`` on the station."""
+    row = conn.execute(
+        select(ingest_jobs)
+        .where(ingest_jobs.c.station_id == station_id, ingest_jobs.c.source_path == source_path)
+        .order_by(ingest_jobs.c.id.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else _job(row)
+
+
 def get(conn: Connection, job_id: int) -> Job:
     return _job(conn.execute(select(ingest_jobs).where(ingest_jobs.c.id == job_id)).one())
 

@@ -62,6 +62,7 @@ stations = Table(
     Column("location", String(200), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("preserves_mtimes", Boolean, nullable=False, default=False),
+    Column("pushes", Boolean, nullable=False, default=False),
 )
 
 media = Table(
@@ -376,4 +377,70 @@ sign_in_failures = Table(
     Column("address", String(64), nullable=False, default=""),  # the client's, "" unknown
     Index("ix_sign_in_failures_login_sha256_at", "login_sha256", "at"),
     Index("ix_sign_in_failures_address_at", "address", "at"),
+)
+
+# ------------------------------------------------------------------ station API (issue 17)
+
+# A station's bearer tokens: only their SHA-256 (a token is 32 random bytes, so a plain hash
+# is enough; a copy of the catalog authenticates no station). Revoked tokens keep their row.
+station_tokens = Table(
+    "station_tokens",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("station_id", String(64), ForeignKey("stations.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("revoked_by", String(200)),
+    Column("last_used_at", UTCDateTime),
+)
+
+# What a pushing station said of itself at its last register or keepalive.
+station_presence = Table(
+    "station_presence",
+    metadata,
+    Column("station_id", String(64), ForeignKey("stations.id"), primary_key=True),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("software_version", String(100), nullable=False, default=""),
+    Column("free_disk_bytes", BigInteger),
+    Column("queue_length", Integer),
+    Column("recorders", JSON, nullable=False, default=list),
+    Column("address", String(64), nullable=False, default=""),
+    Column("silent_alerted_at", UTCDateTime),  # the compliance sweep's alert, once per silence
+)
+
+# Uploads of a pushing station (tus): the bytes go to settings.uploads_dir/<id>.part; once
+# whole and checked they are placed in the station's intake folder (``placed_path``), where
+# the station's ingest takes them like any dock file.
+dock_uploads = Table(
+    "dock_uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),  # random: an upload's URL is not guessable
+    Column("station_id", String(64), ForeignKey("stations.id"), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("received", BigInteger, nullable=False, default=0),  # the tus Upload-Offset
+    Column("path", Text, nullable=False),  # below the station's dump folder, "/"-separated
+    Column("mtime", Float, nullable=False),
+    Column("claim", JSON, nullable=False, default=dict),  # serial, officer, unit (over USB)
+    Column("docked_at", UTCDateTime),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
+    Column("placed_path", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_dock_uploads_station_id_sha256", "station_id", "sha256"),
+)
+
+# Recorder clock drift a station saw when it set the recorder's clock (positive: fast).
+clock_reports = Table(
+    "clock_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("station_id", String(64), ForeignKey("stations.id"), nullable=False),
+    Column("device_serial", String(200), nullable=False, index=True),  # as the station read it
+    Column("offset_s", Float, nullable=False),
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("reported_at", UTCDateTime, nullable=False),
 )

@@ -10,7 +10,7 @@ flagged, not silently reconciled.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from pipeline.catalog import registry
+from pipeline.catalog import uploads as upload_rows
 from pipeline.errors import DeviceError, DeviceLost, DeviceRetired, UnknownDevice
 from pipeline.models import (
     Assignment,
@@ -30,6 +31,7 @@ from pipeline.models import (
     IdSource,
     ProbeResult,
     SourceFile,
+    Station,
 )
 from pipeline.names import readable
 from pipeline.registry.identifiers import identifier_problem
@@ -133,12 +135,26 @@ def dock_relative(station_root: Path, source: SourceFile) -> Path:
     return relative
 
 
+def station_claim(conn: Connection, station: Station, sha256: str | None) -> dict[str, str]:
+    """What a pushing station read from the recorder of these bytes over USB (serial,
+    officer number, unit number), as its upload declared it; empty for a folder station."""
+    if not station.pushes or sha256 is None:
+        return {}
+    found = upload_rows.claim_for(conn, station.id, sha256)
+    return {} if found is None else dict(found.claim)
+
+
 def serial_sources(
-    relative: Path, probe: ProbeResult, name: NameMatch | None
+    relative: Path,
+    probe: ProbeResult,
+    name: NameMatch | None,
+    claim: Mapping[str, str] | None = None,
 ) -> dict[IdSource, str]:
     found: dict[IdSource, str] = {}
     if probe.serial:
         found[IdSource.METADATA] = probe.serial.strip()
+    if claim and claim.get("serial"):
+        found[IdSource.STATION] = claim["serial"].strip()
     if name is not None and name.device:
         found[IdSource.FILENAME] = name.device
     if len(relative.parts) > 1:
@@ -304,12 +320,14 @@ def identify(
     now: datetime,
     *,
     preserves_mtimes: bool = False,
+    claim: Mapping[str, str] | None = None,
 ) -> tuple[Identification, Device | None]:
     """Everything the registry can say about one file; the device, if registered.
-    ``preserves_mtimes``: the station keeps the recorder's mtimes (see :func:`drift_flags`)."""
+    ``preserves_mtimes``: the station keeps the recorder's mtimes (see :func:`drift_flags`);
+    ``claim``: what a pushing station read from the recorder (see :func:`station_claim`)."""
     tz = ZoneInfo(settings.timezone)
     name = match_filename(source.name, name_patterns(settings), tz)
-    found = serial_sources(dock_relative(station_root, source), probe, name)
+    found = serial_sources(dock_relative(station_root, source), probe, name, claim)
     unusable = {k: v for k, v in found.items() if identifier_problem(v) is not None}
     for where in unusable:
         del found[where]
@@ -341,6 +359,15 @@ def identify(
                 Flag(
                     "officer-disagreement",
                     f"file name names officer {name.officer}, the assignment {officer_id}",
+                )
+            )
+        said = (claim or {}).get("officer")
+        if officer_id and said and normalize_serial(said) != normalize_serial(officer_id):
+            flags.append(
+                Flag(
+                    "officer-disagreement",
+                    f"the station read officer {said} from the recorder, the assignment "
+                    f"says {officer_id}",
                 )
             )
     ident = Identification(

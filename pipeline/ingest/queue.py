@@ -125,6 +125,12 @@ class StationQueue:
     last_sweep: datetime | None
     last_ok_sweep: datetime | None
     idle_sweeps: int
+    # A push station (station API): whether it is online, and its uploads on this server.
+    pushes: bool = False
+    online: bool | None = None
+    last_seen: datetime | None = None  # its last register or keepalive
+    uploading: int = 0  # uploads still receiving
+    uploaded: int = 0  # whole and checked, not yet verified in the archive
 
     @property
     def waiting_jobs(self) -> int:

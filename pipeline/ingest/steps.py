@@ -42,7 +42,7 @@ from pipeline.errors import (
 )
 from pipeline.ingest import dockfs
 from pipeline.ingest.dockfs import NotARegularFile, OutsideDock
-from pipeline.ingest.identify import device_verdict, identify
+from pipeline.ingest.identify import device_verdict, identify, station_claim
 from pipeline.ingest.writers import open_for_writing
 from pipeline.media import probe
 from pipeline.media.derive import Derived, make_derivatives
@@ -383,6 +383,7 @@ def _catalogue(ctx: IngestContext, station: Station, job: jobs_db.Job, source: S
                 probed,
                 ctx.clock(),
                 preserves_mtimes=station.preserves_mtimes,
+                claim=station_claim(conn, station, job.sha256),
             )
         verdict, flags = device_verdict(ident, device, ctx.settings.devices.unknown)
         ident = replace(ident, flags=(*ident.flags, *flags, *_grown_flags(ctx, job)))
@@ -613,7 +614,8 @@ def _release(ctx: IngestContext, station: Station, job: jobs_db.Job, source: Sou
     """The stored copy is verified: the source may leave the dock (invariant 2). Every step
     goes from the station root's descriptor without following a link, ``.ingested`` too."""
     assert job.sha256 is not None
-    mode = ctx.settings.ingest.release
+    # A push station's intake copy goes: the station keeps its own until it hears "verified".
+    mode = "delete" if station.pushes else ctx.settings.ingest.release
     released_to: str | None = None
     try:
         st: os.stat_result | None = dockfs.lstat_in_dock(station.root, source.path)

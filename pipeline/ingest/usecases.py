@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from pipeline.catalog import jobs as jobs_db
+from pipeline.catalog import uploads as uploads_db
 from pipeline.ingest import queue
 from pipeline.instance import Instance
 from pipeline.models import SourceFile
@@ -23,8 +26,37 @@ def queue_status(
         failing = jobs_db.failing(conn)
         backlog = jobs_db.derive_backlog(conn)
         oldest = jobs_db.oldest_unfinished(conn)
+        pushing = {s.id for s in list_stations_in(conn) if s.pushes}
+        seen = uploads_db.all_presence(conn)
+        uploads = uploads_db.open_counts(conn)
     home = instance.settings.home
     beats = {sid: queue.read_heartbeat(home, sid) for sid in station_ids}
-    return queue.assemble(
-        instance.clock(), station_ids, counts, failing, backlog, oldest, settling or {}, beats
+    now = instance.clock()
+    view = queue.assemble(now, station_ids, counts, failing, backlog, oldest, settling or {}, beats)
+    silent = timedelta(seconds=instance.settings.dock.silent_after_s)
+    return replace(
+        view,
+        stations=tuple(
+            _with_push(s, seen.get(s.station_id), uploads.get(s.station_id, {}), now, silent)
+            if s.station_id in pushing
+            else s
+            for s in view.stations
+        ),
+    )
+
+
+def _with_push(
+    station: queue.StationQueue,
+    seen: uploads_db.PresenceRow | None,
+    uploads: Mapping[str, int],
+    now: datetime,
+    silent: timedelta,
+) -> queue.StationQueue:
+    return replace(
+        station,
+        pushes=True,
+        online=seen is not None and now - seen.last_seen <= silent,
+        last_seen=seen.last_seen if seen else None,
+        uploading=uploads.get("receiving", 0),
+        uploaded=uploads.get("received", 0),
     )

@@ -29,7 +29,7 @@ from pipeline.tabular import read_records, text_value, time_value
 
 SECTIONS = ("stations", "officers", "devices", "assignments")
 CSV_COLUMNS = {
-    "stations": ("id", "name", "root", "location", "preserves_mtimes"),
+    "stations": ("id", "name", "root", "location", "preserves_mtimes", "pushes"),
     "officers": ("id", "name", "cert_no", "department", "roles"),
     "devices": ("serial", "kind", "vendor", "model", "status", "clock_offset_s"),
     "assignments": ("device", "officer", "from", "to"),
@@ -123,6 +123,7 @@ def _record(section: str, data: Mapping[str, Any], tz: ZoneInfo) -> Any:
             text_value(data, "name"),
             text_value(data, "location"),
             _yes_no(data, "preserves_mtimes"),
+            _yes_no(data, "pushes"),
         )
     if section == "officers":
         return Officer(
@@ -263,6 +264,7 @@ def export_tables_in(conn: Connection) -> dict[str, list[dict[str, Any]]]:
                 "root": str(s.root),
                 "location": s.location,
                 "preserves_mtimes": s.preserves_mtimes,
+                "pushes": s.pushes,
             }
             for s in stations
         ],

@@ -29,6 +29,7 @@ def _station(row: Any) -> Station:
         name=row.name,
         location=row.location,
         preserves_mtimes=bool(row.preserves_mtimes),
+        pushes=bool(row.pushes),
     )
 
 
@@ -40,6 +41,7 @@ def protected_roots(settings: Settings) -> list[tuple[str, Path]]:
         ("the archive", settings.archive_dir),
         ("the signing keys", home / "keys"),
         ("the S3 work folder", settings.s3_work_dir),
+        ("the uploads in progress", settings.uploads_dir),
         ("the Prefect home", settings.prefect_home),
         ("the logs", settings.log_dir),
         ("the work folder", home / "work"),
@@ -117,12 +119,13 @@ def add_station_in(
     name: str = "",
     location: str = "",
     preserves_mtimes: bool = False,
+    pushes: bool = False,
     settings: Settings | None = None,
 ) -> Station:
     """``add_station`` within a transaction (the registrar already checked)."""
     if conn.execute(select(stations.c.id).where(stations.c.id == station_id)).first():
         raise StationError(station_id, "already registered")
-    station = Station(station_id, root, name, location, preserves_mtimes)
+    station = Station(station_id, root, name, location, preserves_mtimes, pushes)
     save_station(conn, station, actor, settings=settings)
     return replace(station, root=root.expanduser().resolve())
 
@@ -148,6 +151,7 @@ def save_station(
         "name": station.name,
         "location": station.location,
         "preserves_mtimes": station.preserves_mtimes,
+        "pushes": station.pushes,
     }
     if row is None:
         conn.execute(
@@ -166,6 +170,7 @@ def save_station(
             "name": station.name,
             "location": station.location,
             "preserves_mtimes": station.preserves_mtimes,
+            "pushes": station.pushes,
         },
     )
     return Change("station", station.id, "added" if row is None else "changed")

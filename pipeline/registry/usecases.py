@@ -20,7 +20,8 @@ from sqlalchemy import Connection
 
 from pipeline.catalog import media as media_db
 from pipeline.catalog import registry as rows
-from pipeline.errors import NotFound
+from pipeline.catalog import uploads as upload_rows
+from pipeline.errors import NotFound, StationError
 from pipeline.instance import Instance
 from pipeline.models import (
     Assignment,
@@ -47,6 +48,9 @@ class DeviceDetail:
     device: Device
     assignments: tuple[Assignment, ...]  # by start, oldest first
     quarantine: tuple[QuarantineEntry, ...]  # its files waiting for a person
+    # The clock offsets push stations saw when they set it (newest first): station, offset
+    # (positive: fast), when.
+    clock_reports: tuple[tuple[str, float, datetime], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ def device_detail(instance: Instance, serial: str) -> DeviceDetail:
             device,
             tuple(rows.device_assignments(conn, serial)),
             tuple(media_db.quarantine_entries(conn, device_serial=serial)),
+            tuple(upload_rows.clock_reports_of(conn, serial)),
         )
 
 
@@ -188,15 +193,24 @@ def officer_detail(instance: Instance, officer_id: str) -> OfficerDetail:
 def add_station(
     instance: Instance,
     station_id: str,
-    root: Path,
+    root: Path | None,
     *,
     name: str = "",
     location: str = "",
     preserves_mtimes: bool = False,
+    pushes: bool = False,
 ) -> Station:
     """Register a station and its dump folder (which must exist and overlap neither another
     station's nor EVIDENCE_HOME, the archive or the keys). ``preserves_mtimes``: the station
-    copies files with the recorder's mtimes, so the clock-drift check may trust them."""
+    copies files with the recorder's mtimes, so the clock-drift check may trust them.
+    ``pushes``: it uploads over the station API; its dump folder is then its intake folder
+    on this server (made, by default ``intake/<id>`` in EVIDENCE_HOME)."""
+    if root is None:
+        if not pushes:
+            raise StationError(station_id, "a dump folder (--root) is needed, or --push")
+        root = instance.settings.intake_dir / station_id
+    if pushes:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
     with instance.catalog.begin() as conn:
         return station_rows.add_station_in(
             conn,
@@ -206,6 +220,7 @@ def add_station(
             name=name,
             location=location,
             preserves_mtimes=preserves_mtimes,
+            pushes=pushes,
             settings=instance.settings,
         )
 
