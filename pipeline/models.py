@@ -107,6 +107,10 @@ class EventKind(enum.StrEnum):
     # Station API (issue 17): tokens issued and revoked, uploads received whole.
     STATION_CHANGED = "station_changed"  # a station's token issued or revoked
     UPLOAD_RECEIVED = "upload_received"  # a station's upload complete, its SHA-256 checked
+    # Supervision (issue 18): access that needs approval (调取、复制要经过审批).
+    ACCESS_REQUESTED = "access_requested"  # a person asked to view, copy or export
+    ACCESS_GRANTED = "access_granted"  # an approver granted it, time-limited, exactly as asked
+    ACCESS_DENIED = "access_denied"  # an approver refused it, with a comment
 
 
 @dataclass(frozen=True)

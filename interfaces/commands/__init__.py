@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from interfaces.commands import (
+    access,
     cases,
     categories,
     compliance,
@@ -45,6 +46,7 @@ COMMAND_MODULES: list[ModuleType] = [
     cases,
     categories,
     compliance,
+    access,
     quarantine,
     custody,
     keys,

@@ -14,7 +14,20 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from interfaces.web import api, audit, cases, deps, dock, errors, media, pages, quarantine, users
+from interfaces.web import (
+    api,
+    approvals,
+    audit,
+    cases,
+    dashboard,
+    deps,
+    dock,
+    errors,
+    media,
+    pages,
+    quarantine,
+    users,
+)
 from interfaces.web.security import check_csrf, headers_and_csrf_cookie
 from pipeline.instance import Instance
 from pipeline.uploads.receive import Receiver
@@ -51,6 +64,8 @@ def create_app(instance: Instance) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(users.router)
     app.include_router(quarantine.router)
+    app.include_router(approvals.router)
+    app.include_router(dashboard.router)
     app.include_router(api.router)
     app.include_router(dock.router)
     return app

@@ -161,9 +161,27 @@ def can_manage_users(user: User) -> bool:
     return user.has(UserRole.ADMIN)
 
 
+def can_read_dashboard(user: User) -> bool:
+    """Whether the user may read the compliance dashboard and reports (统计分析): supervisors
+    (their department tree) and the legal office (everything)."""
+    return user.enabled and user.has(UserRole.SUPERVISOR, UserRole.LEGAL_REVIEWER)
+
+
+def can_approve(user: User) -> bool:
+    """Whether the user may grant or refuse access requests (调阅审批): a supervisor (领导)
+    or the legal office."""
+    return user.enabled and user.has(UserRole.SUPERVISOR, UserRole.LEGAL_REVIEWER)
+
+
 def pages(user: User) -> dict[str, bool]:
     """Which of the pages the user may open, for the navigation to offer only those."""
-    return {"search": can_search(user), "audit": can_audit(user), "users": can_manage_users(user)}
+    return {
+        "search": can_search(user),
+        "audit": can_audit(user),
+        "users": can_manage_users(user),
+        "approvals": user.enabled and (can_search(user) or can_approve(user)),
+        "dashboard": can_read_dashboard(user),
+    }
 
 
 def require(user: User, rule: Callable[[User], bool], subject: str) -> None:
