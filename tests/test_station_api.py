@@ -606,3 +606,21 @@ def test_an_agent_that_lost_its_state_gets_its_upload_back_not_a_new_one(served:
     assert again == first and _offset(served, again) == 10_000
     assert _patch(served, first, 10_000, data[10_000:]).status == 204
     assert _create(served, data, path="BWC-0017/k.mp4") == first, "received, waiting for ingest"
+
+
+def test_a_chunk_from_a_stale_read_of_the_upload_cuts_nothing_off(served: Served) -> None:
+    """Two requests of one upload, the second read before the first committed: under the
+    upload's lock the offset is read again, so the second is refused, not written at 0."""
+    from pipeline.catalog import uploads as upload_rows
+    from pipeline.errors import OffsetMismatch
+
+    data = os.urandom(20_000)
+    upload = _create(served, data, path="BWC-0017/m.mp4")
+    with served.instance.catalog.read() as conn:
+        stale = upload_rows.upload(conn, upload)
+    assert stale is not None and stale.received == 0
+    assert _patch(served, upload, 0, data[:10_000]).status == 204
+    with pytest.raises(OffsetMismatch), served.receiver.chunk(stale, 0, None, lambda: 10_000):
+        pass
+    assert (served.instance.settings.uploads_dir / f"{upload}.part").stat().st_size == 10_000
+    assert _patch(served, upload, 10_000, data[10_000:]).status == 204

@@ -19,8 +19,8 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -130,10 +130,17 @@ class Receiver:
 
     @contextlib.contextmanager
     def chunk(
-        self, upload: UploadRow, offset: int, checksum: tuple[str, bytes] | None
+        self,
+        upload: UploadRow,
+        offset: int,
+        checksum: tuple[str, bytes] | None,
+        counted: Callable[[], int] | None = None,
     ) -> Iterator[Chunk]:
         """A chunk of ``upload`` starting at ``offset``: write it, then ``keep()`` it; left
-        without ``keep()`` (an error, a cut connection) it is cut off the part file again."""
+        without ``keep()`` (an error, a cut connection) it is cut off the part file again.
+        ``counted`` reads the offset the catalog counts once the upload is locked: a row
+        read before the lock may be stale, and cutting the file at a stale offset would
+        drop bytes another request had just added."""
         station_id = upload.station_id
         with self._lock:
             active = self._active.get(station_id, 0)
@@ -146,6 +153,8 @@ class Receiver:
             self._active[station_id] = active + 1
         try:
             with self._open(upload) as fd:
+                if counted is not None:
+                    upload = replace(upload, received=counted())
                 have = os.fstat(fd).st_size
                 if have < upload.received:
                     # The disk lost what the catalog counted (it should not: each chunk is
@@ -276,6 +285,10 @@ def place(receiver: Receiver, station: Station, upload: UploadRow) -> Path | Non
         os.link(part, target)  # never over a file still waiting there (rename would be)
     except FileExistsError:
         return None
+    except OSError as exc:
+        raise StorageError(
+            f"upload {upload.id}: cannot move it into the intake folder: {exc.strerror}"
+        ) from exc
     os.unlink(part)
     fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -503,7 +503,12 @@ def receive_chunk(
         upload = _own(conn, station, upload_id)
     if upload.state != "receiving":
         raise UploadGone(station.id, f"上传已结束 upload {upload_id} is {upload.state}")
-    with receiver.chunk(upload, offset, checksum) as chunk:
+
+    def counted() -> int:
+        with instance.catalog.read() as conn:
+            return _own(conn, station, upload_id).received
+
+    with receiver.chunk(upload, offset, checksum, counted) as chunk:
         try:
             for data in body:
                 chunk.write(data)
