@@ -24,7 +24,7 @@ from pipeline.errors import ConfigError
 from pipeline.instance import Instance
 from pipeline.models import CaseStatus
 from pipeline.settings import Settings, load_settings
-from pipeline.uploads.usecases import alert_silent_stations
+from pipeline.uploads.presence import alert_silent_stations
 
 
 @task(name="link-records", cache_policy=NO_CACHE, retries=1)

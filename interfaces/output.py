@@ -32,7 +32,7 @@ from pipeline.models import (
     SweepReport,
     plain,
 )
-from pipeline.uploads.usecases import StationState
+from pipeline.uploads.presence import StationState
 
 #: Columns of output that goes to a file or a pipe: wide enough that no digest, name or
 #: path is folded (a script's `grep`, `cut` and `awk` see each on one line).

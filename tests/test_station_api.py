@@ -36,6 +36,7 @@ from pipeline.models import Device, DeviceKind, EventKind, Officer
 from pipeline.registry import usecases as registry
 from pipeline.settings import Settings
 from pipeline.storage.local import LocalStore
+from pipeline.uploads import presence
 from pipeline.uploads import usecases as dock
 from pipeline.uploads.receive import Receiver
 from tests.conftest import make_settings
@@ -130,7 +131,7 @@ def served(tmp_path: Path, clock: Clock, request: pytest.FixtureRequest) -> Iter
     with catalog.begin() as conn:
         registry_rows.save_officer(conn, Officer("A001", "管理员", "1100"), clock.now)
     registry.add_station(instance, STATION, None, name="城关中队", pushes=True)
-    token = dock.issue_token(instance, STATION).token
+    token = presence.issue_token(instance, STATION).token
     server, thread, port = _serve(instance)
     try:
         yield Served(
@@ -233,19 +234,19 @@ def test_register_and_keepalive_put_the_station_online_then_silence_is_an_alert_
     welcome = served.json("POST", "/register", report)
     assert welcome["station"] == STATION and welcome["max_concurrent_uploads"] == 2
     assert welcome["server_time"] == "2026-12-01T08:00:00Z"
-    (state,) = [s for s in dock.station_states(served.instance) if s.station.id == STATION]
+    (state,) = [s for s in presence.station_states(served.instance) if s.station.id == STATION]
     assert state.online is True and state.software_version == "2.1.0" and state.queue_length == 3
     assert state.recorders[0]["officer_number"] == "1023" and state.tokens == 1
 
     served.clock.now += timedelta(hours=3)  # past dock.silent_after_s (2 h)
-    (state,) = [s for s in dock.station_states(served.instance) if s.station.id == STATION]
+    (state,) = [s for s in presence.station_states(served.instance) if s.station.id == STATION]
     assert state.online is False
-    assert dock.alert_silent_stations(served.instance) == (STATION,)
-    assert dock.alert_silent_stations(served.instance) == (), "one alert per silence"
+    assert presence.alert_silent_stations(served.instance) == (STATION,)
+    assert presence.alert_silent_stations(served.instance) == (), "one alert per silence"
     assert len(_alerts(served.instance.catalog, "station-silent")) == 1
 
     served.json("POST", "/keepalive", {"queue_length": 0})
-    (state,) = [s for s in dock.station_states(served.instance) if s.station.id == STATION]
+    (state,) = [s for s in presence.station_states(served.instance) if s.station.id == STATION]
     assert state.online is True and state.queue_length == 0
 
 
@@ -370,7 +371,7 @@ def test_tokens_unknown_revoked_or_of_another_station_are_refused_and_alerted(
 ) -> None:
     inst = served.instance
     registry.add_station(inst, "DOCK-08", None, pushes=True)
-    other = dock.issue_token(inst, "DOCK-08").token
+    other = presence.issue_token(inst, "DOCK-08").token
     unknown = served.call("POST", "/keepalive", {}, token="evst_not-a-token")
     assert unknown.status == 401 and unknown.getheader("WWW-Authenticate", "").startswith("Bearer")
     assert json.loads(unknown.data)["error"] == "station-token-refused"  # type: ignore[attr-defined]
@@ -380,7 +381,7 @@ def test_tokens_unknown_revoked_or_of_another_station_are_refused_and_alerted(
     assert forbidden.status == 403 and "DOCK-08" in json.loads(forbidden.data)["message"]  # type: ignore[attr-defined]
     assert len(_alerts(inst.catalog, "station-forbidden")) == 1
     assert served.call("POST", "/keepalive", {}).status == 200
-    assert dock.revoke_tokens(inst, STATION).revoked == 1
+    assert presence.revoke_tokens(inst, STATION).revoked == 1
     assert served.call("POST", "/keepalive", {}).status == 401, "revoked: refused at once"
     assert served.call("POST", "/keepalive", {}, token="").status == 401
 
@@ -539,7 +540,7 @@ def test_a_folder_station_gets_no_token(served: Served, tmp_path: Path) -> None:
     from pipeline.errors import StationError
 
     with pytest.raises(StationError, match="not a push station"):
-        dock.issue_token(served.instance, "DOCK-F")
+        presence.issue_token(served.instance, "DOCK-F")
 
 
 def test_settings_have_the_dock_section(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from pipeline.instance import Instance
 from pipeline.models import Officer, Station
 from pipeline.registry import usecases as registry
 from pipeline.settings import Settings
-from pipeline.uploads import usecases as dock
+from pipeline.uploads import presence
 from tests.conftest import put
 
 PASSWORD = "correct horse 电池"
@@ -59,7 +59,7 @@ def app(
     # A push station and its token: the station API is fuzzed authenticated too.
     registry.add_station(instance, "DOCK-07", None, pushes=True)
     app = create_app(instance)
-    app.state.station_token = dock.issue_token(instance, "DOCK-07").token
+    app.state.station_token = presence.issue_token(instance, "DOCK-07").token
     return app
 
 

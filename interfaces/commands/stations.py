@@ -11,7 +11,7 @@ from interfaces import common, output
 from interfaces.common import ActorOpt, JsonOpt, changes_out
 from pipeline.models import plain
 from pipeline.registry import usecases as registry
-from pipeline.uploads import usecases as dock
+from pipeline.uploads import presence
 
 app = typer.Typer(help="Docking stations (采集站) and their dump folders.", no_args_is_help=True)
 
@@ -93,7 +93,7 @@ def stations_list(json_out: JsonOpt = False) -> None:
     Example: evidence stations list --json
     """
     inst = common.instance()
-    found = dock.station_states(inst)
+    found = presence.station_states(inst)
     if json_out:
         rows = [{**plain(s.station), **plain(s)} for s in found]
         output.print_json([{k: v for k, v in r.items() if k != "station"} for r in rows])
@@ -118,7 +118,7 @@ def stations_token(
     """
     inst = common.instance(actor)
     if revoke:
-        done = dock.revoke_tokens(inst, station_id)
+        done = presence.revoke_tokens(inst, station_id)
         if json_out:
             output.print_json(done)
         else:
@@ -126,7 +126,7 @@ def stations_token(
                 output.text(f"station {station_id}: {done.revoked} token(s) revoked")
             )
         return
-    issued = dock.issue_token(inst, station_id)
+    issued = presence.issue_token(inst, station_id)
     if json_out:
         output.print_json(issued)
     else:
@@ -146,7 +146,7 @@ def stations_show(
         output.print_json(detail)
         return
     state, zone = detail.health, inst.settings.zone
-    pushing = [p for p in dock.station_states(inst) if p.station.id == station_id]
+    pushing = [p for p in presence.station_states(inst) if p.station.id == station_id]
     output.console.print(output.stations_table(pushing, zone))
     last = output.when_zoned(state.last_docked, zone) or "never"
     output.console.print(

@@ -3,9 +3,9 @@ keepalive, time, "do you have these?", and uploads by the tus 1.0.0 protocol (co
 creation, checksum, termination).
 
 Only HTTP is here: headers in, headers out. What a request does is a use case of
-``pipeline.uploads.usecases``; the bytes of a PATCH are handed to it in pieces of about a
-megabyte from a worker thread, so hashing and writing run beside the event loop that reads
-the socket.
+``pipeline.uploads.presence`` (tokens, keepalive, time) or ``pipeline.uploads.usecases``
+(uploads); the bytes of a PATCH are handed to it in pieces of about a megabyte from a
+worker thread, so hashing and writing run beside the event loop that reads the socket.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from interfaces.web.errors import TUS_VERSION, BadRequest
 from pipeline.errors import UploadRefused
 from pipeline.instance import Instance
 from pipeline.models import Station, plain
+from pipeline.uploads import presence
 from pipeline.uploads import usecases as dock
 from pipeline.uploads.receive import ALGORITHMS, Receiver
 
@@ -51,7 +52,7 @@ def station_of(request: Request, station_id: str) -> Station:
     StationForbidden, 403, with an alert in the custody log)."""
     given = request.headers.get("authorization", "")
     token = given[7:].strip() if given[:7].lower() == "bearer " else ""
-    return dock.authenticate(
+    return presence.authenticate(
         instance_of(request), receiver_of(request), token, station_id, address_of(request)
     )
 
@@ -83,8 +84,8 @@ class Report(BaseModel):
     queue_length: int | None = Field(None, ge=0)
     recorders: list[Recorder] = Field(default_factory=list, max_length=200)
 
-    def domain(self) -> dock.StationReport:
-        return dock.StationReport(
+    def domain(self) -> presence.StationReport:
+        return presence.StationReport(
             self.software_version,
             self.free_disk_bytes,
             self.queue_length,
@@ -95,7 +96,7 @@ class Report(BaseModel):
 @router.post("/register")
 def register(request: Request, station: StationDep, report: Report) -> Any:
     """A station starting up: its state, and the server's clock and limits."""
-    welcome = dock.keepalive(
+    welcome = presence.keepalive(
         instance_of(request), station, report.domain(), register=True, address=address_of(request)
     )
     return plain(welcome)
@@ -104,7 +105,7 @@ def register(request: Request, station: StationDep, report: Report) -> Any:
 @router.post("/keepalive")
 def keepalive(request: Request, station: StationDep, report: Report) -> Any:
     """Every ``keepalive_s``: the station is online, with this much disk and queue."""
-    welcome = dock.keepalive(
+    welcome = presence.keepalive(
         instance_of(request), station, report.domain(), address=address_of(request)
     )
     return plain(welcome)
@@ -113,7 +114,7 @@ def keepalive(request: Request, station: StationDep, report: Report) -> Any:
 @router.get("/time")
 def server_time(request: Request, station: StationDep) -> Any:
     """The server's clock, to set the recorders by."""
-    return plain(dock.server_time(instance_of(request)))
+    return plain(presence.server_time(instance_of(request)))
 
 
 class DriftIn(BaseModel):
@@ -132,12 +133,12 @@ def report_drift(request: Request, station: StationDep, body: Drifts) -> Any:
     for d in body.drifts:
         if d.observed_at.tzinfo is None:
             raise BadRequest("observed_at needs its zone (Z or +08:00)")
-    drifts = [dock.Drift(d.serial, d.offset_s, d.observed_at) for d in body.drifts]
-    return plain(dock.report_drift(instance_of(request), station, drifts))
+    drifts = [presence.Drift(d.serial, d.offset_s, d.observed_at) for d in body.drifts]
+    return plain(presence.report_drift(instance_of(request), station, drifts))
 
 
 class Digests(BaseModel):
-    sha256: list[str] = Field(max_length=dock.MAX_DIGESTS)
+    sha256: list[str] = Field(max_length=presence.MAX_DIGESTS)
 
 
 @router.post("/have")
@@ -147,7 +148,7 @@ def have(request: Request, station: StationDep, body: Digests) -> Any:
 
 
 class UploadIds(BaseModel):
-    uploads: list[str] = Field(max_length=dock.MAX_DIGESTS)
+    uploads: list[str] = Field(max_length=presence.MAX_DIGESTS)
 
 
 @router.post("/status")
