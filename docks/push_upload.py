@@ -78,12 +78,14 @@ def _upload(agent: Agent, rel: str, source: SourceFile) -> None:
             return
         fd = handle.fileno()
         for attempt in range(2):  # a digest mismatch: hashed again, sent anew once
+            known: int | None = None  # the offset, when no HEAD is needed to know it
             if entry.upload is None:
-                entry = _create(agent, rel, source, entry)
-                if entry is None:
+                created = _create(agent, rel, source, entry)
+                if created is None:
                     return
+                entry, known = created
             try:
-                entry = _send(agent, rel, fd, entry)
+                entry = _send(agent, rel, fd, entry, known)
             except tus.UploadGone:
                 entry = dataclasses.replace(entry, upload=None, offset=0, sent=0)
                 agent.state.put(rel, entry)
@@ -108,14 +110,16 @@ def _upload(agent: Agent, rel: str, source: SourceFile) -> None:
     raise tus.DockError(f"{shown}: 上传两次丢失 the server dropped its upload twice")
 
 
-def _create(agent: Agent, rel: str, source: SourceFile, entry: Entry) -> Entry | None:
+def _create(
+    agent: Agent, rel: str, source: SourceFile, entry: Entry
+) -> tuple[Entry, int | None] | None:
     metadata = upload_metadata(agent.root, rel, source, entry, agent.options.encodings)
     failures = 0
     while True:
         if agent.stopping():
             raise _Stopped
         try:
-            url = agent.client.create(entry.size, metadata, subject=agent.shown(rel))
+            url, offset = agent.client.create(entry.size, metadata, subject=agent.shown(rel))
             break
         except tus.TooManyUploads as exc:
             agent.backoff.sleep(exc.retry_after)  # the station's other uploads go first
@@ -133,12 +137,12 @@ def _create(agent: Agent, rel: str, source: SourceFile, entry: Entry) -> Entry |
                 agent.end(rel, entry.sha256, "received", "已归档 already archived, "
                           "not yet confirmed verified")  # fmt: skip
             return None
-    entry = dataclasses.replace(entry, upload=url, state=UPLOADING, offset=0, sent=0)
+    entry = dataclasses.replace(entry, upload=url, state=UPLOADING, offset=offset or 0, sent=0)
     agent.state.put(rel, entry)
-    return entry
+    return entry, offset
 
 
-def _send(agent: Agent, rel: str, fd: int, entry: Entry) -> Entry:
+def _send(agent: Agent, rel: str, fd: int, entry: Entry, offset: int | None = None) -> Entry:
     assert entry.upload is not None
     shown = agent.shown(rel)
     transfer = Transfer(high=entry.sent)
@@ -161,6 +165,7 @@ def _send(agent: Agent, rel: str, fd: int, entry: Entry) -> Entry:
             entry.upload,
             lambda offset, n: read_at(fd, offset, n),
             entry.size,
+            offset=offset,
             chunk_bytes=agent.chunk_bytes,
             backoff=agent.backoff,
             transfer=transfer,

@@ -362,9 +362,12 @@ class DockClient:
 
     # ---- tus
 
-    def create(self, length: int, metadata: Mapping[str, str | bytes], *, subject: str = "") -> str:
+    def create(
+        self, length: int, metadata: Mapping[str, str | bytes], *, subject: str = ""
+    ) -> tuple[str, int | None]:
         """POST uploads: the new upload's URL (or the one already open for this digest and
-        path, which the server answers again)."""
+        path, which the server answers again) and its offset when the answer says it (then
+        no HEAD is needed before the first PATCH)."""
         answer = self._request(
             "POST",
             self.url("uploads"),
@@ -375,7 +378,8 @@ class DockClient:
         location = answer.headers.get("Location")
         if not location:
             raise DockError(f"服务器未给出上传地址 no Location for {subject}", status=answer.status)
-        return self.url(location)
+        given = answer.headers.get("Upload-Offset")
+        return self.url(location), int(given) if given and given.isdigit() else None
 
     def offset(self, url: str, *, subject: str = "") -> int:
         answer = self._request("HEAD", url, subject=subject)

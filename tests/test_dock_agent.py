@@ -399,8 +399,12 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
         sent=8,
         state=push_state.UPLOADING,
     )
-    state.put(name, entry)
+    state.put(name, entry)  # saved: the first save of the run is never held back
     state.put("BWC-2/b.mp4", push_state.Entry(1, 2, "cd" * 32))
+    assert (
+        len(push_state.StateFile(path, "DOCK-07", "http://a", clock=lambda: 0.0).load().files) == 1
+    ), "within 2 s: held back"
+    state.save(force=True)  # as the agent does at the end of a pass
     again = push_state.StateFile(path, "DOCK-07", "http://a", clock=lambda: 0.0).load()
     assert again.files == state.files and again.files[name] == entry
     assert not again.tmp.exists()
@@ -423,6 +427,7 @@ def test_state_file_is_replaced_whole_or_not_at_all(
     monkeypatch.setattr(push_state.os, "replace", crash)
     with pytest.raises(OSError, match="power lost"):
         state.put("b.mp4", push_state.Entry(2, 2, "11" * 32))
+        state.save(force=True)
     assert path.read_bytes() == before  # the old state, whole
     monkeypatch.undo()
     assert set(
@@ -976,7 +981,9 @@ def test_cli_survives_sigkill_and_resumes(
     assert summary["released"] == 1 and summary["bytes_sent"] == size - 2 * CHUNK
     assert summary["files"] == [{"path": "BWC-1/a.mp4", "sha256": hashlib.sha256(_data(size)).hexdigest(),
                                  "state": "released", "reason": summary["files"][0]["reason"]}]  # fmt: skip
-    assert len(station.uploads) == 1 and station.count("POST", "/uploads") == 1
+    # The same upload, resumed: the state saved before the kill may lack its URL (saves are
+    # at most every 2 s), and asking to create it again answers the open one.
+    assert len(station.uploads) == 1 and station.count("POST", "/uploads") <= 2
     assert (root / ".ingested" / "BWC-1" / "a.mp4").exists()
     assert not (tmp_path / "home" / ".local").exists()  # no evidence home was made
 

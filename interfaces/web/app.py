@@ -28,7 +28,7 @@ from interfaces.web import (
     quarantine,
     users,
 )
-from interfaces.web.security import check_csrf, headers_and_csrf_cookie
+from interfaces.web.security import Headers, check_csrf
 from pipeline.instance import Instance
 from pipeline.uploads.receive import Receiver
 
@@ -55,7 +55,7 @@ def create_app(instance: Instance) -> FastAPI:
     app.state.instance = replace(instance, _store=instance.store)
     app.state.templates = deps.templates(instance.settings.zone)
     app.state.receiver = Receiver(instance.settings)  # uploads in progress (station API)
-    app.middleware("http")(headers_and_csrf_cookie)
+    app.add_middleware(Headers)
     errors.install(app, _ErrorPage())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)

@@ -18,6 +18,9 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.errors import PermissionDenied
 from pipeline.settings import WebSettings
@@ -90,6 +93,39 @@ async def headers_and_csrf_cookie(
     if request.state.csrf != known and not request.url.path.startswith(DOCK_PREFIX):
         set_cookie(response, CSRF_COOKIE, request.state.csrf, web, max_age=None)
     return response
+
+
+#: What every answer of the station API carries (it serves no page: no CSP needed).
+DOCK_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class Headers:
+    """ASGI middleware: pages and the JSON API go through :func:`headers_and_csrf_cookie`;
+    the station API gets only its headers, and not through Starlette's BaseHTTPMiddleware,
+    whose wrapping of every ``receive`` cost about a quarter of the event loop of an upload
+    (measured with py-spy, benchmark 8)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pages = BaseHTTPMiddleware(app, dispatch=headers_and_csrf_cookie)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(DOCK_PREFIX):
+            await self.pages(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in DOCK_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 async def check_csrf(request: Request) -> None:
