@@ -31,7 +31,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ingest_large, memory, proxy, queries, small_files, watch_latency
+from benchmarks import (
+    dock_upload,
+    ingest_large,
+    memory,
+    proxy,
+    queries,
+    small_files,
+    watch_latency,
+)
 from benchmarks import replay as record_replay
 from benchmarks.report import Result, to_markdown, write
 from benchmarks.workbench import POSTGRES_ADMIN, fresh_postgres_database, postgres_unreachable
@@ -67,6 +75,7 @@ BENCHMARKS = (
     ),
     Benchmark("memory", memory.NUMBER, memory.NAME, memory.run),
     Benchmark("replay", record_replay.NUMBER, record_replay.NAME, record_replay.run),
+    Benchmark("dock_upload", dock_upload.NUMBER, dock_upload.NAME, dock_upload.run),
 )
 
 

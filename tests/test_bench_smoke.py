@@ -25,7 +25,7 @@ def test_quick_run_writes_every_target(tmp_path: Path, prefect_api: str) -> None
 
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "bench.json").read_text())["results"]
-    assert [r["number"] for r in results] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r["number"] for r in results] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert all(r["error"] is None for r in results)
     targets = [f for r in results for f in r["figures"] if f["target"] is not None]
     query_targets = {f["key"] for f in targets if f["key"].startswith("queries.")}
@@ -41,6 +41,10 @@ def test_quick_run_writes_every_target(tmp_path: Path, prefect_api: str) -> None
         "proxy.overhead",
         "watch.flow_default.p95",
         "memory.growth",
+        "dock.large.vs_curl",
+        "dock.small.vs_curl",
+        "dock.concurrent.vs_limit",
+        "dock.rss.growth",
     }
     assert all(isinstance(f["met"], bool) for f in targets)
     table = (out / "bench.md").read_text()
