@@ -15,6 +15,7 @@ an upload only once it is whole, checked and renamed into the station's intake f
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import os
@@ -40,6 +41,29 @@ from pipeline.settings import Settings
 #: Checksum algorithms a PATCH may name (tus checksum extension: SHA-1 is the one required).
 ALGORITHMS = ("sha256", "sha1")
 _READ = 4 << 20
+
+
+def _writeback_starter() -> Callable[[int, int, int], None]:
+    """Linux's sync_file_range(SYNC_FILE_RANGE_WRITE): start writing a range to the disk now,
+    without waiting. Called after each piece, it keeps the disk busy while the rest of the
+    chunk arrives, so the fdatasync that makes the chunk count waits for little (without it
+    that wait was most of an 8 MiB chunk's time on the wire: benchmark 8). A no-op where
+    the call does not exist."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):
+        return lambda _fd, _offset, _count: None
+    call.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    call.restype = ctypes.c_int
+
+    def start(fd: int, offset: int, count: int) -> None:
+        call(fd, offset, count, 2)  # SYNC_FILE_RANGE_WRITE; a failure only loses the head start
+
+    return start
+
+
+_start_writeback = _writeback_starter()
 
 
 def checked_relative(station_id: str, text: str, ignore: list[str]) -> PurePosixPath:
@@ -248,10 +272,12 @@ class Chunk:
                 f"超出声明长度 more bytes than the upload's length {self.upload.size}",
             )
         view = memoryview(data)
+        start = self.end
         while view:
             written = os.pwrite(self._fd, view, self.end)
             self.end += written
             view = view[written:]
+        _start_writeback(self._fd, start, self.end - start)
         self._running.update(data)
         if self._hasher is not None:
             self._hasher.update(data)

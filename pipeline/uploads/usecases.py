@@ -286,14 +286,15 @@ def receive_chunk(
                 instance, receiver, station.id, exc, address, upload=upload_id, path=upload.path
             )
             raise
-        now = instance.clock()
-        with instance.catalog.begin() as conn:
-            rows.set_upload(conn, upload.id, now, received=chunk.end)
-    if digest is None:
-        return UploadStatus(
-            upload.id, upload.sha256, upload.size, chunk.end, upload.path, "receiving", None, None
-        )
-    return _complete(instance, receiver, station, upload, digest, address)
+        if digest is None:
+            with instance.catalog.begin() as conn:
+                rows.set_upload(conn, upload.id, instance.clock(), received=chunk.end)
+            return UploadStatus(
+                upload.id, upload.sha256, upload.size, chunk.end, upload.path, "receiving",
+                None, None,
+            )  # fmt: skip
+        # Still under the upload's lock: no other request meets it whole but not yet done.
+        return _complete(instance, receiver, station, upload, digest, address)
 
 
 def _complete(
@@ -312,14 +313,16 @@ def _complete(
             f"the station declared {upload.sha256}"
         )
         with instance.catalog.begin() as conn:
-            rows.set_upload(conn, upload.id, now, state="failed", reason=reason)
+            rows.set_upload(
+                conn, upload.id, now, state="failed", reason=reason, received=upload.size
+            )
         problem = UploadDigestMismatch(station.id, reason)
         alert_refusal(
             instance, receiver, station.id, problem, address, upload=upload.id, path=upload.path
         )
         raise problem
-    with instance.catalog.begin() as conn:
-        rows.set_upload(conn, upload.id, now, state="received")
+    with instance.catalog.begin() as conn:  # the last chunk counts with the completion
+        rows.set_upload(conn, upload.id, now, state="received", received=upload.size)
         custody.append(
             conn,
             EventKind.UPLOAD_RECEIVED,
