@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    dashboard,
     dock_upload,
     ingest_large,
     memory,
@@ -76,6 +77,7 @@ BENCHMARKS = (
     Benchmark("memory", memory.NUMBER, memory.NAME, memory.run),
     Benchmark("replay", record_replay.NUMBER, record_replay.NAME, record_replay.run),
     Benchmark("dock_upload", dock_upload.NUMBER, dock_upload.NAME, dock_upload.run),
+    Benchmark("dashboard", dashboard.NUMBER, dashboard.NAME, dashboard.bench),
 )
 
 

@@ -3,7 +3,8 @@
 Links what the rule finds, evaluates each case (deadline state, mandatory coverage, missing
 descriptions and signatures), raises an ALERT custody event for each case that needs action,
 publishes a table artifact for operators, and — when ``cases.auto_seal`` — seals concluded
-cases whose files are complete.
+cases whose files are complete. Then the summary per department (due soon, overdue, coverage
+failures, late uploads), the one the dashboard shows at its top, as a second table artifact.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pipeline.errors import ConfigError
 from pipeline.instance import Instance
 from pipeline.models import CaseStatus
 from pipeline.settings import Settings, load_settings
+from pipeline.supervision.alerts import DepartmentSummary
+from pipeline.supervision.usecases import department_summaries
 from pipeline.uploads.presence import alert_silent_stations
 
 
@@ -49,6 +52,14 @@ def silent_stations_task(catalog: Catalog, settings: Settings, now: datetime) ->
     return list(alert_silent_stations(instance))
 
 
+@task(name="department-summary", cache_policy=NO_CACHE)
+def summary_task(
+    catalog: Catalog, settings: Settings, now: datetime
+) -> tuple[DepartmentSummary, ...]:
+    """What each department has to act on today (the dashboard's summary at its top)."""
+    return department_summaries(Instance(settings, catalog, clock=lambda: now))
+
+
 @task(name="seal-case", cache_policy=NO_CACHE, retries=1)
 def seal_task(settings: Settings, number: str) -> str:
     from pipeline.cases.seal import seal_case
@@ -67,14 +78,15 @@ def compliance_sweep() -> dict[str, Any]:
         linked = link_task(catalog, settings, now)
         findings = evaluate_task(catalog, settings, now)
         silent = silent_stations_task(catalog, settings, now)
+        sealed = []
+        if settings.cases.auto_seal:
+            for f in findings:
+                if f.case.status is CaseStatus.CONCLUDED and f.complete:
+                    seal_task(settings, f.case.number)
+                    sealed.append(f.case.number)
+        summary = summary_task(catalog, settings, now)  # after sealing: what is left to do
     finally:
         catalog.dispose()
-    sealed = []
-    if settings.cases.auto_seal:
-        for f in findings:
-            if f.case.status is CaseStatus.CONCLUDED and f.complete:
-                seal_task(settings, f.case.number)
-                sealed.append(f.case.number)
     create_table_artifact(
         key="compliance",
         table=[
@@ -89,12 +101,29 @@ def compliance_sweep() -> dict[str, Any]:
         ],
         description=f"Compliance sweep {now:%Y-%m-%d %H:%M} UTC: {len(findings)} cases",
     )
+    create_table_artifact(
+        key="department-summary",
+        table=[
+            {
+                "department": d.department or "(none)",
+                "due_soon": d.due_soon,
+                "overdue": d.overdue,
+                "coverage_failures": d.coverage_failures,
+                "late_uploads": d.late_uploads,
+            }
+            for d in summary
+        ],
+        description=f"Per department {now:%Y-%m-%d %H:%M} UTC: due soon, overdue, coverage "
+        f"failures (not archived), uploads later than {settings.cases.upload_limit_hours:g} h "
+        "(recordings of the last 7 days)",
+    )
     return {
         "cases": len(findings),
         "linked": linked,
         "sealed": sealed,
         "needing_action": sum(1 for f in findings if f.problems()),
         "silent_stations": silent,
+        "departments_needing_action": [d.department for d in summary],
     }
 
 

@@ -1,10 +1,11 @@
 """``evidence demo``: realistic recorder dumps, ingested through the flow, then checked.
 
-Two docking stations; body-worn recorders with video and audio, an audio recorder, a photo,
-a scanned on-site record (PDF), a file name with spaces and Chinese characters, the same clip
-docked twice, and a truncated recording. Afterwards every archived original is re-hashed
-from the store, every proxy is decoded end to end by ffmpeg, and the docks are listed to show
-what was released.
+Two docking stations; body-worn recorders with video and audio, an audio recorder, photos,
+scanned text records (PDF), a file name with spaces and Chinese characters, the same clip
+docked twice, a recorder whose clock runs slow, and a truncated recording. Afterwards every
+archived original is re-hashed from the store, every proxy is decoded end to end by ffmpeg,
+and the docks are listed to show what was released. Five case files then give every figure
+of the compliance dashboard something to count.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.table import Table
 
@@ -30,11 +32,13 @@ from pipeline.settings import Settings
 
 # 09:30 in Shanghai (UTC+8): recorder clocks, file names and the registry run on local time.
 SHIFT_START = datetime(2026, 11, 27, 1, 30, 0, tzinfo=UTC)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def _dumps(docks: Path) -> dict[str, Path]:
+def _dumps(docks: Path, now: datetime) -> dict[str, Path]:
     """Write the recorders' files as docking stations receive them, with mtimes of the
-    moment each recording ended (as a recorder's clock stamps them)."""
+    moment each recording ended (as a recorder's clock stamps them). Most were recorded on
+    27 November; a photo three hours before ``now`` is the one docked in time."""
     d1, d2 = docks / "DOCK-01", docks / "DOCK-02"
     t = SHIFT_START
     files: list[tuple[Path, datetime]] = []
@@ -66,7 +70,8 @@ def _dumps(docks: Path) -> dict[str, Path]:
     pdf = add(d1 / "SCAN" / "现场笔录 2026-0113.pdf", t + timedelta(hours=1))
     synth.make_pdf(pdf, "On-site record 2026-0113")
 
-    v3 = add(d2 / "BWC-0022" / "现场 执法 记录 0001.mp4", t + timedelta(hours=4))
+    # BWC0022's clock runs 40 minutes slow: the file's time on the dock says so.
+    v3 = add(d2 / "BWC-0022" / "现场 执法 记录 0001.mp4", t + timedelta(hours=4, minutes=41))
     synth.make_video(
         v3,
         seconds=1.0,
@@ -80,6 +85,16 @@ def _dumps(docks: Path) -> dict[str, Path]:
         d2 / "BWC-0022" / "BWC0022_1023_20261127133500_0002.mp4", t + timedelta(hours=4, minutes=5)
     )
     synth.make_truncated_mp4(bad)
+    # A photo taken this morning, docked within hours: on time (上传及时).
+    taken = (now - timedelta(hours=3)).astimezone(SHANGHAI).replace(microsecond=0)
+    fresh = add(d2 / "BWC-0022" / f"IMG_{taken:%Y%m%d_%H%M%S}.jpg", taken)
+    synth.make_photo(fresh, width=800, height=600)
+    # Two more scanned records: an interrogation record the party did not sign (and nobody
+    # noted the refusal), and the on-site record of an inspection filed after its deadline.
+    unsigned = add(d2 / "SCAN" / "询问笔录 2026-0121.pdf", t + timedelta(hours=5))
+    synth.make_pdf(unsigned, "Interrogation record 2026-0121")
+    late = add(d2 / "SCAN" / "现场笔录 2026-0087.pdf", t + timedelta(hours=5, minutes=10))
+    synth.make_pdf(late, "On-site record 2026-0087")
     # The first recorder docked again at the second station: the same bytes, seen twice.
     again = add(d2 / "BWC-0017" / v1.name, t)
     again.write_bytes(v1.read_bytes())
@@ -182,7 +197,7 @@ def run_demo(home: Path | None, ingest: Ingest | None = None) -> int:
     settings = load_settings()
     catalog = open_catalog(settings.catalog_url)
     console.print("synthesizing recorder dumps with ffmpeg …")
-    docks = _dumps(home / "docks")
+    docks = _dumps(home / "docks", datetime.now(UTC))
     for station_id, root in docks.items():
         # The demo's docks keep the recorders' mtimes (as rsync -t would): drift is checked.
         add_station(
@@ -194,6 +209,7 @@ def run_demo(home: Path | None, ingest: Ingest | None = None) -> int:
 
     reports = (ingest or ingest_through_flows)(settings, list(docks), show_file)
     _register_the_stray(settings)
+    _report_the_slow_clock(settings, catalog)
     ok = _check(settings, catalog, docks, reports)
     ok = _cases(settings, catalog) and ok
     everything = media_list(Instance(settings, catalog), limit=100_000)
@@ -217,6 +233,11 @@ def run_demo(home: Path | None, ingest: Ingest | None = None) -> int:
         ),
         soft_wrap=True,
     )
+    console.print(
+        f"dashboard 统计: http://{settings.web.host}:{settings.web.port}/dashboard"
+        f"?from={DASHBOARD_FROM}   (the CLI: evidence --home {home} compliance dashboard "
+        f"--from {DASHBOARD_FROM})"
+    )
     console.print(f"look around: export EVIDENCE_CONFIG={trust}")
     console.print(f"             evidence --home {home} media list")
     console.print(f"             evidence --home {home} devices health")
@@ -230,6 +251,9 @@ def run_demo(home: Path | None, ingest: Ingest | None = None) -> int:
     )
     return 0 if ok else 1
 
+
+#: The first day of the demo's data: its dashboard's period starts there.
+DASHBOARD_FROM = date(2026, 11, 1)
 
 #: The demo's web sign-in, printed at its end: a demo archive has no secret worth keeping.
 DEMO_LOGIN = "wang.fang"
@@ -294,11 +318,13 @@ devices:
   - {serial: BWC0017, kind: body-worn, vendor: ZFJLY, model: DSJ-A9}
   - {serial: BWC0022, kind: body-worn, vendor: ZFJLY, model: DSJ-V7}
   - {serial: REC0031, kind: audio-recorder, vendor: ZFJLY, model: R-10}
+  - {serial: BWC0040, kind: body-worn, vendor: ZFJLY, model: DSJ-A9}
 assignments:
   - {device: BWC0017, officer: "1023", from: 2026-11-27T08:00:00}
   - {device: REC0031, officer: "1023", from: 2026-11-27T08:00:00}
   - {device: BWC0022, officer: "1088", from: 2026-11-27T08:00:00, to: 2026-11-27T12:00:00}
   - {device: BWC0022, officer: "1023", from: 2026-11-27T12:00:00}
+  - {device: BWC0040, officer: "1088", from: 2026-11-20T08:00:00}
 """
 
 
@@ -312,7 +338,8 @@ def _import_registry(home: Path, catalog: Catalog, settings: Settings) -> None:
     changes = registry_io.apply(catalog, registry_io.read_file(path, settings.zone), path, "A001")
     output.console.print(
         f"registry imported from {path.name}: {len(changes)} records (3 officers, "
-        "3 devices, 4 assignments); recorder BWC0099 is deliberately missing"
+        "4 devices, 5 assignments); recorder BWC0099 is deliberately missing, and BWC0040 "
+        "is never docked"
     )
 
 
@@ -321,18 +348,21 @@ def _local(hhmmss: str, day: str = "2026-11-27") -> datetime:
 
 
 def _cases(settings: Settings, catalog: Catalog) -> bool:
-    """Three case files: a seizure fully recorded and sealed on time, a forced demolition
-    with a coverage gap, and an inspection nobody filed within 15 days. Every step is the use
-    case the CLI's commands call."""
-    from interfaces.commands.compliance import print_report
+    """Five case files: a seizure fully recorded and sealed on time, a forced demolition
+    with a coverage gap and an unsigned interrogation record, an inspection nobody filed
+    within 15 days, one filed after them, and one whose deadline is days away. Every step is
+    the use case the CLI's commands call. Then the compliance dashboard's figures."""
+    from interfaces.commands.compliance import print_dashboard, print_report
     from interfaces.common import officer_names
     from pipeline.cases import usecases
     from pipeline.models import RecordType, Signature
+    from pipeline.supervision import usecases as supervision
 
     console = output.console
     console.rule("case files (案卷) and the 15-day rule")
     archivist = Instance(settings, catalog).acting("A001")
     officer = archivist.acting("1023")
+    soon = _ending_due_soon(settings)
     demo_cases = [
         ("2026-0113", "查封某仓库涉嫌假冒商品", "seizure", "市场监管执法大队", "1023",
          _local("09:30:00"), _local("09:30:02")),
@@ -340,6 +370,10 @@ def _cases(settings: Settings, catalog: Catalog) -> bool:
          _local("13:25:00"), _local("13:35:00")),
         ("2026-0098", "餐饮门店现场检查", "on-site-inspection", "市场监管执法大队", "1088",
          _local("10:00:00", "2026-11-05"), _local("11:00:00", "2026-11-05")),
+        ("2026-0087", "农贸市场现场检查", "on-site-inspection", "市场监管执法大队", "1088",
+         _local("09:00:00", "2026-11-03"), _local("10:00:00", "2026-11-03")),
+        ("2026-0130", "夜市占道经营检查", "on-site-inspection", "城市管理执法大队", "1088",
+         soon - timedelta(hours=1), soon),
     ]  # fmt: skip
     made: list[tuple[str, int]] = []
     for number, title, category, department, held_by, start, end in demo_cases:
@@ -355,30 +389,75 @@ def _cases(settings: Settings, catalog: Catalog) -> bool:
         )
         made += [(number, media) for media in saved.linked]
     made += [(link.case, link.media) for link in usecases.autolink_cases(archivist)]
-    console.print(f"3 cases registered; the linking rule linked {len(made)} records:")
+    console.print(
+        f"{len(demo_cases)} cases registered; the linking rule linked {len(made)} records:"
+    )
     for number, media_id in made:
         console.print(f"  {number} ← media {media_id}")
+    records = {
+        "2026-0113": (RecordType.ON_SITE, Signature.SIGNED),
+        "2026-0121": (RecordType.INTERROGATION, Signature.MISSING),  # 未签字且未注明
+        "2026-0087": (RecordType.ON_SITE, Signature.SIGNED),
+    }
+    for number, (record_type, signature) in records.items():
+        for item in usecases.case_detail(archivist, number).items:
+            if item.kind == "document":
+                usecases.set_text_record(archivist, item.media_id, record_type, signature)
     for item in usecases.case_detail(archivist, "2026-0113").items:
-        if item.kind == "document":
-            usecases.set_text_record(officer, item.media_id, RecordType.ON_SITE, Signature.SIGNED)
-        elif item.kind in ("video", "audio"):
+        if item.kind in ("video", "audio"):
             usecases.describe_media(
                 officer, item.media_id, "执法人员表明身份，告知事由，查封仓库货物"
             )
     for number, *_ in demo_cases:
         usecases.conclude_case(archivist, number)
-    sealed = usecases.archive_case(archivist, "2026-0113", "case file complete")
-    console.print(
-        f"sealed 2026-0113: {sealed.items} records in a signed BagIt bag "
-        f"({sealed.bytes:,} bytes, {sealed.key[:16]}…): "
-        f"{sealed.state.value} {sealed.state.label_zh}"
-    )
+    for number in ("2026-0113", "2026-0087"):
+        sealed = usecases.archive_case(archivist, number, "case file complete")
+        console.print(
+            f"sealed {number}: {sealed.items} records in a signed BagIt bag "
+            f"({sealed.bytes:,} bytes, {sealed.key[:16]}…): "
+            f"{sealed.state.value} {sealed.state.label_zh}"
+        )
     report = usecases.compliance_report(archivist)
     print_report(report, officer_names(archivist))
+    dash = supervision.dashboard(archivist, None, DASHBOARD_FROM, supervision.today_of(archivist))
+    print_dashboard(dash, settings, officer_names(archivist), brief=True)
     states = {c.number: c.state.value for c in report.cases}
-    expected = {"2026-0113": "archived-on-time", "2026-0121": "open", "2026-0098": "overdue"}
+    expected = {
+        "2026-0113": "archived-on-time",
+        "2026-0121": "open",
+        "2026-0098": "overdue",
+        "2026-0087": "archived-late",
+        "2026-0130": "due-soon",
+    }
     gap = usecases.case_detail(archivist, "2026-0121").coverage
     return states == expected and gap is not None and bool(gap.gaps)
+
+
+def _ending_due_soon(settings: Settings) -> datetime:
+    """An act that ended about two weeks ago at 17:00, late enough that its 15 days end
+    within cases.due_soon_days from today (a rest day moves the deadline on)."""
+    from pipeline.cases.records import due_of
+
+    today = datetime.now(settings.zone).date()
+    for back in (14, 13, 15, 12, 11):
+        day = today - timedelta(days=back)
+        ended = datetime(day.year, day.month, day.day, 17, 0, tzinfo=settings.zone)
+        due, _ = due_of(settings, ended)
+        if due is not None and 0 <= (due - today).days <= settings.cases.due_soon_days:
+            return ended
+    return ended
+
+
+def _report_the_slow_clock(settings: Settings, catalog: Catalog) -> None:
+    """DOCK-02's software set BWC0022's clock when it was docked, and says how far off it
+    was (what a pushing station reports over the station API)."""
+    from pipeline.registry.stations import get_station
+    from pipeline.uploads.presence import Drift, report_drift
+
+    seen = SHIFT_START + timedelta(hours=5)
+    drift = Drift("BWC0022", -(40 * 60 + 12), seen)
+    report_drift(Instance(settings, catalog), get_station(catalog, "DOCK-02"), [drift])
+    output.console.print("DOCK-02 set BWC0022's clock: it was 40 min 12 s slow (reported)")
 
 
 def _register_the_stray(settings: Settings) -> None:

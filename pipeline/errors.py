@@ -489,3 +489,34 @@ class UploadDigestMismatch(StationApiError):
     """A whole upload whose SHA-256 is not the one its station declared: dropped."""
 
     code = "digest-mismatch"
+
+
+# ------------------------------------------------------------ approvals (issue 18, part 1)
+
+
+class ApprovalRequired(AccessRefused):
+    """An access the policy (config/access-policy.toml) asks approval for, and no grant
+    covers now (调取、复制要经过审批). ``rules`` names the policy rules that ask for it."""
+
+    code = "approval-required"
+
+    def __init__(self, subject: str, action: str, rules: tuple[str, ...]) -> None:
+        super().__init__(
+            subject,
+            f"须经审批：请先申请（网页“审批”或 evidence access request --action {action}）"
+            f"(approval required by {', '.join(rules)}: request it first, on the web's "
+            f"approvals page or with `evidence access request --action {action}`)",
+        )
+        self.action = action
+        self.rules = rules
+
+
+class ApprovalError(EvidenceError):
+    """An access request or a decision that cannot be made as asked (no items, hours out of
+    bounds, a request already decided); ``request`` names it (or "new")."""
+
+    code = "approval"
+
+    def __init__(self, request: str, message: str) -> None:
+        super().__init__(f"access request {request}: {message}")
+        self.request = request

@@ -321,6 +321,12 @@ class CasesSettings(Section):
         le=DAY_S,
         description="mandatory categories: uncovered stretches longer than this",
     )
+    upload_limit_hours: float = Field(
+        24.0,
+        gt=0,
+        le=30 * 24,
+        description="upload timeliness: a recording docked within this long after it ended",
+    )
     auto_seal: bool = Field(False, description="compliance sweep seals complete concluded cases")
     compliance_cron: str = Field("0 6 * * *", description="schedule of the compliance sweep")
 
@@ -357,6 +363,16 @@ class WebSettings(Section):
     )
 
 
+class ApprovalsSettings(Section):
+    """Approval of viewings, copies and exports (调阅审批): which of them need it (the
+    policy file, data rather than code) and the longest a grant may last."""
+
+    policy_file: str = Field("", description="access policy TOML; empty: config/access-policy.toml")
+    max_hours: int = Field(
+        168, ge=1, le=8760, description="the longest a grant may last, hours (a week)"
+    )
+
+
 class DockSettings(Section):
     """The station API (``/api/v1/dock/``): what a pushing station may send, and when a
     silent one is reported."""
@@ -373,6 +389,21 @@ class DockSettings(Section):
     keepalive_s: float = Field(60.0, gt=0, le=DAY_S, description="keepalive period it suggests")
     silent_after_s: float = Field(
         7200.0, gt=0, le=30 * DAY_S, description="a push station silent this long is offline"
+    )
+
+
+class ReportsSettings(Section):
+    """Printable reports (``evidence reports``, ``/reports``): the font their PDFs embed and
+    the agency named at the top of every page."""
+
+    font_file: str = Field(
+        "",
+        description="a TrueType font with Chinese glyphs (.ttf, or the first face of a .ttc) "
+        "that PDF reports embed; empty: the first found of the usual Debian fonts "
+        "(fonts-wqy-microhei, …)",
+    )
+    agency: str = Field(
+        "", max_length=200, description="the agency named in every report's page header"
     )
 
 
@@ -395,7 +426,9 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     custody: CustodySettings = CustodySettings()
     web: WebSettings = WebSettings()
+    approvals: ApprovalsSettings = ApprovalsSettings()
     dock: DockSettings = DockSettings()
+    reports: ReportsSettings = ReportsSettings()
 
     @field_validator("home", mode="before")
     @classmethod

@@ -25,15 +25,29 @@ def test_quick_run_writes_every_target(tmp_path: Path, prefect_api: str) -> None
 
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "bench.json").read_text())["results"]
-    assert [r["number"] for r in results] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [r["number"] for r in results] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert all(r["error"] is None for r in results)
     targets = [f for r in results for f in r["figures"] if f["target"] is not None]
     query_targets = {f["key"] for f in targets if f["key"].startswith("queries.")}
+    dashboard_targets = {f["key"] for f in targets if f["key"].startswith("dashboard.")}
+    assert dashboard_targets == {
+        f"dashboard.3000.{q}.{scope}.p95"
+        for scope in ("squad", "brigade", "agency")
+        for q in (
+            "case_files",
+            "coverage",
+            "recordings",
+            "devices",
+            "trends",
+            "summary_per_department",
+            "cases_needing_action",
+        )
+    }
     assert query_targets == {
         f"queries.2000.{q}.p95"
         for q in ("by_case", "officer_+_week", "device", "text_CJK_(4_chars)", "sha256_prefix")
     }
-    assert {f["key"] for f in targets} - query_targets == {
+    assert {f["key"] for f in targets} - query_targets - dashboard_targets == {
         "ingest.vs_naive",
         "ingest.vs_limit",
         "small.proxies_off.ratio",

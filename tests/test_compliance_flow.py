@@ -3,6 +3,7 @@ incomplete cases, a table artifact for operators, and auto-sealing of complete c
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,9 +97,22 @@ def test_sweep_alerts_publishes_and_auto_seals(
     (alert,) = [a for a in alerts if a.subject == "LATE-1"]
     assert alert.details["state"] == "overdue"
     assert any("no recording at all" in p for p in alert.details["problems"])
+    # The summary per department the dashboard shows at its top: the demolition's unit has
+    # an overdue case whose whole-process recording is missing; the sealed seizure's, nothing.
+    assert result["departments_needing_action"] == ["城管"]
     with get_client(sync_client=True) as client:
         artifact = client.read_latest_artifacts()
         assert any(a.key == "compliance" for a in artifact)
+        (summary,) = [a for a in artifact if a.key == "department-summary"]
+        assert json.loads(str(summary.data)) == [
+            {
+                "department": "城管",
+                "due_soon": 0,
+                "overdue": 1,
+                "coverage_failures": 1,
+                "late_uploads": 0,
+            }
+        ]
 
 
 def test_the_daily_schedule_comes_from_settings(tmp_path: Path) -> None:

@@ -62,6 +62,16 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def no_approvals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests hold viewing, playback and downloading under a reason alone, as before
+    approvals: a policy that asks none (the shipped one asks approval to copy an original,
+    and to view another department's items: tests/test_approvals.py)."""
+    policy = tmp_path / "no-approvals.toml"
+    policy.write_text("# no [[rule]]: no access needs approval\n", encoding="utf-8")
+    monkeypatch.setenv("EVIDENCE_APPROVALS__POLICY_FILE", str(policy))
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime.now(UTC)

@@ -130,7 +130,9 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     """Write a court package: a BagIt bag of originals, metadata and custody history, signed,
-    with a standalone verifier inside. The export is itself recorded with who and why.
+    with a standalone verifier inside. The export is itself recorded with who and why. As a
+    user (--as a login) it needs a grant for each item under the access policy (调阅审批:
+    `evidence access request --action export`).
 
     Example: evidence export --media 3,5 --out /mnt/usb/2026-0113 --reason "移送法院" --as 1023
     """

@@ -185,7 +185,9 @@ def media_open(
     json_out: JsonOpt = False,
 ) -> None:
     """View a media item: prints the proxy's path (or copies the original out, or shows the
-    metadata). The viewing is recorded with who and why before anything is shown.
+    metadata). The viewing is recorded with who and why before anything is shown. As a user
+    (--as a login), what the access policy asks approval for (a copy of the original, another
+    department's items) needs a grant first: `evidence access request`.
 
     Example: evidence media open 3f2a9c --reason "复核 案件 2026-0113" --as 1023
     """

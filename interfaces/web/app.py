@@ -26,6 +26,7 @@ from interfaces.web import (
     media,
     pages,
     quarantine,
+    reports,
     users,
 )
 from interfaces.web.security import Headers, check_csrf
@@ -66,6 +67,7 @@ def create_app(instance: Instance) -> FastAPI:
     app.include_router(quarantine.router)
     app.include_router(approvals.router)
     app.include_router(dashboard.router)
+    app.include_router(reports.router)
     app.include_router(api.router)
     app.include_router(dock.router)
     return app

@@ -14,6 +14,9 @@ from fastapi.templating import Jinja2Templates
 from interfaces.web.security import SESSION_COOKIE, cookie, csrf_token
 from pipeline.accounts import permissions
 from pipeline.accounts import usecases as accounts
+from pipeline.accounts.users import User
+from pipeline.approvals import usecases as approvals
+from pipeline.errors import EvidenceError
 from pipeline.instance import Instance
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -60,9 +63,16 @@ def render(
     offered = permissions.pages(user) if user is not None else {}
     if user is not None:
         offered["quarantine"] = permissions.can_read_quarantine(user)
-    return found.TemplateResponse(
-        request,
-        name,
-        {"csrf": csrf_token(request), "user": None, "offered": offered, **context},
-        status_code=status_code,
-    )
+    shared: dict[str, Any] = {"csrf": csrf_token(request), "user": None, "offered": offered}
+    if user is not None and permissions.can_approve(user):
+        shared["waiting_approvals"] = _waiting(request, user)
+    return found.TemplateResponse(request, name, {**shared, **context}, status_code=status_code)
+
+
+def _waiting(request: Request, user: User) -> int | None:
+    """The requests waiting for this approver (the header's badge). The badge is a
+    convenience: an error page must still render when the catalog it counts in fails."""
+    try:
+        return approvals.waiting_count(instance_of(request), user)
+    except EvidenceError:
+        return None

@@ -46,6 +46,7 @@ STATUS: tuple[tuple[type[e.EvidenceError], int], ...] = (
     (e.AddressThrottled, 429),
     (e.SignInFailed, 401),
     (e.PermissionDenied, 403),
+    (e.ApprovalRequired, 403),  # the access policy asks approval first (调阅审批)
     (e.AccessRefused, 403),  # no reason given for a viewing
     (e.NotFound, 404),
     (BadRequest, 400),

@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from pipeline.accounts.usecases import Viewing, item_page, reason_given, require_view
+from pipeline.accounts.usecases import Viewing, approach_item, item_page, reason_given
 from pipeline.accounts.users import User
+from pipeline.approvals import enforce
+from pipeline.approvals.policy import Action, policy_of
 from pipeline.custody import usecases as custody_usecases
 from pipeline.custody.access import View
 from pipeline.errors import AccessRefused, NotFound
@@ -86,7 +88,9 @@ def thumbnail(instance: Instance, user: User, media_id: int) -> Shown:
 
 
 def in_place(instance: Instance, user: User, media_id: int) -> Shown:
-    """The original of a photo or a PDF, to show in the page, under a viewing that holds."""
+    """The original of a photo or a PDF, to show in the page, under a viewing that holds;
+    where the access policy asks approval for it (``view-original``), under the grant the
+    viewing named (ApprovalRequired without one)."""
     viewing = _holding(instance, user, media_id)
     kind = inline_type(viewing.item)
     if kind is None:
@@ -95,7 +99,26 @@ def in_place(instance: Instance, user: User, media_id: int) -> Shown:
             f"media {media_id} ({viewing.item.kind.value}) is not shown in place; "
             "play its proxy or download the original",
         )
+    _original_approved(instance, user, viewing)
     return Shown(viewing, kind)
+
+
+def _original_approved(instance: Instance, user: User, viewing: Viewing) -> None:
+    """An original shown in place is the policy's ``view-original``: free, or under a grant
+    that the viewing's VIEWED event names, so that the use of the grant is on record (a
+    grant given after the viewing began needs the reason given again)."""
+    policy, now = policy_of(instance.settings), instance.clock()
+    with instance.catalog.read() as conn:
+        found = enforce.permits(conn, policy, user, viewing.item, [Action.VIEW_ORIGINAL], now)
+    original = found[Action.VIEW_ORIGINAL]
+    if original.free or viewing.original_grant in original.grants:
+        return
+    if original.needed:
+        enforce.refuse(instance.catalog, user, [(viewing.item, original)], now)
+    raise AccessRefused(
+        f"media {viewing.item.id}",
+        "请重新说明调阅事由以使用审批 (give the reason again: the viewing began before the grant)",
+    )
 
 
 @dataclass(frozen=True)
@@ -116,8 +139,9 @@ def download_original(
     ``reason``: refused (REFUSED, PermissionDenied) when their roles do not reach it,
     AccessRefused for no reason; else the same use case as ``evidence media open --view
     original`` copies and verifies it and commits the EXPORTED event before the copy has
-    its name."""
-    item = require_view(instance, user, media_id)
+    its name (ApprovalRequired first, when the access policy asks approval and no grant
+    covers the copy)."""
+    item, _ = approach_item(instance, user, media_id, Action.DOWNLOAD_ORIGINAL)
     why = reason_given(f"media {item.id}", reason)
     opened = custody_usecases.view_media(
         instance.acting(user.login),

@@ -7,13 +7,17 @@ role               may view a media item
 officer 执法人员     recorded by themselves (the item's officer is the user's officer)
 archivist 档案管理员  recorded by an officer of their department tree, or linked to a case
                    of it
-supervisor 领导      the same as an archivist (reading; approvals come later)
+supervisor 领导      the same as an archivist (reading); grants or refuses access requests
 legal-reviewer     every item
 admin 系统管理员      none (users, devices and stations only)
 =================  ===================================================================
 
 Describing (文字说明) is for an officer's own recordings and an archivist's department tree.
 A disabled user may do nothing. Roles add up: an officer who is also an archivist sees both.
+
+Approval (调阅审批, ``pipeline.approvals``) comes on top of the table: where the access policy
+asks it, a grant is required to view, copy or export what the roles reach, and a grant opens
+an item of another department that the roles alone do not; approvers are :func:`can_decide`.
 
 Listings (search, the audit trail) show only what the user may view: :func:`reach` turns the
 table into a value the catalog's SQL takes (``pipeline.catalog.reach``), with
@@ -22,7 +26,7 @@ table into a value the catalog's SQL takes (``pipeline.catalog.reach``), with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pipeline.accounts.users import User, UserRole, normal_department, within
@@ -171,6 +175,17 @@ def can_approve(user: User) -> bool:
     """Whether the user may grant or refuse access requests (调阅审批): a supervisor (领导)
     or the legal office."""
     return user.enabled and user.has(UserRole.SUPERVISOR, UserRole.LEGAL_REVIEWER)
+
+
+def can_decide(user: User, requested_by: str, item_departments: Iterable[Iterable[str]]) -> bool:
+    """Whether the user may grant or refuse a request of ``requested_by`` for items of these
+    departments (one collection per item): never their own; the legal office any other; a
+    supervisor one whose every item belongs to their department tree."""
+    if not can_approve(user) or user.login == requested_by:
+        return False
+    if user.has(UserRole.LEGAL_REVIEWER):
+        return True
+    return all(any(within(d, user.department) for d in item) for item in item_departments)
 
 
 def pages(user: User) -> dict[str, bool]:

@@ -39,6 +39,9 @@ from pipeline.accounts.users import (
     normal_department,
     normal_login,
 )
+from pipeline.approvals import enforce
+from pipeline.approvals.enforce import Permit
+from pipeline.approvals.policy import Action, policy_of
 from pipeline.cases import usecases as cases_usecases
 from pipeline.cases.compliance import AV_KINDS
 from pipeline.cases.coverage import Timeline, timeline
@@ -634,6 +637,12 @@ def _require(
         scope = ItemScope(item.officer_id, rows.item_departments(conn, item.officer_id, item.id))
     if user.enabled and rule(user, scope):
         return item
+    _refuse_item(instance, user, item, scope, action)
+
+
+def _refuse_item(
+    instance: Instance, user: User, item: MediaItem, scope: ItemScope, action: str
+) -> NoReturn:
     with instance.catalog.begin() as conn:
         custody.append(
             conn,
@@ -671,17 +680,23 @@ class Viewing:
     event: int
     at: datetime
     until: datetime
+    grant: int | None = None  # the grant the viewing uses, where the policy asks approval
+    original_grant: int | None = None  # the grant of the original shown in place, if one
 
 
 @dataclass(frozen=True)
 class ItemPage:
     """What the item page may show: the item id, and the viewing if a reason holds (None:
-    ask for one first, nothing of the item is shown), with the item's custody history."""
+    ask for one first, nothing of the item is shown), with the item's custody history.
+    ``needs`` names the accesses the policy asks approval for that no grant covers now (the
+    page offers to request them); ``shows_original``: a photo or PDF may be shown in place."""
 
     media_id: int
     viewing: Viewing | None
     history: tuple[custody.CustodyEvent, ...] = ()
     context: custody_usecases.ItemContext | None = None  # officer, tags, cases, text record
+    needs: tuple[Action, ...] = ()
+    shows_original: bool = False
 
 
 @dataclass(frozen=True)
@@ -692,36 +707,73 @@ class Playback:
     path: Path
 
 
+#: What the item page leads to, each under the access policy: viewing the item in place, its
+#: original shown in place (a photo, a PDF), a copy of the original.
+PAGE_ACTIONS = (Action.VIEW_PROXY, Action.VIEW_ORIGINAL, Action.DOWNLOAD_ORIGINAL)
+
+
+def approach_item(
+    instance: Instance, user: User, media_id: int, action: Action | None = None
+) -> tuple[MediaItem, dict[Action, Permit]]:
+    """The item ``media_id`` and how each of the page's accesses stands for ``user`` now, if
+    they may come to it for ``action`` (None: for any of them): their roles reach it, or it
+    is another department's and the access policy makes it a matter of approval
+    (``approvals.enforce.reachable``). Otherwise a REFUSED event and PermissionDenied."""
+    policy, now = policy_of(instance.settings), instance.clock()
+    with instance.catalog.read() as conn:
+        item = media_db.get(conn, media_id)
+        found = enforce.permits(conn, policy, user, item, PAGE_ACTIONS, now)
+    wanted = [found[action]] if action is not None else list(found.values())
+    if user.enabled and any(enforce.reachable(user, p) for p in wanted):
+        return item, found
+    _refuse_item(instance, user, item, found[Action.VIEW_PROXY].scope, "view")
+
+
 def view_item(instance: Instance, user: User, media_id: int, reason: str | None) -> Viewing:
     """View the item ``media_id`` with ``reason``: refused (REFUSED event, PermissionDenied) when
     the user's roles and department do not reach it; AccessRefused for a reason shorter
-    than :data:`MIN_REASON`; else the VIEWED event is committed (the proxy's, or the
-    metadata's for an item without a proxy) before anything of the item is returned."""
-    item = require_view(instance, user, media_id)
+    than :data:`MIN_REASON`; ApprovalRequired when the access policy asks approval and no
+    grant covers the viewing; else the VIEWED event is committed (the proxy's, or the
+    metadata's for an item without a proxy) before anything of the item is returned. It
+    names the grant it uses, and the grant of the original if one lets the page show a photo
+    or a PDF in place."""
+    item, found = approach_item(instance, user, media_id, Action.VIEW_PROXY)
     why = _reason(f"media {item.id}", reason)
     view = View.PROXY if item.proxy_key else View.METADATA
+    original = found[Action.VIEW_ORIGINAL].grant
     opened = custody_usecases.view_media(
-        instance.acting(user.login), item.sha256, actor=user.login, reason=why, view=view
+        instance.acting(user.login),
+        item.sha256,
+        actor=user.login,
+        reason=why,
+        view=view,
+        extra_details={"original_grant": original} if original is not None else None,
     )
     now = instance.clock()
-    return Viewing(item, view, why, opened.event, now, now + _reason_holds(instance))
+    until = now + _reason_holds(instance)
+    grant = found[Action.VIEW_PROXY].grant
+    return Viewing(item, view, why, opened.event, now, until, grant, original)
 
 
 def item_page(instance: Instance, user: User, media_id: int) -> ItemPage:
-    """The item page of ``media_id`` for ``user``: refused as :func:`require_view` says; the
-    viewing whose reason still holds, if any."""
-    item = require_view(instance, user, media_id)
-    viewing, history = _remembered(instance, user, item)
+    """The item page of ``media_id`` for ``user``: refused as :func:`approach_item` says;
+    the viewing whose reason (and grant, where one is needed) still holds, if any."""
+    item, found = approach_item(instance, user, media_id)
+    needs = tuple(action for action, p in found.items() if p.needed)
+    viewing, history = _remembered(instance, user, item, found[Action.VIEW_PROXY])
     if viewing is None:
-        return ItemPage(item.id, None)
-    return ItemPage(item.id, viewing, history, custody_usecases.item_context(instance, item))
+        return ItemPage(item.id, None, needs=needs)
+    original = found[Action.VIEW_ORIGINAL]
+    shows = original.free or viewing.original_grant in original.grants
+    around = custody_usecases.item_context(instance, item)
+    return ItemPage(item.id, viewing, history, around, needs=needs, shows_original=shows)
 
 
 def playback(instance: Instance, user: User, media_id: int) -> Playback:
     """The proxy of ``media_id`` for a user whose viewing of it holds (AccessRefused otherwise:
-    no byte flows before a reason is recorded)."""
-    item = require_view(instance, user, media_id)
-    viewing, _ = _remembered(instance, user, item)
+    no byte flows before a reason is recorded, nor after the grant it used expired)."""
+    item, found = approach_item(instance, user, media_id, Action.VIEW_PROXY)
+    viewing, _ = _remembered(instance, user, item, found[Action.VIEW_PROXY])
     if viewing is None or viewing.view is not View.PROXY or item.proxy_key is None:
         raise AccessRefused(
             f"media {item.id}", "请先说明调阅事由 (give a reason for viewing first)"
@@ -734,10 +786,12 @@ def _reason_holds(instance: Instance) -> timedelta:
 
 
 def _remembered(
-    instance: Instance, user: User, item: MediaItem
+    instance: Instance, user: User, item: MediaItem, viewing: Permit
 ) -> tuple[Viewing | None, tuple[custody.CustodyEvent, ...]]:
     """The user's newest viewing of ``item`` whose reason still holds, and the item's
-    custody history (it is read to find the viewing)."""
+    custody history (it is read to find the viewing). Where the policy asks approval for
+    viewing the item, the viewing holds only while the grant it names does (``viewing``:
+    the grants that cover it now): an expired grant stops it at once."""
     now = instance.clock()
     since = now - _reason_holds(instance)
     with instance.catalog.read() as conn:
@@ -750,9 +804,13 @@ def _remembered(
             and view in (View.PROXY.value, View.METADATA.value)
             and since < event.at <= now
         ):
+            grant, original = event.details.get("grant"), event.details.get("original_grant")
+            if not viewing.free and grant not in viewing.grants:
+                return None, history
             reason = str(event.details.get("reason", ""))
             until = event.at + _reason_holds(instance)
-            return Viewing(item, View(view), reason, event.seq, event.at, until), history
+            found = Viewing(item, View(view), reason, event.seq, event.at, until, grant, original)
+            return found, history
     return None, history
 
 

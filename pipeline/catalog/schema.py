@@ -444,3 +444,29 @@ clock_reports = Table(
     Column("observed_at", UTCDateTime, nullable=False),
     Column("reported_at", UTCDateTime, nullable=False),
 )
+
+# ------------------------------------------------------- access approvals (issue 18, part 1)
+
+# Requests to view, copy or export evidence, and their decisions (调阅审批, migration 0010).
+# A grant is its request once granted: it covers exactly ``media`` (the item ids, asked by
+# id or as a case's records when asked) and ``action`` until ``expires_at``. Decided rows
+# are history and stay.
+access_requests = Table(
+    "access_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("requested_by", String(64), ForeignKey("users.login"), nullable=False, index=True),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("media", JSON, nullable=False, default=list),
+    Column("case_number", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("hours", Integer, nullable=False),  # asked for
+    Column("state", String(16), nullable=False),  # waiting, granted, refused
+    Column("decided_by", String(64)),
+    Column("decided_at", UTCDateTime),
+    Column("comment", Text),
+    Column("granted_hours", Integer),
+    Column("expires_at", UTCDateTime),
+    Index("ix_access_requests_state_requested_at", "state", "requested_at"),
+)

@@ -9,6 +9,10 @@ Listings (media list, search, the audit trail) are not viewings: they withhold w
 people and places (:class:`Field`) unless the caller reveals it, with who and why, and then
 one VIEWED event per page names the items shown and the fields revealed (:func:`reveal`).
 The rule is here, not in an interface, so the CLI and the web application apply the same.
+
+Where the access policy asks approval (``pipeline.approvals``: copying an original, another
+department's items, a sealed case's…), a grant must cover the access of a user of the
+catalog before anything is read; the event names the grant it used.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
 from pipeline.accounts.permissions import AuditReach
+from pipeline.approvals import enforce
+from pipeline.approvals.policy import Action, Policy
 from pipeline.catalog import Catalog
 from pipeline.catalog import cases as case_rows
 from pipeline.catalog import media as media_db
@@ -40,6 +46,15 @@ class View(enum.StrEnum):
     PROXY = "proxy"  # the browser proxy, played in place
     ORIGINAL = "original"  # a copy of the original (download)
     METADATA = "metadata"
+
+
+#: The action of the access policy each view is (config/access-policy.toml): the metadata is
+#: viewed as the proxy is, in place; a copy of the original is a copy (复制).
+ACTION_OF_VIEW = {
+    View.PROXY: Action.VIEW_PROXY,
+    View.METADATA: Action.VIEW_PROXY,
+    View.ORIGINAL: Action.DOWNLOAD_ORIGINAL,
+}
 
 
 class Field(enum.StrEnum):
@@ -196,15 +211,27 @@ def open_media(
     block_size: int = 4 << 20,
     now: datetime | None = None,
     recorded_to: str | None = None,
+    policy: Policy | None = None,
+    extra_details: Mapping[str, Any] | None = None,
 ) -> Access:
     """View one media item (by id or SHA-256 prefix), recorded as a VIEWED event; a copy of
     the original (a download) is an EXPORTED event: a verified copy leaves the archive.
     ``store`` may be None for the metadata, which the catalog alone holds. ``recorded_to``
     is where the event says the copy went (default: the path written; the web names the
-    browser, not the staging file it streams from)."""
+    browser, not the staging file it streams from).
+
+    With a ``policy`` (the use cases give the instance's), a user of the catalog acting
+    needs a grant where the policy asks approval (ApprovalRequired, before anything is
+    read or copied); the grant used is named in the event (``grant``). ``extra_details``
+    goes into the event too (the web's viewing names the grant of an original it shows)."""
     with catalog.read() as conn:
         item = media_db.get(conn, key)
     who, why = purpose(f"media {item.id}", actor, reason)
+    grants: dict[int, int] = {}
+    if policy is not None:
+        at = now or datetime.now(UTC)
+        grants = enforce.require(catalog, policy, who, [item], ACTION_OF_VIEW[view], at)
+    grant = grants.get(item.id)
     path: Path | None = None
     staged: Path | None = None
     if view is View.PROXY:
@@ -230,7 +257,13 @@ def open_media(
                 media_id=item.id,
                 station_id=item.station_id,
                 subject=item.sha256,
-                details={"view": view.value, "reason": why, **({"to": to} if to else {})},
+                details={
+                    "view": view.value,
+                    "reason": why,
+                    **({"to": to} if to else {}),
+                    **({"grant": grant} if grant is not None else {}),
+                    **(extra_details or {}),
+                },
                 now=now,
             )
         # The copy gets its name only once its event is committed.

@@ -41,7 +41,7 @@ import re
 import shutil
 import socket
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,9 +134,12 @@ def export_bag(
     block_size: int = 4 << 20,
     extra_files: Mapping[str, bytes] | None = None,
     now: datetime | None = None,
+    approve: Callable[[Sequence[MediaItem]], Mapping[int, int]] | None = None,
 ) -> ExportResult:
     """Write the bag of the given media items (ids or SHA-256 prefixes), and of the records
-    linked to ``case``, to ``out``."""
+    linked to ``case``, to ``out``. ``approve`` is asked, once the items are known and before
+    any is copied, for the grant each one's export uses (``pipeline.approvals``; it raises
+    when one is missing); each item's EXPORTED event names its grant."""
     out = out.expanduser().resolve()
     who, why = purpose(f"export to {out}", actor, reason)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -149,6 +152,7 @@ def export_bag(
             extra_files = {"case/case.json": _case_record(conn, case, who, why, now)}
     if not items:
         raise ExportError(out, f"case {case} has no linked records" if case else "no media given")
+    grants = approve(items) if approve is not None else {}
     export_id = uuid.uuid4().hex
     _remove_abandoned(out)
     # Named as the store names its temporaries (host-pid-token), shorter: out's name is the
@@ -169,7 +173,7 @@ def export_bag(
         details = {"export": export_id, "reason": why, "to": str(out), "items": len(items),
                    "proxies": with_proxies, **({"case": case} if case else {}),
                    "contents": rules.contents_sha256(listed, files)}  # fmt: skip
-        _record(catalog, items, who, details, _own_files(listed, files, extras), now)
+        _record(catalog, items, who, details, _own_files(listed, files, extras), now, grants)
         checkpointer.sign_due(catalog, force=True)  # the bag ends on a signature
         segment, key_ids = _add_custody(payload, catalog, checkpointer, items)
         export = {
@@ -257,11 +261,13 @@ def _record(
     details: dict[str, Any],
     files: Mapping[int, dict[str, str]],
     now: datetime,
+    grants: Mapping[int, int],
 ) -> None:
     """One EXPORTED event per item, all in one transaction: the export is in every history
     before the bag holding those histories is closed."""
     with catalog.begin() as conn:
         for item in items:
+            granted = {"grant": grants[item.id]} if item.id in grants else {}
             custody.append(
                 conn,
                 EventKind.EXPORTED,
@@ -269,7 +275,7 @@ def _record(
                 media_id=item.id,
                 station_id=item.station_id,
                 subject=item.sha256,
-                details={**details, "files": files[item.id]},
+                details={**details, "files": files[item.id], **granted},
                 now=now,
             )
 

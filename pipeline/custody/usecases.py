@@ -11,13 +11,16 @@ in for who looked at evidence, or why.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from pipeline.accounts.permissions import AuditReach
+from pipeline.approvals import enforce
+from pipeline.approvals.policy import Action, policy_of
 from pipeline.catalog import open_catalog
 from pipeline.custody import access, checkpoints, fixity, witness
 from pipeline.custody import keys as keys_module
@@ -117,6 +120,7 @@ def media_detail(
         reason=reason,
         view=View.METADATA,
         now=instance.clock(),
+        policy=policy_of(instance.settings),
     )
     item = seen.item
     with instance.catalog.read() as conn:
@@ -141,11 +145,13 @@ def view_media(
     view: View = View.PROXY,
     out: Path | None = None,
     recorded_to: str | None = None,
+    extra_details: Mapping[str, Any] | None = None,
 ) -> Opened:
     """View the item ``key``: the proxy's path, a copy of the original written to ``out``
     (checked against its SHA-256 as it is copied), or the metadata; recorded with who and why
     before the path or the copy exists, as a VIEWED event (a copy: EXPORTED, naming
-    ``recorded_to`` or ``out`` as where it went)."""
+    ``recorded_to`` or ``out`` as where it went). A user of the catalog acting needs a grant
+    where the access policy asks approval (ApprovalRequired); the event names it."""
     seen = access.open_media(
         instance.catalog,
         None if view is View.METADATA else instance.store,
@@ -157,6 +163,8 @@ def view_media(
         block_size=instance.settings.ingest.block_size,
         now=instance.clock(),
         recorded_to=recorded_to,
+        policy=policy_of(instance.settings),
+        extra_details=extra_details,
     )
     if view is View.METADATA:
         return OpenedMetadata(seen.item.id, view, seen.path, seen.event.seq, seen.item)
@@ -227,7 +235,15 @@ def export_package(
 ) -> ExportResult:
     """Write a court package to ``out``: a signed BagIt bag of the given items and of the
     records linked to ``case``, with their custody history and a standalone verifier. The
-    export is recorded with who and why (both required)."""
+    export is recorded with who and why (both required). A user of the catalog needs a
+    grant for each item the access policy asks approval for (ApprovalRequired names every
+    item lacking one, before anything is copied); each EXPORTED event names its grant."""
+    policy, now = policy_of(instance.settings), instance.clock()
+
+    def approve(items: Sequence[MediaItem]) -> dict[int, int]:
+        who, _ = access.purpose("export", actor, reason)
+        return enforce.require(instance.catalog, policy, who, items, Action.EXPORT, now)
+
     return export_bag(
         instance.catalog,
         instance.store,
@@ -239,7 +255,8 @@ def export_package(
         case=case,
         with_proxies=with_proxies,
         block_size=instance.settings.ingest.block_size,
-        now=instance.clock(),
+        now=now,
+        approve=approve,
     )
 
 
