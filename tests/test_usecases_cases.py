@@ -143,3 +143,32 @@ def test_lookups_do_not_wait_for_a_writer(archive: Archive) -> None:
         assert usecases.list_cases(instance)
         usecases.list_unlinked(instance)
         usecases.compliance_report(instance)
+
+
+def test_a_department_report_covers_its_tree_and_no_other_units_officers(
+    archive: Archive,
+) -> None:
+    """A supervisor's report of 一中队 holds the cases of the units below it, and the unlinked
+    recordings of its own officers only: never another unit's officers and their counts."""
+    from sqlalchemy import update
+
+    from pipeline.catalog import registry as registry_rows
+    from pipeline.catalog.schema import media
+    from pipeline.models import Officer
+
+    instance = _inspection(archive)
+    for number, department in (("2026-0114", "一中队/一组"), ("2026-0115", "二中队")):
+        usecases.add_case(
+            instance, number, title="检查", category="on-site-inspection", department=department,
+            action_start=ENDED - timedelta(hours=1), action_end=ENDED,
+        )  # fmt: skip
+    with archive.catalog.begin() as conn:
+        registry_rows.save_officer(conn, Officer("2046", "王五", "9900", "二中队"), ENDED)
+        conn.execute(
+            update(media).where(media.c.id == archive.items["photo"].id).values(officer_id="2046")
+        )
+    mine = usecases.compliance_report(instance, "一中队")
+    assert {c.number for c in mine.cases} == {"2026-0113", "2026-0114"}
+    assert "2046" not in mine.officers and "二中队" not in mine.departments
+    everyone = usecases.compliance_report(instance)
+    assert everyone.officers["2046"].unlinked_media == 1

@@ -21,7 +21,7 @@ from pipeline.cases.categories import Categories
 from pipeline.cases.coverage import Coverage, coverage
 from pipeline.cases.deadline import CaseState, case_state
 from pipeline.catalog import cases as case_rows
-from pipeline.catalog.schema import cases, links, media
+from pipeline.catalog.schema import cases, links, media, officers
 from pipeline.custody import log as custody
 from pipeline.models import Case, EventKind, MediaKind, MediaStatus, Signature
 from pipeline.settings import Settings
@@ -190,11 +190,12 @@ def evaluate_all(
 def period_clause(
     department: str | None, since: datetime | None, until: datetime | None
 ) -> ColumnElement[bool] | None:
-    """Which rows of ``cases`` a report covers: one department (else all), acts ending from
-    ``since`` and before ``until`` (either open); None: every case."""
+    """Which rows of ``cases`` a report covers: one department's tree (else all: the units
+    below it are its own, as a supervisor's reach is), acts ending from ``since`` and
+    before ``until`` (either open); None: every case."""
     clauses = []
     if department:
-        clauses.append(cases.c.department == department)
+        clauses.append(in_tree(cases.c.department, department))
     if since:
         clauses.append(cases.c.action_end >= since)
     if until:
@@ -214,10 +215,20 @@ class UnlinkedMedia:
     recorded_start: datetime | None
 
 
+def in_tree(column: Any, department: str) -> ColumnElement[bool]:
+    """``column`` names ``department`` or a unit below it (``县局/治安大队`` holds
+    ``县局/治安大队/一中队``); LIKE's wildcards in a name are escaped."""
+    return or_(column == department, column.startswith(department + "/", autoescape=True))
+
+
 def unlinked_media(
-    conn: Connection, since: datetime | None = None, until: datetime | None = None
+    conn: Connection,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    department: str | None = None,
 ) -> list[UnlinkedMedia]:
-    """Archived recordings in no case: listed for an archivist to review."""
+    """Archived recordings in no case: listed for an archivist to review. For a department,
+    those of its officers only: a department's report must not list other units' officers."""
     linked = select(links.c.media_id).where(links.c.removed_at.is_(None))
     query = select(
         media.c.id,
@@ -235,6 +246,9 @@ def unlinked_media(
         query = query.where(media.c.recorded_start >= since)
     if until is not None:
         query = query.where(media.c.recorded_start < until)
+    if department:
+        theirs = select(officers.c.id).where(in_tree(officers.c.department, department))
+        query = query.where(media.c.officer_id.in_(theirs))
     return [UnlinkedMedia(*row) for row in conn.execute(query.order_by(media.c.recorded_start))]
 
 

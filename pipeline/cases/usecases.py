@@ -296,7 +296,7 @@ def compliance_report(
             today,
             compliance.period_clause(department, since, until),
         )
-        unlinked = compliance.unlinked_media(conn, since, until)
+        unlinked = compliance.unlinked_media(conn, since, until, department)
     return report_of(compliance.report(findings, unlinked, today), department)
 
 
