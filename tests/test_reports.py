@@ -624,6 +624,7 @@ def test_the_compliance_workbook_holds_the_numbers_of_the_json(
     ] == [{**c, "problems": c["problems"] or [""]} for c in printed["cases"]]
     summary = {r["key"].rsplit(" ", 1)[-1]: r["value"] for r in _sheet(book, "summary")}
     assert summary["today"] == printed["today"]
+    assert printed["figures"]["link_rate"] is not None, "the dashboard's figures are there"
     if "figures" in printed:  # the dashboard's figures: every number of them is in the book
         numbers = sorted(_numbers(printed["figures"]))
         sheets = [n for n in book.sheetnames if "figures" in n]
@@ -634,7 +635,7 @@ def test_the_compliance_workbook_holds_the_numbers_of_the_json(
             for v in row
             if isinstance(v, int | float) and not isinstance(v, bool)
         )
-        assert cells == numbers
+        assert cells == numbers and len(numbers) > 10
 
 
 def _numbers(value: Any) -> list[float]:

@@ -9,9 +9,10 @@ and only render what they return.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.cases import bulk, compliance, seal
 from pipeline.cases import records as cases
@@ -25,7 +26,7 @@ from pipeline.custody.keys import pinned_trust
 from pipeline.custody.verify_bag import Problem
 from pipeline.errors import CaseError
 from pipeline.instance import Instance
-from pipeline.models import Case, CaseStatus, Link, RecordType, Signature
+from pipeline.models import Case, CaseStatus, Link, RecordType, Signature, plain
 
 
 def _actor(instance: Instance) -> str:
@@ -276,6 +277,9 @@ class ComplianceReport:
     officers: dict[str, Tally]
     devices: dict[str, Tally]
     cases: tuple[CaseCompliance, ...]
+    # The dashboard's figures in all for the report's days ("from", "to": local dates):
+    # upload timeliness, link rate, coverage… (pipeline.supervision).
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 def compliance_report(
@@ -297,7 +301,13 @@ def compliance_report(
             compliance.period_clause(department, since, until),
         )
         unlinked = compliance.unlinked_media(conn, since, until, department)
-    return report_of(compliance.report(findings, unlinked, today), department)
+    report = report_of(compliance.report(findings, unlinked, today), department)
+    # Imported here: the supervision figures build on this package (cases, coverage).
+    from pipeline.supervision.usecases import days_of, period_figures
+
+    start, end = days_of(instance, since, until)
+    found = plain(period_figures(instance, department, start, end))
+    return replace(report, figures={"from": start.isoformat(), "to": end.isoformat(), **found})
 
 
 def report_of(rep: compliance.Report, department: str | None = None) -> ComplianceReport:

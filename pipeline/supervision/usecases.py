@@ -370,6 +370,19 @@ def dashboard(
     )
 
 
+def period_figures(instance: Instance, department: str | None, start: date, end: date) -> Figures:
+    """Only the dashboard's figures in all (no rows, trends or summaries), for the
+    compliance report and its spreadsheet: the same numbers as ``dashboard().figures``."""
+    settings, now = instance.settings, instance.clock()
+    period = _period(start, end)
+    with instance.catalog.read() as conn:
+        cf, cov, rec, dev, _found = _read(
+            conn, settings, load_categories(settings), Scope(department),
+            period.bounds(settings.zone), end, now,
+        )  # fmt: skip
+    return _figures(cf.total, cov.total, rec.total, dev)
+
+
 def officer_figures(
     instance: Instance,
     officer_id: str,
