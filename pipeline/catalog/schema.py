@@ -247,7 +247,7 @@ links = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("case_number", String(64), ForeignKey("cases.number"), nullable=False, index=True),
-    Column("media_id", Integer, ForeignKey("media.id"), nullable=False, index=True),
+    Column("media_id", Integer, ForeignKey("media.id"), nullable=False),
     Column("method", String(16), nullable=False),
     Column("rule", Text, nullable=False),
     Column("actor", String(200), nullable=False),
@@ -255,6 +255,8 @@ links = Table(
     Column("removed_at", UTCDateTime),
     Column("removed_by", String(200)),
     Column("removed_reason", Text),
+    # Covering: whether an item is linked is answered from the index alone (0011).
+    Index("ix_links_media_id_removed_at", "media_id", "removed_at"),
 )
 
 # Append-only, hash-chained custody log. The head row serialises writers on every database:
@@ -430,7 +432,8 @@ dock_uploads = Table(
     Column("placed_path", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_dock_uploads_station_id_sha256", "station_id", "sha256"),
+    # Covering: an item's reported docking time read from the index alone (0011).
+    Index("ix_dock_uploads_station_id_sha256_docked_at", "station_id", "sha256", "docked_at"),
 )
 
 # Recorder clock drift a station saw when it set the recorder's clock (positive: fast).
