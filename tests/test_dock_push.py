@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from pipeline.catalog import open_catalog
 from pipeline.catalog.schema import custody_events, media
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.faulty_proxy import Fault, FaultyProxy
 
 EVIDENCE = [sys.executable, "-m", "interfaces.cli"]
@@ -36,12 +36,6 @@ RECORDERS = {  # folder → what the station read from the recorder over USB
     "BWC-0019": {"serial": "BWC-0019", "officer_number": "1025", "unit_number": "CG02"},
 }
 CHUNK = 1 << 20  # the server's suggested chunk: the most a fault may make the agent resend
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -145,7 +139,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Itera
     token_file = root / "dock.token"
     token_file.write_text(_run(env, "stations", "token", STATION).stdout.strip() + "\n")
     token_file.chmod(0o600)
-    found = Archive(home, env, token_file, _free_port())
+    found = Archive(home, env, token_file, free_port())
     found.start_web()
     watcher = subprocess.Popen([*EVIDENCE, "watch"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)  # fmt: skip

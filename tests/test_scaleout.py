@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ from sqlalchemy import select
 from pipeline.catalog import open_catalog
 from pipeline.catalog.schema import media
 from pipeline.storage.s3 import original_key
+from tests.conftest import free_port
 from tests.seaweed import running_seaweed
 
 EVIDENCE = [sys.executable, "-m", "interfaces.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
@@ -52,7 +46,7 @@ def prefect_on_postgres(
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EVIDENCE_"))}
     env.update(
         {

@@ -39,7 +39,7 @@ from pipeline.storage.local import LocalStore
 from pipeline.uploads import presence
 from pipeline.uploads import usecases as dock
 from pipeline.uploads.receive import Receiver
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 
 STATION = "DOCK-07"
 
@@ -87,14 +87,8 @@ class Served:
         return json.loads(answer.data)  # type: ignore[attr-defined]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(instance: Instance) -> tuple[uvicorn.Server, threading.Thread, int]:
-    port = _free_port()
+    port = free_port()
     app = create_app(instance)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)

@@ -4,7 +4,6 @@ HTTP, and the session works."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,9 @@ from pipeline.catalog import registry as registry_rows
 from pipeline.instance import Instance
 from pipeline.models import Officer
 from pipeline.settings import Settings
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 PASSWORD = "correct horse 电池"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -45,7 +38,7 @@ def served(settings: Settings, catalog: Catalog) -> Iterator[str]:
         roles=[UserRole.ARCHIVIST],
         password=PASSWORD,
     )
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "interfaces.cli", "web", "--port", str(port)],
         cwd=REPO,

@@ -90,7 +90,7 @@ async def headers_and_csrf_cookie(
         response.headers.setdefault(name, value)
     if not request.url.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
-    if request.state.csrf != known and not request.url.path.startswith(DOCK_PREFIX):
+    if request.state.csrf != known:
         set_cookie(response, CSRF_COOKIE, request.state.csrf, web, max_age=None)
     return response
 
