@@ -148,12 +148,14 @@ def ingest_through_flows(
 ) -> list[SweepReport]:
     """Each station swept as a flow run, as the docks' schedules do, on the local Prefect
     server (started once; later commands reuse it)."""
-    from flows.ingest import run_ingest
     from flows.runtime import stop_server, use_prefect
 
     console = output.console
     console.print("starting the local Prefect server (once; later commands reuse it) …")
     server = use_prefect(settings)
+    # Only now: Prefect reads its API URL once, when first imported.
+    from flows.ingest import run_ingest
+
     console.print(f"Prefect UI: {server.ui_url}")
     reports: list[SweepReport] = []
     try:

@@ -9,9 +9,10 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 # Prefect reads its settings when first imported: isolate it before any test imports it.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="evidence-tests-prefect-")
@@ -23,6 +24,14 @@ for _var in [
     v for v in os.environ if v.startswith("EVIDENCE_") and not v.startswith("EVIDENCE_TEST_")
 ]:
     del os.environ[_var]
+
+# The terminal's size is no test's business: readline, which pytest imports at start-up, puts
+# COLUMNS=80 and LINES=24 into the C environment (not os.environ), so the `evidence`
+# processes a test starts, and pytest-xdist's workers, would fold tables at 80 columns where
+# a run without them writes one line per row. A test that wants a width sets COLUMNS itself.
+for _var in ("COLUMNS", "LINES"):
+    os.environ.pop(_var, None)
+    os.unsetenv(_var)
 
 # As the CLI does (pipeline/storage/modes.py): what the tests' instances create is private, so
 # verify's mode checks see what a deployment has.
@@ -215,3 +224,51 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------- parallel runs
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_to_serializable(report: pytest.TestReport) -> Generator[None, Any, Any]:
+    """A report as pytest-xdist sends it from a worker, with text made UTF-8.
+
+    The hostile-dock tests log and assert on file names that are not UTF-8: Python holds
+    their bytes as lone surrogates (os.fsdecode), which execnet refuses to send ("strings
+    must be utf-8 encodable"), ending the whole run. The bytes are shown as escapes instead
+    (``\\xff``), so a failure still names the file exactly."""
+    data = yield
+    return _utf8_safe(data)
+
+
+def _utf8_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            try:
+                raw = value.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:  # a surrogate that no undecodable byte made
+                return value.encode("utf-8", "backslashreplace").decode()
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, dict):
+        return {key: _utf8_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_utf8_safe(item) for item in value)
+    return value
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep together the tests of a module that share a fixture of that module (a demo
+    archive, a SeaweedFS server, a browser): on one worker it is built once; spread, it
+    would be built by each. Every other test goes to whichever worker is free."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(
+            d[-1].scope in ("module", "class") and d[-1].baseid.startswith(module) for d in defs
+        ):
+            item.add_marker(pytest.mark.xdist_group(module))

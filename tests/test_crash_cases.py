@@ -41,6 +41,7 @@ from pipeline.catalog.schema import media
 from pipeline.custody import fixity as verify
 from pipeline.custody import log as custody
 from pipeline.custody import verify_bag as bag_verifier
+from pipeline.custody.checkpoints import checkpointer
 from pipeline.custody.keys import create_instance_key, pinned_keys
 from pipeline.ingest.steps import IngestContext
 from pipeline.models import Case, CaseStatus, Device, DeviceKind, EventKind, Officer
@@ -150,6 +151,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
             cases.conclude(conn, number, None, "A001", settings, cats, T0)
         originals = {r.sha256: r.size for r in conn.execute(select(media.c.sha256, media.c.size))}
     assert len(entries) == OBJECTS, "every recording of the unregistered recorder held"
+    # The set-up's events are dated T0, days ago: a deployment's checkpoint flow signed them
+    # long since. Signed here too, so that each test starts from a clean chain, whichever
+    # runs first (not only after the sealing test, whose runs sign what is due).
+    checkpointer(settings).sign_due(catalog, force=True)
     yield Home(settings, catalog, docs, entries, originals)
     catalog.dispose()
 

@@ -629,7 +629,8 @@ def test_an_upload_the_server_forgot_is_reported_and_the_others_go_on(
     assert states == {"a.mp4": "released", "b.mp4": "failed"}
     assert not kept.exists() and gone.exists()
     entry = json.loads((root / ".evidence-push.json").read_text())["files"]["b.mp4"]
-    assert entry["upload"] is None and entry["state"] == "hashed"  # a new upload next run
+    # A new upload next run (the outcomes' reasons tell a failure of another cause).
+    assert entry["upload"] is None and entry["state"] == "hashed", (entry, summary.files)
 
 
 def test_the_rate_cap_paces_every_piece_of_every_patch(

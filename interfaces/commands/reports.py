@@ -13,7 +13,7 @@ import typer
 from interfaces import common, output
 from interfaces.common import JsonOpt
 from pipeline.supervision import reports
-from pipeline.supervision.reports import audit_trail, compliance_report, inventory, reader
+from pipeline.supervision.reports import reader
 
 app = typer.Typer(
     help="Reports to take away (报表): audit trails, case-file inventories, the compliance "
@@ -101,6 +101,8 @@ def audit(
     if sum(x is not None for x in (media, case, user)) != 1:
         raise typer.BadParameter("give one of --media, --case or --user")
     inst = common.instance()
+    from pipeline.supervision.reports import audit_trail  # reportlab: only when asked
+
     who = reader.named(inst, as_)
     reports.writable(out)
     made = audit_trail.audit_report(
@@ -130,6 +132,8 @@ def inventory_pdf(
     Example: evidence reports inventory 2026-0113 -o 2026-0113.pdf --reason "案卷评查" --as fazhi
     """
     inst = common.instance()
+    from pipeline.supervision.reports import inventory  # reportlab: only when asked
+
     who = reader.named(inst, as_)
     reports.writable(out)
     made = inventory.inventory_report(inst, who, number, reason=reason, to=str(out.resolve()))
@@ -173,6 +177,9 @@ def compliance(
     Example: evidence reports compliance --from 2026-11 --until 2026-11 -o 2026-11.xlsx
     """
     inst = common.instance()
+    # reportlab and openpyxl: only when asked
+    from pipeline.supervision.reports import compliance_report
+
     who = reader.named(inst, as_) if as_ is not None else reader.Reader(inst.settings.actor)
     reports.writable(out)
     made = compliance_report.compliance_report(

@@ -11,8 +11,6 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import StorageError
@@ -24,6 +22,11 @@ S3Client = Any
 
 def make_client(s3: S3Settings, connections: int = 10) -> S3Client:
     """A client for the configured endpoint; ``connections`` = requests in flight at once."""
+    # Imported here: boto3 costs every `evidence` command a tenth of a second to load, and
+    # only those that reach an S3 store use it.
+    import boto3
+    from botocore.config import Config
+
     config = Config(
         s3={"addressing_style": s3.addressing_style},
         # boto3 >= 1.36 adds a CRC32 to every upload, sent as an aws-chunked trailer that
