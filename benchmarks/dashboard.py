@@ -249,7 +249,9 @@ def generate(catalog: Catalog, items: int, n_cases: int, seed: int = 9) -> list[
         _Table("sightings", ("job_id", "media_id", "station_id", "source_path", "seen_at"), seen),
     ]
     _fill(catalog, tables)
-    upgrade(catalog)  # 0005 on: the search index over the rows, and the station API's tables
+    # 0005 on: the search index over the rows, and the station API's tables; the uploads go
+    # in before 0013, which keeps each item's docking time on its row from them.
+    _migrate_to(catalog, "0012")
     uploads = [
         (
             f"u{i}",
@@ -290,6 +292,7 @@ def generate(catalog: Catalog, items: int, n_cases: int, seed: int = 9) -> list[
             ),
         ],
     )
+    upgrade(catalog)
     return sorted({_unit(i) for i in range(n_officers)})
 
 
@@ -324,9 +327,8 @@ def _figures(instance: Instance) -> dict[str, Timed]:
         "trends (8 weeks, 2 months)": lambda c, sc, p: f.trends(
             c, sc, p.end, zone, today, cs.due_soon_days, limit
         ),
-        "summary per department (alerts)": lambda c, sc, p: alerts.summaries(
-            c, sc, s, categories, NOW
-        ),
+        # As the dashboard shows it: kept by the daily sweep (whose cost is a row of its own).
+        "summary per department (alerts)": lambda c, sc, p: alerts.published(c, sc),
         "cases needing action": lambda c, sc, p: f.cases_needing_action(
             c, sc, today, cs.due_soon_days, usecases.CASES_SHOWN
         ),
@@ -412,6 +414,9 @@ def run(
             catalog={"url": str(cat.engine.url.render_as_string(hide_password=False))},
         )
         instance = Instance(settings, cat, clock=lambda: NOW)
+        started = time.perf_counter()
+        usecases.publish_department_summaries(instance)  # the daily sweep's summary, kept
+        summary_s = round(time.perf_counter() - started, 2)
         setup = {
             "database": cat.engine.dialect.name,
             "server": _server(cat),
@@ -419,6 +424,7 @@ def run(
             "cases": n_cases,
             "generate_s": made,
             "catalog_mb": round(megabytes(), 1),
+            "summary_sweep_s": summary_s,
         }
         return [{**r, **setup} for r in measure(instance, units, repeats)]
 
@@ -455,7 +461,8 @@ def bench(work: Path, quick: bool) -> Result:
         ]
     notes = [
         f"{r['database']}: {r['items']:,} items and {r['cases']:,} cases generated in "
-        f"{r['generate_s']} s, catalog {r['catalog_mb']} MB ({r['server']})"
+        f"{r['generate_s']} s, catalog {r['catalog_mb']} MB ({r['server']}); the daily "
+        f"sweep's summary per department computed and kept in {r['summary_sweep_s']} s"
         for r in rows
         if r["query"] == "case files" and r["scope"] == "squad"
     ]
@@ -500,7 +507,7 @@ def main() -> None:
         if r["query"] == "case files" and r["scope"] == "squad":
             print(
                 f"{r['database']}: generated in {r['generate_s']} s, {r['catalog_mb']} MB,"
-                f" {r['server']}"
+                f" {r['server']}; summary kept in {r['summary_sweep_s']} s"
             )
     if skipped:
         print(f"PostgreSQL not measured: {skipped}")

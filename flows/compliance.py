@@ -18,22 +18,24 @@ from prefect.cache_policies import NO_CACHE
 from prefect.schedules import Cron
 
 from pipeline.cases import compliance
-from pipeline.cases import records as cases
 from pipeline.cases.categories import load_categories
+from pipeline.cases.usecases import autolink_cases
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.errors import ConfigError
 from pipeline.instance import Instance
 from pipeline.models import CaseStatus
 from pipeline.settings import Settings, load_settings
 from pipeline.supervision.alerts import DepartmentSummary
-from pipeline.supervision.usecases import department_summaries
+from pipeline.supervision.usecases import publish_department_summaries
 from pipeline.uploads.presence import alert_silent_stations
 
 
 @task(name="link-records", cache_policy=NO_CACHE, retries=1)
 def link_task(catalog: Catalog, settings: Settings, now: datetime) -> int:
-    with catalog.begin() as conn:
-        return len(cases.autolink(conn, settings, settings.actor, now))
+    """The linking rule over every open and concluded case, as `evidence cases autolink`
+    applies it (the use case: the records' locks follow their longer retention)."""
+    instance = Instance(settings, catalog, clock=lambda: now, actor=settings.actor)
+    return len(autolink_cases(instance))
 
 
 @task(name="evaluate-cases", cache_policy=NO_CACHE)
@@ -56,8 +58,8 @@ def silent_stations_task(catalog: Catalog, settings: Settings, now: datetime) ->
 def summary_task(
     catalog: Catalog, settings: Settings, now: datetime
 ) -> tuple[DepartmentSummary, ...]:
-    """What each department has to act on today (the dashboard's summary at its top)."""
-    return department_summaries(Instance(settings, catalog, clock=lambda: now))
+    """What each department has to act on today, kept for the dashboard's top."""
+    return publish_department_summaries(Instance(settings, catalog, clock=lambda: now))
 
 
 @task(name="seal-case", cache_policy=NO_CACHE, retries=1)

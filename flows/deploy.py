@@ -20,7 +20,7 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from flows import compliance, fixity
+from flows import compliance, fixity, retention
 from flows.automations import deploy_automations
 from flows.ingest import HASHING_TAG, TRANSCODE_TAG, ingest_station
 from flows.runs import RUN_TAG
@@ -53,6 +53,7 @@ def deploy_all(settings: Settings) -> tuple[list[str], list[str]]:
             ingest_station.to_deployment(name="station", tags=[RUN_TAG, "kind:sweep"]),
             *compliance.deployments(settings),
             *fixity.deployments(settings),
+            *retention.deployments(settings),
         )
     ]
     deploy(*runners, work_pool_name=pool, build=False, push=False, print_next_steps_message=False)

@@ -6,14 +6,18 @@ from typing import Any
 
 from prefect import serve
 
-from flows import compliance, fixity
+from flows import compliance, fixity, retention
 from pipeline.settings import Settings
 
 
 def scheduled(settings: Settings) -> list[Any]:
-    """compliance-sweep (daily), fixity-check (a daily sample, a monthly full pass) and the
-    custody checkpoints, as Prefect runner deployments."""
-    return [*compliance.deployments(settings), *fixity.deployments(settings)]
+    """compliance-sweep (daily), fixity-check (a daily sample, a monthly full pass), the
+    custody checkpoints and retention-sweep (daily), as Prefect runner deployments."""
+    return [
+        *compliance.deployments(settings),
+        *fixity.deployments(settings),
+        *retention.deployments(settings),
+    ]
 
 
 def serve_scheduled(deployments: list[Any]) -> None:

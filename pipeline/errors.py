@@ -520,3 +520,39 @@ class ApprovalError(EvidenceError):
     def __init__(self, request: str, message: str) -> None:
         super().__init__(f"access request {request}: {message}")
         self.request = request
+
+
+# ------------------------------------------------------------------ disposal (issue 19)
+
+
+class DisposalError(EvidenceError):
+    """A disposal request or a step of it that cannot be taken as asked (no disposable item,
+    already decided, past its grace period); ``request`` names it (or "new")."""
+
+    code = "disposal"
+
+    def __init__(self, request: str, message: str) -> None:
+        super().__init__(f"disposal request {request}: {message}")
+        self.request = request
+
+
+# ------------------------------------------------------------------- retention (issue 19)
+
+
+class RetentionError(EvidenceError):
+    """A retention action that cannot be done as asked (a mark or class without a reason, a
+    class that does not exist, a hold on nothing, a hold released already); ``subject``
+    names the item, case or hold."""
+
+    code = "retention"
+
+    def __init__(self, subject: str, message: str) -> None:
+        super().__init__(f"{subject}: {message}")
+        self.subject = subject
+
+
+class LockNotExtended(RetentionError):
+    """The store did not extend an original's lock (or set its legal hold) as its retention
+    asks; the change that asked for it stands, and an ALERT custody event says so."""
+
+    code = "lock-not-extended"

@@ -44,6 +44,8 @@ class MediaStatus(Labelled):
 
     ARCHIVED = "archived", "已归档"
     QUARANTINED = "quarantined", "已隔离"
+    # Disposed by an approved request (issue 19): the bytes are gone, a tombstone stays.
+    DISPOSED = "disposed", "已销毁"
 
 
 class JobState(Labelled):
@@ -111,6 +113,15 @@ class EventKind(enum.StrEnum):
     ACCESS_REQUESTED = "access_requested"  # a person asked to view, copy or export
     ACCESS_GRANTED = "access_granted"  # an approver granted it, time-limited, exactly as asked
     ACCESS_DENIED = "access_denied"  # an approver refused it, with a comment
+    # Retention (issue 19): how long each record is kept, holds, and disposal by request.
+    MARKED = "marked"  # an important-file mark (重点文件) set or cleared, or a retention class set
+    HELD = "held"  # a legal hold placed on the item (directly, by its case or by a query)
+    HOLD_RELEASED = "hold_released"
+    DISPOSAL_REQUESTED = "disposal_requested"
+    DISPOSAL_APPROVED = "disposal_approved"  # the grace period starts
+    DISPOSAL_REFUSED = "disposal_refused"
+    DISPOSAL_UNDONE = "disposal_undone"  # taken back within the grace period
+    DISPOSED = "disposed"  # original and derivatives removed; the catalog keeps a tombstone
 
 
 @dataclass(frozen=True)

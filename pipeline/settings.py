@@ -407,6 +407,33 @@ class ReportsSettings(Section):
     )
 
 
+# ---------------------------------------------------------------- retention (issue 19)
+
+
+class RetentionSettings(Section):
+    """How long records are kept (保存期限): the rules file (data rather than code) and how
+    far ahead a permanent record's lock is set (docs/retention.md)."""
+
+    rules_file: str = Field("", description="retention rules TOML; empty: config/retention.toml")
+    permanent_lock_years: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="a permanent record's Object Lock runs this many years from its recording",
+    )
+    # Disposal (issue 19, part 2: pipeline/retention/disposal.py, sweep.py, plan.py).
+    grace_days: int = Field(
+        7,
+        ge=1,
+        le=365,
+        description="days an approved disposal waits (undo possible) before removal",
+    )
+    sweep_cron: str = Field("30 5 * * *", description="schedule of the daily retention sweep")
+    intake_days: int = Field(
+        30, ge=1, le=3650, description="days of ingest the storage forecast takes its rate from"
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one instance. Build with :func:`load_settings`."""
 
@@ -429,6 +456,7 @@ class Settings(BaseSettings):
     approvals: ApprovalsSettings = ApprovalsSettings()
     dock: DockSettings = DockSettings()
     reports: ReportsSettings = ReportsSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("home", mode="before")
     @classmethod

@@ -113,6 +113,12 @@ def test_sweep_alerts_publishes_and_auto_seals(
                 "late_uploads": 0,
             }
         ]
+    # … and kept in the catalog, which the dashboard shows at its top as of the sweep.
+    from pipeline.catalog.supervision import latest_summary
+
+    with catalog.read() as conn:
+        kept = latest_summary(conn)
+    assert kept is not None and kept[2] == json.loads(str(summary.data))
 
 
 def test_the_daily_schedule_comes_from_settings(tmp_path: Path) -> None:

@@ -126,7 +126,10 @@ ERRORS = [
         "kind:movie",
         "kind:movie: not a kind (video, audio, photo, document, other) (term 1 at column 1)",
     ),
-    ("status:lost", "status:lost: not a status (archived, quarantined) (term 1 at column 1)"),
+    (
+        "status:lost",
+        "status:lost: not a status (archived, quarantined, disposed) (term 1 at column 1)",
+    ),
     ("duration:5x", "duration:5x: not a duration (like 90, 90s, 5m, 1h30m) (term 1 at column 1)"),
     ("size:10XB", "size:10XB: not a size (like 2048, 500K, 10MB, 1.5GB) (term 1 at column 1)"),
     ("id:1.5", "id:1.5: not a whole number (term 1 at column 1)"),

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import Connection
 
 from pipeline.cases.records import due_of
+from pipeline.catalog import media as media_db
 from pipeline.catalog import open_catalog
 from pipeline.catalog import supervision as rows
 from pipeline.catalog.schema import (
@@ -346,6 +347,15 @@ def generate(conn: Connection, settings: Any, seed: int = 18) -> None:
                 "removed_at": None,
             }
         )
+    # The dashboard's facts as ingest keeps them: the earliest docking time the station's
+    # uploads of the bytes reported, else the ingest (the Python form reads the uploads).
+    reported: dict[tuple[str, str], list[datetime]] = {}
+    for u in upload_values:
+        if u.get("docked_at") is not None:
+            reported.setdefault((u["station_id"], u["sha256"]), []).append(u["docked_at"])
+    for m in media_values:
+        docked = min(reported.get((m["station_id"], m["sha256"]), [m["ingested_at"]]))
+        m.update(media_db.docking(docked, m["recorded_start"], m["recorded_end"]))
     conn.execute(media.insert(), media_values)
     conn.execute(links.insert(), link_values)
     conn.execute(dock_uploads.insert(), upload_values)
@@ -506,3 +516,76 @@ def test_a_period_is_its_local_days() -> None:
     assert bounds.holds(bounds.lo) and not bounds.holds(bounds.hi)
     assert f.in_tree("县公安局/治安大队/一中队", "县公安局/治安大队")
     assert not f.in_tree("县公安局/治安大队二", "县公安局/治安大队")
+
+
+def test_migration_0013_keeps_each_items_docking_time_on_its_row(any_catalog_url: str) -> None:
+    """Rows made before 0013 get the docking time the dashboard found from the uploads (the
+    earliest its station reported, else the ingest) and the delay to it, as ingest keeps
+    them now (``media_db.docking``)."""
+    from alembic import command
+    from sqlalchemy import create_engine, select
+
+    from pipeline.catalog.db import _alembic_config
+
+    ended = datetime(2026, 11, 1, 8, 0, 0, 250000, tzinfo=UTC)
+    ingested = ended + timedelta(days=3)
+    pushed = [ended + timedelta(hours=30), ended + timedelta(hours=5, milliseconds=1)]
+    engine = create_engine(any_catalog_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0012")
+        conn.execute(stations.insert(), [{"id": s, "root": f"/{s}", "created_at": NOW} for s in ("D1", "D2")])  # fmt: skip
+        common = {"size": 1, "kind": "video", "status": "archived", "source_path": "/x", "ingested_at": ingested}  # fmt: skip
+        conn.execute(
+            media.insert(),
+            [
+                {
+                    **common,
+                    "id": 1,
+                    "sha256": "a" * 64,
+                    "original_name": "pushed",
+                    "station_id": "D2",
+                    "recorded_start": ended - timedelta(minutes=5),
+                    "recorded_end": ended,
+                },
+                {
+                    **common,
+                    "id": 2,
+                    "sha256": "b" * 64,
+                    "original_name": "dumped",
+                    "station_id": "D1",
+                    "recorded_start": ended,
+                    "recorded_end": None,
+                },
+                {
+                    **common,
+                    "id": 3,
+                    "sha256": "c" * 64,
+                    "original_name": "no time",
+                    "station_id": "D1",
+                    "recorded_start": None,
+                    "recorded_end": None,
+                },
+            ],
+        )
+        upload = {"station_id": "D2", "sha256": "a" * 64, "size": 1, "received": 1, "mtime": 0, "claim": {}, "state": "verified", "created_at": NOW, "updated_at": NOW}  # fmt: skip
+        conn.execute(
+            dock_uploads.insert(),
+            [
+                {**upload, "id": f"u{i}", "path": f"p{i}", "docked_at": at}
+                for i, at in enumerate(pushed)
+            ],
+        )
+        # Another station's upload of the same bytes is not this item's docking.
+        conn.execute(dock_uploads.insert(), [{**upload, "id": "u9", "path": "p9", "station_id": "D1", "sha256": "b" * 64, "docked_at": ended}])  # fmt: skip
+        command.upgrade(_alembic_config(conn), "0013")
+        found = {
+            r.id: (r.docked_at, r.dock_delay_s)
+            for r in conn.execute(select(media.c.id, media.c.docked_at, media.c.dock_delay_s))
+        }
+    engine.dispose()
+    first = min(pushed)
+    assert found[1][0].replace(tzinfo=UTC) == first
+    assert found[1][1] == pytest.approx((first - ended).total_seconds(), abs=0.0015)
+    assert found[2][0].replace(tzinfo=UTC) == ended  # its own station's report: D1's upload
+    assert found[2][1] == 0.0
+    assert found[3][0].replace(tzinfo=UTC) == ingested and found[3][1] is None

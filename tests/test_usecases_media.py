@@ -26,6 +26,7 @@ from pipeline.errors import AccessRefused
 from pipeline.ingest.steps import IngestContext
 from pipeline.instance import Instance
 from pipeline.models import EventKind, Station, plain
+from pipeline.retention import usecases as retention_usecases
 from pipeline.search import run as search_run
 from pipeline.search import usecases as search_usecases
 from pipeline.settings import Settings
@@ -76,7 +77,9 @@ def test_media_show_json_is_exactly_the_plain_media_detail(archive: Archive) -> 
         tags=view.tags,
         cases=view.cases,
     )
-    assert json.loads(result.stdout) == plain(detail)
+    # With how long it is kept and why (issue 19: pipeline.retention.usecases.media_shown).
+    kept = retention_usecases.retention(_instance(archive), video.id)
+    assert json.loads(result.stdout) == plain(detail) | {"retention": plain(kept)}
 
 
 def test_media_detail_refuses_without_a_reason_and_records_nothing(archive: Archive) -> None:

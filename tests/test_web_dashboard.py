@@ -181,6 +181,42 @@ def test_the_summary_per_department_is_at_the_top(legal: TestClient) -> None:
     assert '<tr data-alert="城市管理执法大队">' in page
 
 
+def test_the_daily_sweeps_summary_is_kept_and_shown_as_of_it(
+    demo: tuple[Instance, Path, Path], legal: TestClient, app: FastAPI
+) -> None:
+    """Before a sweep the dashboard computes the summary; after one it shows the kept one,
+    with when it was computed (local time), each user only their tree's rows."""
+    from sqlalchemy import delete, update
+
+    from pipeline.catalog.schema import department_summaries
+
+    instance = demo[0]
+    with instance.catalog.begin() as conn:  # whatever another test of the module kept
+        conn.execute(delete(department_summaries))
+    before = legal.get("/api/v1/dashboard", params=PERIOD).json()
+    assert before["alerts_as_of"] is None
+    assert "尚无每日巡检结果" in legal.get("/dashboard", params=PERIOD).text
+    try:
+        kept = usecases.publish_department_summaries(instance)
+        assert [plain(k) for k in kept] == before["alerts"]
+        after = legal.get("/api/v1/dashboard", params=PERIOD).json()
+        assert after["alerts"] == before["alerts"]
+        assert after["alerts_as_of"] == plain(NOW)
+        local = NOW.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+        assert f"截至 {local}" in legal.get("/dashboard", params=PERIOD).text
+        # What is shown is the kept copy, not a reading made now.
+        edited = [{**before["alerts"][0], "overdue": 7}, *before["alerts"][1:]]
+        with instance.catalog.begin() as conn:
+            conn.execute(update(department_summaries).values(summary=edited))
+        assert legal.get("/api/v1/dashboard", params=PERIOD).json()["alerts"] == edited
+        with _client(app, "li.na") as supervisor:
+            own = supervisor.get("/api/v1/dashboard", params=PERIOD).json()["alerts"]
+        assert [a["department"] for a in own] == ["城市管理执法大队"]
+    finally:
+        with instance.catalog.begin() as conn:
+            conn.execute(delete(department_summaries))
+
+
 def test_the_charts_are_server_drawn_svg_without_script_or_style(legal: TestClient) -> None:
     page = legal.get("/dashboard", params=PERIOD).text
     charts = re.findall(r'<svg class="chart".*?</svg>', page, flags=re.S)

@@ -241,7 +241,12 @@ def print_dashboard(
         )
     )
     console.print(_figures_table(f"figures, {dash.start} – {dash.end}", dash.figures))
-    alerts = output.titled_table(f"today {dash.today}: per department 今日提醒")
+    as_of = (
+        f"as of the daily sweep {output.when(dash.alerts_as_of, zone)}"
+        if dash.alerts_as_of
+        else "no daily sweep yet: computed now"
+    )
+    alerts = output.titled_table(f"today {dash.today}: per department 今日提醒 ({as_of})")
     for col in ("department", "due soon", "overdue", "coverage failures", "late uploads (7 days)"):
         alerts.add_column(col, justify="left" if col == "department" else "right")
     for a in dash.alerts:

@@ -1,5 +1,5 @@
 """`evidence media …`: archived media items (音视频及文书): list, show, open, describe,
-record, unlinked, tag."""
+record, unlinked, tag, mark."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pipeline.models import (
     RecordType,
     Signature,
 )
+from pipeline.retention import usecases as retention_usecases
 from pipeline.search import usecases as search_usecases
 
 app = typer.Typer(help="Archived media items (音视频及文书).", no_args_is_help=True)
@@ -97,6 +98,7 @@ def register(root: typer.Typer) -> None:
     app.command("record")(media_record)
     app.command("unlinked")(media_unlinked)
     app.command("tag", context_settings=LOOSE)(media_tag)
+    app.command("mark")(media_mark)
 
 
 def media_list(
@@ -146,7 +148,7 @@ def media_show(
     Example: evidence media show 3f2a9c --reason "复核 案件 2026-0113" --as A001
     """
     inst, actor = common.instance_as(actor)
-    shown = custody_usecases.media_detail(inst, key, actor=actor, reason=reason)
+    shown = retention_usecases.media_shown(inst, key, actor=actor, reason=reason)
     if json_out:
         output.print_json(shown)
         return
@@ -162,6 +164,7 @@ def media_show(
             cases=shown.cases,
         )
     )
+    output.console.print(output.text(shown.retention.said(zone)))
     output.console.print(output.plural(len(shown.custody), "custody event") + ":")
     for ev in shown.custody:
         output.console.print(
@@ -284,3 +287,44 @@ def media_tag(
             parts.append(f"{label} {', '.join(tags)};")
     parts.append(f"tags now: {', '.join(done.tags) or '(none)'}")
     output.console.print(output.text(" ".join(parts)), highlight=False)
+
+
+# ---------------------------------------------------------------- retention (issue 19)
+
+
+def media_mark(
+    key: Annotated[str, typer.Argument(metavar="ID-OR-SHA256", help="Id or SHA-256 (prefix).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required; recorded).")],
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Clear the mark (with --class: the class).")
+    ] = False,
+    class_id: Annotated[
+        str | None,
+        typer.Option("--class", help="Assign a retention class instead, e.g. invalid (无效数据)."),
+    ] = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Set or clear the important-file mark (重点文件) of a media item, or assign it a
+    retention class (config/retention.toml); each is a custody event, and the item's lock
+    follows its retention.
+
+    Example: evidence media mark 42 --reason "执法人员按键标记" --as A001
+    Example: evidence media mark 43 --class invalid --reason "误触录制，黑屏" --as A001
+    """
+    inst = common.instance(actor)
+    if class_id is not None:
+        done = retention_usecases.assign_class(inst, key, None if clear else class_id, reason)
+    else:
+        done = retention_usecases.mark_media(inst, key, reason, clear=clear)
+    if json_out:
+        output.print_json(done)
+        return
+    what = "unchanged" if not done.changed else "changed"
+    output.console.print(output.text(f"media {done.media_id}: {what}"), highlight=False)
+    output.console.print(output.text(done.retention.said(inst.settings.zone)), highlight=False)
+    for followed in done.locks:
+        if followed.problem:
+            output.err_console.print(
+                output.text(f"锁定未延长 lock not extended: {followed.problem}"), markup=False
+            )

@@ -49,7 +49,8 @@ def schedules_line(s: Settings, count: int, ui_url: str) -> str:
         f"serving {count} schedules: compliance-sweep '{s.cases.compliance_cron}' "
         f"({s.devices.timezone}), fixity-check '{s.custody.fixity_sample_cron}' (sample) and "
         f"'{s.custody.fixity_full_cron}' (full) ({s.custody.fixity_timezone}), custody "
-        f"checkpoints every {every:g} min; Prefect UI {ui_url}"
+        f"checkpoints every {every:g} min, retention-sweep '{s.retention.sweep_cron}' "
+        f"({s.devices.timezone}); Prefect UI {ui_url}"
     )
 
 

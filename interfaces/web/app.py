@@ -23,10 +23,12 @@ from interfaces.web import (
     deps,
     dock,
     errors,
+    holds,
     media,
     pages,
     quarantine,
     reports,
+    retention,
     users,
 )
 from interfaces.web.security import Headers, check_csrf
@@ -68,6 +70,8 @@ def create_app(instance: Instance) -> FastAPI:
     app.include_router(approvals.router)
     app.include_router(dashboard.router)
     app.include_router(reports.router)
+    app.include_router(retention.router)
+    app.include_router(holds.router)  # legal holds (issue 19)
     app.include_router(api.router)
     app.include_router(dock.router)
     return app

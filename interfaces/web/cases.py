@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from interfaces.web.deps import InstanceDep, SignedDep, render
 from pipeline.accounts import usecases as accounts
 from pipeline.models import plain
+from pipeline.retention import usecases as retention_usecases
 
 router = APIRouter()
 
@@ -43,6 +44,8 @@ def _case_page(
         "timeline": found.timeline,
         "days_left": (due - today).days if due else None,
         "verification": verification,
+        # How long its records are kept, and the holds on it (issue 19).
+        "retention": retention_usecases.case_retention(instance, number),
     }
     return render(request, "case.html", context)
 

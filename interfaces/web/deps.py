@@ -63,6 +63,7 @@ def render(
     offered = permissions.pages(user) if user is not None else {}
     if user is not None:
         offered["quarantine"] = permissions.can_read_quarantine(user)
+        offered["disposals"] = permissions.can_approve(user)  # the disposal queue (issue 19)
     shared: dict[str, Any] = {"csrf": csrf_token(request), "user": None, "offered": offered}
     if user is not None and permissions.can_approve(user):
         shared["waiting_approvals"] = _waiting(request, user)

@@ -56,6 +56,7 @@ STATUS: tuple[tuple[type[e.EvidenceError], int], ...] = (
     (e.RecordFileError, 400),
     (e.RegistryError, 400),
     (e.CaseError, 409),
+    (e.RetentionError, 409),  # retention: marks, classes, holds (issue 19)
     (e.QuarantineError, 409),
     (e.ExportError, 409),
     (e.StationError, 409),

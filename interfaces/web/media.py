@@ -22,6 +22,8 @@ from pipeline.accounts import files
 from pipeline.accounts import usecases as accounts
 from pipeline.instance import Instance
 from pipeline.models import plain
+from pipeline.retention import usecases as retention_usecases
+from pipeline.retention.disposal import tombstone_of
 from pipeline.storage.local import scratch_folder
 
 router = APIRouter()
@@ -41,7 +43,24 @@ def item_page(
     page = accounts.item_page(instance, signed.user, media_id)
     inline = files.inline_type(page.viewing.item) if page.viewing is not None else None
     context = {"user": signed.user, "page": page, "media_id": media_id, "inline": inline}
+    context["tombstone"] = tombstone_of(instance, media_id)  # disposed (issue 19): what stays
+    if page.viewing is not None:  # retention (issue 19), shown once the viewing holds
+        kept = retention_usecases.retention(instance, media_id)
+        context.update(retention=kept.said(instance.settings.zone), held=kept.held)
     return render(request, "media.html", context)
+
+
+@router.post("/media/{media_id}/mark", include_in_schema=False)
+def mark(
+    media_id: int,
+    instance: InstanceDep,
+    signed: SignedDep,
+    reason: Annotated[str, Form(max_length=500)] = "",
+    clear: Annotated[bool, Form()] = False,
+) -> Response:
+    """Set or clear the important-file mark (重点文件), with a reason (issue 19)."""
+    retention_usecases.mark_item(instance, signed.user, media_id, reason, clear=clear)
+    return RedirectResponse(f"/media/{media_id}", status_code=303)
 
 
 @router.post("/media/{media_id}/view", include_in_schema=False)

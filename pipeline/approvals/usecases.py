@@ -83,7 +83,7 @@ def request_access(
             )
         ]
     if closed:
-        _refuse(instance, user, "access request", "request-access", [i.id for i in closed])
+        refuse(instance, user, "access request", "request-access", [i.id for i in closed])
     with instance.catalog.begin() as conn:
         asked = rows.add(
             conn,
@@ -243,12 +243,12 @@ def _decidable(
         allowed = bool(_in_reach(conn, user, [asked]))
     subject = f"access request {request_id}"
     if user.login == asked.requested_by:
-        _refuse(instance, user, subject, action, list(asked.media),
-                "不能审批本人的申请 (one cannot decide one's own request)")  # fmt: skip
+        refuse(instance, user, subject, action, list(asked.media),
+               "不能审批本人的申请 (one cannot decide one's own request)")  # fmt: skip
     if not allowed:
-        _refuse(instance, user, subject, action, list(asked.media),
-                "无权审批：须为记录所属部门的领导或法制审核 (a supervisor of the items' "
-                "department tree, or the legal office)")  # fmt: skip
+        refuse(instance, user, subject, action, list(asked.media),
+               "无权审批：须为记录所属部门的领导或法制审核 (a supervisor of the items' "
+               "department tree, or the legal office)")  # fmt: skip
     if asked.status is not Status.WAITING:
         raise ApprovalError(
             str(request_id), f"已处理：{asked.status.label_zh} (already {asked.status.value})"
@@ -256,7 +256,7 @@ def _decidable(
     return asked
 
 
-def _refuse(
+def refuse(
     instance: Instance,
     user: User,
     subject: str,
@@ -265,6 +265,8 @@ def _refuse(
     message: str = "无权申请调阅这些记录 (outside your roles and department, and no approval "
     "can open them)",
 ) -> NoReturn:
+    """A REFUSED event (who, their roles and department, what they tried on which items),
+    then PermissionDenied: the refusal of every approval workflow (access, disposal)."""
     with instance.catalog.begin() as conn:
         custody.append(
             conn,

@@ -27,6 +27,7 @@ from pipeline.custody.verify_bag import Problem
 from pipeline.errors import CaseError
 from pipeline.instance import Instance
 from pipeline.models import Case, CaseStatus, Link, RecordType, Signature, plain
+from pipeline.retention import locks
 
 
 def _actor(instance: Instance) -> str:
@@ -87,6 +88,7 @@ def add_case(
             conn, case, _actor(instance), settings, load_categories(settings), now
         )
         made = cases.autolink(conn, settings, _actor(instance), now, [number])
+    locks.follow_cases(instance, [number])  # its records' retention may have grown (issue 19)
     return CaseSaved(number, action, tuple(m for _, m, _ in made))
 
 
@@ -113,6 +115,7 @@ def import_cases(instance: Instance, path: Path) -> CaseImport:
             conn, parsed, path, _actor(instance), settings, load_categories(settings), now
         )
         made = cases.autolink(conn, settings, _actor(instance), now)
+    locks.follow_cases(instance, [d[1] for d in done if d[0] == "cases"] + [c for c, _, _ in made])
     return CaseImport(tuple(ImportedRecord(*d) for d in done), len(made))
 
 
@@ -171,7 +174,8 @@ def conclude_case(instance: Instance, number: str, end: datetime | None = None) 
         case = cases.conclude(
             conn, number, end, _actor(instance), settings, load_categories(settings), now
         )
-        cases.autolink(conn, settings, _actor(instance), now, [number])
+        made = cases.autolink(conn, settings, _actor(instance), now, [number])
+    locks.follow(instance, [m for _, m, _ in made])  # issue 19: locks follow retention
     return case
 
 
@@ -179,6 +183,7 @@ def autolink_cases(instance: Instance) -> list[RuleLink]:
     """Apply the linking rule to every open and concluded case."""
     with instance.catalog.begin() as conn:
         made = cases.autolink(conn, instance.settings, _actor(instance), instance.clock())
+    locks.follow(instance, [m for _, m, _ in made])  # issue 19: locks follow retention
     return [RuleLink(*m) for m in made]
 
 
@@ -197,6 +202,7 @@ def link_media(instance: Instance, number: str, media: str | int, reason: str) -
     with instance.catalog.begin() as conn:
         media_id = media_db.get(conn, media).id
         made = cases.link(conn, number, media_id, _actor(instance), reason, instance.clock())
+    locks.follow(instance, [media_id] if made else [])  # issue 19: locks follow retention
     return Linked(number, media_id, made)
 
 

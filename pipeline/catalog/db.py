@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest migration. A catalog already there is opened without loading Alembic, which
 #: costs every command a third of its start-up (tests/test_catalog.py holds it to the
 #: migrations folder).
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0015"
 READ_ONLY = "evidence_read_only"  # execution option: a transaction that only reads
 
 

@@ -61,6 +61,11 @@ def insert(
     return insert_row(conn, values)
 
 
+#: Columns of a new media row left to the database: its id, and ``linked``, which triggers on
+#: ``links`` keep (migration 0013).
+LEFT_TO_THE_DATABASE = frozenset({"id", "linked"})
+
+
 def row_values(
     *,
     sha256: str,
@@ -70,10 +75,14 @@ def row_values(
     ident: Identification | None,
     status: MediaStatus,
     now: datetime,
+    docked_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Every column of a new media row but its id, as :func:`insert_row` writes it (columns
-    set later, a description or a proxy, are None): what its INGESTED event records."""
-    values: dict[str, Any] = {c.name: None for c in media.columns if c.name != "id"}
+    set later, a description or a proxy, are None): what its INGESTED event records.
+    ``docked_at``: when a pushing station reported the bytes docked (default: ``now``)."""
+    values: dict[str, Any] = {
+        c.name: None for c in media.columns if c.name not in LEFT_TO_THE_DATABASE
+    }
     values.update({c: _fit(c, getattr(probe, c)) for c in _PROBE_COLUMNS})
     values.update(ident_values(ident))
     values.update(
@@ -87,7 +96,19 @@ def row_values(
         ingested_at=now,
         extra=dict(probe.extra),
     )
+    values.update(docking(docked_at or now, values["recorded_start"], values["recorded_end"]))
     return values
+
+
+def docking(
+    docked_at: datetime, recorded_start: datetime | None, recorded_end: datetime | None
+) -> dict[str, Any]:
+    """The dashboard's facts of a row (migration 0013): when its bytes reached a dock, and
+    the seconds from the end of the recording (a photo: its taking) to then, to the
+    millisecond (None without a recording time)."""
+    ended = recorded_end or recorded_start
+    delay = None if ended is None else round((docked_at - ended).total_seconds(), 3)
+    return {"docked_at": docked_at, "dock_delay_s": delay}
 
 
 def insert_row(conn: Connection, values: dict[str, Any]) -> int:
@@ -127,6 +148,12 @@ def ident_values(ident: Identification | None) -> dict[str, Any]:
 
 def set_identification(conn: Connection, media_id: int, ident: Identification) -> dict[str, Any]:
     values = ident_values(ident)
+    row = conn.execute(
+        select(media.c.docked_at, media.c.ingested_at).where(media.c.id == media_id)
+    ).one()
+    # Its recording time may be another now: the delay to its docking follows.
+    docked = row.docked_at or row.ingested_at
+    values.update(docking(docked, values.get("recorded_start"), values.get("recorded_end")))
     conn.execute(update(media).where(media.c.id == media_id).values(**values))
     return values
 

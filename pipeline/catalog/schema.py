@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -110,10 +111,32 @@ media = Table(
     Column("described_by", String(200)),
     Column("record_type", String(32)),
     Column("signature", String(32)),
+    # Dashboard facts (migration 0013): when its bytes reached a dock (the earliest docking
+    # time its station's uploads reported, else its ingest) and the seconds from the end of
+    # the recording to then — what upload timeliness (上传及时率) counts, kept on the row so
+    # that the dashboard reads no upload per recording (pipeline.catalog.media.docking).
+    Column("docked_at", UTCDateTime),
+    Column("dock_delay_s", Float),
+    # Whether it belongs to a case now (an active link): kept by triggers on ``links``
+    # (migration 0013), never written by the code; link rate (关联率) counts it.
+    Column("linked", Boolean, nullable=False, server_default=false()),
     Index("ix_media_recorded_at", "recorded_at"),
     Index("ix_media_status", "status"),
     Index("ix_media_device_recorded", "device_serial", "recorded_start"),
     Index("ix_media_officer_recorded", "officer_id", "recorded_start"),
+)
+
+# The daily summary per department (migration 0013): what the compliance sweep found each
+# unit has to act on, kept so that the dashboard shows it at its top without recomputing the
+# coverage of every pending case file (pipeline.supervision.alerts).
+department_summaries = Table(
+    "department_summaries",
+    metadata,
+    Column("day", Date, primary_key=True),  # the local day of the sweep; its last run kept
+    Column("computed_at", UTCDateTime, nullable=False),
+    # [{"department", "due_soon", "overdue", "coverage_failures", "late_uploads"}, …]: the
+    # units with something to act on ("" for cases and recordings of no department).
+    Column("summary", JSON, nullable=False),
 )
 
 # Every time a dock offered bytes we already had (or had for the first time).
@@ -233,6 +256,8 @@ cases = Table(
     Column("archive_key", Text),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_cases_status_due", "status", "due"),
+    # The dashboard counts case files by the day their act ended (migration 0013).
+    Index("ix_cases_action_end", "action_end"),
 )
 
 case_officers = Table(
@@ -328,12 +353,13 @@ Index("ix_media_ingested_at", media.c.ingested_at)
 # What indexes search_text cannot be declared here, being one database's own: SQLite's FTS5
 # table `search_fts` (with its shadow tables search_fts_data, _idx, _docsize, _config, and its
 # vocabulary search_fts_vocab) and PostgreSQL's pg_trgm GIN index. Migration 0005 makes them; a
-# schema comparison skips them.
-UNDECLARED = ("search_fts", "ix_search_text_body_trgm")
+# schema comparison skips them. So is PostgreSQL's GIN index of the documents' bigrams, an
+# index on an expression of its own functions (migration 0014, issue 20).
+UNDECLARED = ("search_fts", "ix_search_text_body_trgm", "ix_search_text_grams")
 
 
 def declared_elsewhere(name: str | None) -> bool:
-    """True for a table or index of the search index that only migration 0005 declares."""
+    """True for a table or index of the search index that only a migration (0005, 0014) declares."""
     return name is not None and name.startswith(UNDECLARED)
 
 
@@ -472,4 +498,155 @@ access_requests = Table(
     Column("granted_hours", Integer),
     Column("expires_at", UTCDateTime),
     Index("ix_access_requests_state_requested_at", "state", "requested_at"),
+)
+
+# ------------------------------------------------------------- disposal (issue 19, part 2)
+
+# What each retention sweep listed as disposal candidates (retention passed, not held). A
+# listing, not a disposal: no custody event; a request may name "the candidates of sweep N".
+retention_sweeps = Table(
+    "retention_sweeps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("candidates", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+)
+
+retention_candidates = Table(
+    "retention_candidates",
+    metadata,
+    Column("sweep_id", Integer, ForeignKey("retention_sweeps.id"), primary_key=True),
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("until", UTCDateTime, nullable=False),  # when its retention ended
+    Column("size", BigInteger, nullable=False),
+    Column("reasons", JSON, nullable=False, default=list),
+)
+
+# Disposal requests (销毁申请): an archivist asks, a supervisor or the legal office decides,
+# never the requester. Each item has its own state: dropped when it is no longer disposable
+# (linked, held, marked since), undone in the grace period, disposed, or refused by the store.
+disposal_requests = Table(
+    "disposal_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("requested_by", String(64), ForeignKey("users.login"), nullable=False, index=True),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("sweep_id", Integer, ForeignKey("retention_sweeps.id")),  # "the candidates of"
+    Column("state", String(16), nullable=False),  # waiting, approved, refused
+    Column("decided_by", String(64)),
+    Column("decided_at", UTCDateTime),
+    Column("comment", Text),
+    Column("grace_until", UTCDateTime),  # approved items wait until then
+    Index("ix_disposal_requests_state_requested_at", "state", "requested_at"),
+)
+
+disposal_items = Table(
+    "disposal_items",
+    metadata,
+    Column("request_id", Integer, ForeignKey("disposal_requests.id"), primary_key=True),
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("note", Text),  # why dropped or undone, or the store's answer
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Index("ix_disposal_items_media_id", "media_id"),
+    Index("ix_disposal_items_state", "state"),
+)
+
+# The tombstone of a disposed item: its bytes are gone, what they were and who decided stay.
+# The media row stays too (status 'disposed', no proxy or thumbnail), so links, the custody
+# log and the replay of it still name the item.
+disposal_tombstones = Table(
+    "disposal_tombstones",
+    metadata,
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("request_id", Integer, ForeignKey("disposal_requests.id"), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    Column("recorded_start", UTCDateTime),
+    Column("recorded_end", UTCDateTime),
+    Column("retention_until", UTCDateTime),  # when its retention ended
+    Column("retention_reasons", JSON, nullable=False, default=list),
+    Column("requested_by", String(64), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("approved_by", String(64), nullable=False),
+    Column("approved_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("disposed_at", UTCDateTime, nullable=False),
+    Column("disposed_by", String(200), nullable=False),
+    Column("derived_left", JSON, nullable=False, default=list),  # keys still to remove
+)
+
+# ------------------------------------------------------------------- retention (issue 19)
+
+# Important-file marks (重点文件标记, migration 0012): found at ingest in the file name or its
+# metadata, or set by a person. A cleared mark loses its row; its history is in the custody
+# log (MARKED events).
+retention_marks = Table(
+    "retention_marks",
+    metadata,
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("source", String(16), nullable=False),  # filename, metadata or person
+    Column("matched", Text, nullable=False, default=""),  # the pattern or word found
+    Column("reason", Text, nullable=False, default=""),
+    Column("marked_by", String(200), nullable=False),
+    Column("marked_at", UTCDateTime, nullable=False),
+)
+
+# A retention class a person assigned to one record, with a reason (e.g. 无效数据).
+retention_assigned = Table(
+    "retention_assigned",
+    metadata,
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("class_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("assigned_by", String(200), nullable=False),
+    Column("assigned_at", UTCDateTime, nullable=False),
+)
+
+# Legal holds (法律保全): on items, on a case (its records now and later) or on the items a
+# query matched when placed. Released holds keep their row (who, when, why).
+retention_holds = Table(
+    "retention_holds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scope", String(16), nullable=False),  # media, case or query
+    Column("case_number", String(64), ForeignKey("cases.number"), index=True),
+    Column("query", Text),
+    Column("reason", Text, nullable=False),
+    Column("placed_by", String(200), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime),  # the hold lapses then; None: until released
+    Column("released_at", UTCDateTime),
+    Column("released_by", String(200)),
+    Column("released_reason", Text),
+    Index("ix_retention_holds_released_at", "released_at"),
+)
+
+# The records a hold covers, each with its HELD event: a case hold's grow as records are
+# linked to the case; a record unlinked later stays covered until the hold is released.
+retention_hold_items = Table(
+    "retention_hold_items",
+    metadata,
+    Column("hold_id", Integer, ForeignKey("retention_holds.id"), primary_key=True),
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("added_at", UTCDateTime, nullable=False),
+    Index("ix_retention_hold_items_media_id", "media_id", "hold_id"),
+)
+
+# The lock of each original as last set: retain-until (S3 Object Lock's date, or the local
+# store's own, which refuses removal before it) and whether a legal hold is on. Only ever
+# extended; a record without a row is locked store.s3.retention_days from its ingest.
+retention_locks = Table(
+    "retention_locks",
+    metadata,
+    Column("media_id", Integer, ForeignKey("media.id"), primary_key=True),
+    Column("lock_until", UTCDateTime, nullable=False),
+    Column("held", Boolean, nullable=False, default=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +27,7 @@ from sqlalchemy import (
     Select,
     and_,
     case,
-    exists,
+    delete,
     func,
     select,
     type_coerce,
@@ -42,12 +42,12 @@ from pipeline.catalog.schema import (
     case_officers,
     cases,
     clock_reports,
+    department_summaries,
     devices,
     dock_uploads,
     links,
     media,
     officers,
-    stations,
 )
 
 # ------------------------------------------------------------------------ SQL helpers
@@ -121,28 +121,15 @@ def sum_if(clause: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElem
 
 
 def docked_at() -> ColumnElement[datetime]:
-    """When a media row's bytes reached a docking station: the earliest ``docked_at`` that
-    its station's uploads of those bytes reported (a pushing station reads the recorder's
-    docking time), else the time of ingest."""
-    reported = (
-        select(func.min(dock_uploads.c.docked_at))
-        .where(
-            dock_uploads.c.station_id == media.c.station_id,
-            dock_uploads.c.sha256 == media.c.sha256,
-        )
-        .scalar_subquery()
-    )
-    # Only a station that uploaded anything can have reported a docking time: the uploads
-    # are looked up for its items alone (the stations that upload are read once).
-    has_uploads = exists().where(dock_uploads.c.station_id == stations.c.id)
-    uploading = select(stations.c.id).where(has_uploads).scalar_subquery()
-    looked_up = case((media.c.station_id.in_(uploading), reported), else_=None)
-    return type_coerce(func.coalesce(looked_up, media.c.ingested_at), UTCDateTime)
+    """When a media row's bytes reached a docking station, as its row keeps it (migration
+    0013: the earliest docking time its station's uploads reported, else its ingest)."""
+    return type_coerce(func.coalesce(media.c.docked_at, media.c.ingested_at), UTCDateTime)
 
 
 def is_linked() -> ColumnElement[bool]:
-    """A media row belongs to a case (an active link)."""
-    return exists().where(links.c.media_id == media.c.id, links.c.removed_at.is_(None))
+    """A media row belongs to a case (an active link), as the triggers on ``links`` keep its
+    ``linked`` (migration 0013)."""
+    return media.c.linked.is_(True)
 
 
 def linked_count(
@@ -530,3 +517,25 @@ def names(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         )
         found.update({r.id: (r.name, r.department) for r in conn.execute(query)})
     return found
+
+
+# ------------------------------------------------------------- the daily summary, kept
+
+
+def keep_summary(
+    conn: Connection, day: date, computed_at: datetime, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Keep the summary per department the sweep of local day ``day`` found (a later run the
+    same day replaces it)."""
+    conn.execute(delete(department_summaries).where(department_summaries.c.day == day))
+    conn.execute(
+        department_summaries.insert().values(day=day, computed_at=computed_at, summary=list(rows))
+    )
+
+
+def latest_summary(conn: Connection) -> tuple[date, datetime, list[dict[str, Any]]] | None:
+    """The newest summary kept: its day, when it was computed, its rows."""
+    row = conn.execute(
+        select(department_summaries).order_by(department_summaries.c.day.desc()).limit(1)
+    ).one_or_none()
+    return None if row is None else (row.day, row.computed_at, list(row.summary))

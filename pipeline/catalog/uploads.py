@@ -287,6 +287,16 @@ def claim_for(conn: Connection, station_id: str, sha256: str) -> UploadRow | Non
     return None if row is None else _upload(row)
 
 
+def first_docked(conn: Connection, station_id: str, sha256: str) -> datetime | None:
+    """The earliest docking time this station's uploads of these bytes reported (a pushing
+    station reads it off the recorder's docking): the media row keeps it (migration 0013)."""
+    query = select(func.min(dock_uploads.c.docked_at)).where(
+        dock_uploads.c.station_id == station_id, dock_uploads.c.sha256 == sha256
+    )
+    found: datetime | None = conn.execute(query).scalar()
+    return found
+
+
 def archived(conn: Connection, digests: Iterable[str]) -> set[str]:
     """Which of these SHA-256 digests the archive holds as media items (stored, verified)."""
     wanted = list(digests)

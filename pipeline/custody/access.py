@@ -37,7 +37,7 @@ from pipeline.catalog.reach import events_within
 from pipeline.catalog.schema import custody_events
 from pipeline.custody import log as custody
 from pipeline.errors import AccessRefused, ChecksumMismatch, ExportError, NotFound
-from pipeline.models import EventKind, MediaItem
+from pipeline.models import EventKind, MediaItem, MediaStatus
 from pipeline.storage.hashing import ALGORITHM, copy_and_hash
 from pipeline.storage.local import ArchiveStore
 
@@ -243,6 +243,8 @@ def open_media(
             )
         path = _needs(store, view).derived_path(item.proxy_key)
     elif view is View.ORIGINAL:
+        if item.status is MediaStatus.DISPOSED:  # issue 19: gone by an approved request
+            raise NotFound("original", f"media {item.id} 已销毁 (disposed of): its tombstone stays")
         if download_to is None:
             raise AccessRefused(f"media {item.id}", "a download needs a destination (--out)")
         path, staged = _stage_download(_needs(store, view), item, download_to, block_size)

@@ -42,7 +42,7 @@ from pipeline.cases import seal
 from pipeline.catalog import Catalog
 from pipeline.catalog import media as media_db
 from pipeline.catalog.schema import media
-from pipeline.custody import checkpoints, keys, replay, witness
+from pipeline.custody import checkpoints, keys, replay, tombstones, witness
 from pipeline.custody import log as custody
 from pipeline.custody import verify_bag as rules
 from pipeline.custody.verify_bag import Problem
@@ -100,13 +100,23 @@ class VerifyReport:
 def select_originals(
     catalog: Catalog, *, sample: int | None = None, media_keys: Sequence[str] = ()
 ) -> list[Original]:
-    """The given items (id or SHA-256 prefix), a random sample, or every item."""
+    """The given items (id or SHA-256 prefix), a random sample, or every item; never one
+    disposed of by an approved request (status, tombstone and DISPOSED event: its original
+    is gone on purpose, :mod:`pipeline.custody.tombstones`)."""
+    kept = ~tombstones.properly_disposed()
     with catalog.read() as conn:
         if media_keys:
-            return [Original(i.id, i.sha256) for i in (media_db.get(conn, k) for k in media_keys)]
-        query = select(media.c.id, media.c.sha256).order_by(media.c.id)
+            items = [media_db.get(conn, k) for k in media_keys]
+            gone = set(
+                conn.execute(
+                    select(media.c.id).where(media.c.id.in_([i.id for i in items]), ~kept)
+                ).scalars()
+            )
+            return [Original(i.id, i.sha256) for i in items if i.id not in gone]
+        query = select(media.c.id, media.c.sha256).where(kept).order_by(media.c.id)
         if sample:
-            query = select(media.c.id, media.c.sha256).order_by(func.random()).limit(sample)
+            query = select(media.c.id, media.c.sha256).where(kept).order_by(func.random())
+            query = query.limit(sample)
         return [Original(r.id, r.sha256) for r in conn.execute(query)]
 
 
@@ -368,6 +378,8 @@ def check_records(
     """Replay the catalog from its log, verify sealed bags (all, or ``sealed_sample`` of
     them; none when not ``sealed``) with pinned keys only, and check file modes."""
     replayed = replay.check_records(catalog)
+    with catalog.read() as conn:
+        buried, stones = tombstones.check_tombstones(conn)
     bags = (
         seal.check_sealed_bags(
             catalog,
@@ -381,11 +393,12 @@ def check_records(
     )
     problems = [
         *replayed.problems,
+        *buried,
         *(bags.problems if bags else ()),
         *modes.check_modes(settings),
     ]
     return RecordCheck(
-        tuple(problems), replayed.rows, len(bags.checked) if bags else 0, replayed.seconds
+        tuple(problems), replayed.rows + stones, len(bags.checked) if bags else 0, replayed.seconds
     )
 
 

@@ -12,7 +12,8 @@ Events written before their kind carried ``row`` give what they always carried (
 SHA-256, size, kind, original name, device and officer; a description, a text record, a link,
 an unlink, a tag, a seal: everything they set). **A field no event carries is not compared**:
 an item ingested by an older version is checked on those fields only, until an event sets the
-others.
+others. A media row's ``linked`` (kept by triggers from its links, migration 0013) is held to
+its links, which are held to their events.
 
 Values compare exactly as stored: times as UTC ISO 8601 with microseconds (the custody log's
 canonical form, whatever zone a datetime came in), dates as ISO dates, floats as JSON numbers
@@ -26,6 +27,10 @@ appended meanwhile.
 
 A sealed case file cannot change: every link, unlink, change or second seal of a case after its
 SEALED event is a problem (there is no event that unseals).
+
+A disposed record stays disposed: its DISPOSED event sets the status ``disposed`` and clears
+the proxy and thumbnail keys, so a row put back to ``archived`` is a mismatch (no event
+undisposes); :mod:`pipeline.custody.tombstones` holds its tombstone to that event.
 """
 
 from __future__ import annotations
@@ -41,7 +46,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, String, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    String,
+    and_,
+    exists,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.catalog import Catalog
@@ -166,6 +181,9 @@ def _media_sets(e: _Event) -> dict[str, Any]:
         found["proxy_key"] = d["key"]
     elif kind == EventKind.THUMBNAIL_MADE and "key" in d:
         found["thumbnail_key"] = d["key"]
+    elif kind == EventKind.DISPOSED:
+        # Disposed by an approved request: never back to archived (its ``row`` says so too).
+        found.update(status=MediaStatus.DISPOSED.value, proxy_key=None, thumbnail_key=None)
     elif kind == EventKind.DESCRIBED:
         if "description" in d:
             found.update(description=d["description"], described_at=_iso(e.at))
@@ -211,6 +229,7 @@ class _Findings:
     problems: list[Problem] = field(default_factory=list)
     events: int = 0
     rows: int = 0
+    unrecorded: set[int] = field(default_factory=set)  # media rows no INGESTED event made
 
     def add(self, code: str, subject: str, message: str) -> None:
         self.problems.append(Problem(code, subject, message))
@@ -248,9 +267,26 @@ def check_records(catalog: Catalog, *, chunk: int = CHUNK) -> Replay:
         found.events += len(tail)
         sealed = _check_cases(found, conn)
         _check_links(found, conn, sorted(link_events.values(), key=lambda e: e.seq), sealed)
+        _check_linked(found, conn)
     return Replay(
         tuple(found.problems), found.events, found.rows, round(time.perf_counter() - started, 3)
     )
+
+
+def _check_linked(found: _Findings, conn: Connection) -> None:
+    """A media row's ``linked`` is kept by triggers from its links (migration 0013), and the
+    links are held to their events (:func:`_check_links`): a flag its links do not give was
+    written by other hands (the dashboard's link rate counts it)."""
+    active = exists().where(links.c.media_id == media.c.id, links.c.removed_at.is_(None))
+    wrong = or_(and_(media.c.linked.is_(True), ~active), and_(media.c.linked.is_(False), active))
+    for media_id, flag in conn.execute(select(media.c.id, media.c.linked).where(wrong)):
+        if media_id in found.unrecorded:
+            continue  # a row of other hands as a whole: said once
+        found.add(
+            MISMATCH,
+            f"media {media_id} linked",
+            f"the catalog holds {bool(flag)!r}, its links say {not flag!r}",
+        )
 
 
 @contextmanager
@@ -296,6 +332,7 @@ _SETTING = frozenset(
         EventKind.UNLINKED,
         EventKind.CASE_CHANGED,
         EventKind.SEALED,
+        EventKind.DISPOSED,
     )
 )
 
@@ -373,6 +410,7 @@ def _check_media(found: _Findings, batch: _MediaChunk, link_events: dict[int, _E
                 )
         elif not created:
             found.add(UNRECORDED, f"media {media_id}", "no INGESTED event records this row")
+            found.unrecorded.add(media_id)
         else:
             expected: dict[str, tuple[Any, int]] = {}
             for e in events:

@@ -27,6 +27,7 @@ from pipeline import names
 from pipeline.catalog import Catalog, open_catalog
 from pipeline.catalog import jobs as jobs_db
 from pipeline.catalog import media as media_db
+from pipeline.catalog import uploads as upload_rows
 from pipeline.custody import log as custody
 from pipeline.custody import replay
 from pipeline.errors import (
@@ -60,6 +61,7 @@ from pipeline.models import (
     Station,
 )
 from pipeline.names import readable
+from pipeline.retention import locks, marks
 from pipeline.settings import Settings
 from pipeline.storage.local import ArchiveStore, open_store
 
@@ -470,6 +472,7 @@ def _insert_item(
             ident=ident,
             status=MediaStatus.ARCHIVED,
             now=now,
+            docked_at=upload_rows.first_docked(conn, source.station_id, job.sha256),
         )
         media_id = media_db.insert_row(conn, values)
         media_db.add_sighting(conn, media_id, source, job.id, now)
@@ -497,6 +500,10 @@ def _insert_item(
             },
             now=now,
         )
+        # An important-file mark (重点文件) in the name or the metadata (issue 19).
+        marked = marks.on_ingest(
+            conn, ctx.settings, media_id, source.name, probed.extra, ctx.actor, now
+        )
         if problem is not None:
             record_quarantine(ctx, conn, media_id, job, source, problem.code, problem.reason, now)
             if isinstance(problem, DeviceError):
@@ -514,6 +521,10 @@ def _insert_item(
         state = JobState.DERIVED if problem else JobState.CATALOGUED
         outcome = Outcome.QUARANTINED if problem else Outcome.ARCHIVED
         jobs_db.advance(conn, job.id, state, now, media_id=media_id, outcome=outcome)
+    if marked:  # its retention grew: the lock follows (issue 19)
+        locks.follow_store(
+            ctx.catalog, ctx.store, ctx.settings, [media_id], clock=ctx.clock, actor=ctx.actor
+        )
 
 
 def record_quarantine(

@@ -25,7 +25,7 @@ Fields (a media item matches when…):
     department  its department is that: its officer's, or that of a case it is linked to
     category    a case it is linked to is of that category (seizure, demolition, …)
     kind        video | audio | photo | document | other (or 视频, 音频, 照片, 文书, 其他)
-    status      archived | quarantined (or 已归档, 已隔离)
+    status      archived | quarantined | disposed (or 已归档, 已隔离, 已销毁)
     recorded    its recording started within the time (range)
     ingested    it was ingested within the time (range)
     duration    its duration is that, or in the range: 90, 90s, 5m, 1h30m, 1.5h
@@ -48,14 +48,29 @@ name, description, tags and the titles of the cases it is linked to; Chinese nee
 breaks (``扣押`` finds 依法扣押物品). Every part of the item is one line of its search document
 (``search_text``, kept by triggers), and a match never spans two parts.
 
-How text is looked up: the indexes split documents into trigrams (every three characters).
-Text of three characters or more is a phrase of trigrams: SQLite's FTS5 ``MATCH``, and on
-PostgreSQL ``ILIKE``, which uses the pg_trgm index. Two characters (two Chinese characters
-are a common search) make no trigram. On SQLite they are looked up as the trigrams they begin
-(every document ends in a line break, so every two characters of it begin one), listed by the
-index's vocabulary. One character, or text that matches so many items that fetching them all
-costs more than testing the candidates (``pipeline.search.BROAD``), is tested item by item with
-``LIKE`` over the same document: PostgreSQL does so for one and two characters alike.
+How text is looked up: first in an index, for the items that hold it, when they are few;
+when they are many (``pipeline.search.run.BROAD`` or more), item by item over the same
+document, which the sort's index brings newest first, so that the page fills early.
+
+- SQLite splits documents into trigrams (FTS5, every three characters). Text of three
+  characters or more is a phrase of trigrams (``MATCH``). Two characters (two Chinese
+  characters are a common search) are looked up as the trigrams they begin (every document
+  ends in a line break, so every two characters of it begin one), listed by the index's
+  vocabulary. One character is the trigrams it begins, and the items linked to a case whose
+  title holds it (the last character of a document begins no trigram), unless the newest
+  documents (``pipeline.search.run.SAMPLE``) find it broad. Item by item: ``LIKE``.
+- PostgreSQL looks text up in its index of bigrams (every two characters, migration 0014):
+  text of two characters or more is all of its bigrams, one character the bigrams it
+  begins; each document found is then tested for the text itself, once the sort's order
+  reaches it. Whether text is broad is
+  judged first on the newest documents (``pipeline.search.run.SAMPLE``): counting in a GIN
+  index reads every match. The ids found go into the query as one array; the item-by-item
+  test (``strpos`` of the lower-cased text, which is what ILIKE does) is one no index
+  serves, so that the planner walks the sort's index.
+
+``officer:`` values are looked up in the registry first (a name stands for the ids of the
+officers of that name), so that the SQL compares ``media.officer_id`` with a list of ids,
+which its index serves, whatever the planner thinks of the names.
 
 A term that does not hold on an item's missing value (``device:X`` on an item of no device) is
 false; its negation is true. The SQL (:func:`where`) and the Python predicate (:func:`matches`)
@@ -76,10 +91,14 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Text,
     and_,
+    any_,
     exists,
     false,
+    func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -518,15 +537,29 @@ def matches(query: Query, item: ItemView) -> bool:
     )
 
 
-def where(
-    query: Query, dialect: str, *, fts: Mapping[str, str] | None = None
-) -> ColumnElement[bool]:
-    """The query as a WHERE clause on ``media``, for the dialect (``sqlite``, ``postgresql``).
+@dataclass(frozen=True)
+class Lookups:
+    """What :mod:`pipeline.search.run` looked up before the SQL is built; the items selected
+    are the same with or without each of them, only the plan differs.
 
-    ``fts`` (SQLite) maps text values to the FTS5 query that finds their items in the index
-    ("": none has it); the others are tested item by item. :mod:`pipeline.search` decides which
-    is faster; the items selected are the same either way."""
-    target = _Target(dialect, fts or {})
+    ``fts`` (SQLite) maps text values to the FTS5 query that finds their items ("": none has
+    it); ``found`` maps text values to the ids of every item that holds them, and
+    ``arrays`` (PostgreSQL) to the ids of the index's candidates, as the text of an array
+    (``{3,17}``), which goes back into the query unparsed. Text values in none of them are tested
+    item by item. ``officers`` maps ``officer:`` values to
+    the ids they stand for (the value as an id, and the ids of the officers of that name);
+    None: not looked up, the SQL asks the registry itself."""
+
+    fts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    found: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    arrays: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    officers: Mapping[str, tuple[str, ...]] | None = None
+
+
+def where(query: Query, dialect: str, lookups: Lookups | None = None) -> ColumnElement[bool]:
+    """The query as a WHERE clause on ``media``, for the dialect (``sqlite``, ``postgresql``),
+    with what was looked up before (:class:`Lookups`)."""
+    target = _Target(dialect, lookups or Lookups())
     clauses = []
     for t in query.terms:
         clause = _RULES[t.field].sql(t.values, target)
@@ -543,7 +576,7 @@ def where(
 @dataclass(frozen=True)
 class _Target:
     dialect: str
-    fts: Mapping[str, str]
+    lookups: Lookups
 
 
 @dataclass(frozen=True)
@@ -604,7 +637,13 @@ def _case_sql(vs: tuple[Any, ...], _t: _Target) -> ColumnElement[bool]:
     return media.c.id.in_(select(links.c.media_id).where(_active, links.c.case_number.in_(vs)))
 
 
-def _officer_sql(vs: tuple[Any, ...], _t: _Target) -> ColumnElement[bool]:
+def _officer_sql(vs: tuple[Any, ...], t: _Target) -> ColumnElement[bool]:
+    known = t.lookups.officers
+    if known is not None:
+        ids = sorted({i for v in vs for i in known.get(v, (v,))})
+        if not ids:
+            return false()
+        return and_(media.c.officer_id.is_not(None), media.c.officer_id.in_(ids))
     return or_(
         and_(media.c.officer_id.is_not(None), media.c.officer_id.in_(vs)),
         _officer_where(officers.c.name.in_(vs)),
@@ -658,16 +697,53 @@ def _text_sql(vs: tuple[Any, ...], t: _Target) -> ColumnElement[bool]:
 
 
 def _text_one(needle: str, t: _Target) -> ColumnElement[bool]:
-    """The items the index finds, when told how (``fts``); otherwise each candidate's document
-    tested with LIKE (ILIKE on PostgreSQL, which uses its pg_trgm index when the text has a
-    trigram, and scans when it has not)."""
-    if t.dialect == "sqlite" and needle in t.fts:
-        return media.c.id.in_(fts_rowids(t.fts[needle])) if t.fts[needle] else false()
-    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
+    """The items an index found (``fts``, ``found``, ``arrays``); otherwise each candidate's
+    document tested (:func:`holds`)."""
+    fts, found = t.lookups.fts, t.lookups.found
+    if t.dialect == "sqlite" and needle in fts:
+        return media.c.id.in_(fts_rowids(fts[needle])) if fts[needle] else false()
+    if needle in found:
+        return media.c.id.in_(found[needle]) if found[needle] else false()
+    tested = exists().where(
+        search_text.c.media_id == media.c.id, holds(search_text.c.body, needle, t.dialect)
+    )
+    if needle in t.lookups.arrays:
+        # The candidates of the index, each confirmed once it is among them (the test of an
+        # id is one probe of a hash table; only the candidates' documents are read).
+        return and_(media.c.id == any_(_id_array(t.lookups.arrays[needle])), tested)
+    return tested
+
+
+def _id_array(ids: str) -> ColumnElement[Any]:
+    """PostgreSQL: an array of ids written into the statement: a constant, which the
+    planner counts and hashes (as a parameter it is neither, and each row would search the
+    array from its start). Only the text of an array of integers is taken."""
+    if not re.fullmatch(r"\{[0-9,]*\}", ids):
+        raise ValueError(f"not an array of ids: {ids[:40]!r}")
+    return literal_column(f"'{ids}'::integer[]")
+
+
+def holds(body: Any, needle: str, dialect: str) -> ColumnElement[bool]:
+    """The document ``body`` holds the text, tested as it stands: LIKE on SQLite (which folds
+    Latin case); on PostgreSQL ``strpos`` of both lower-cased, which is what ILIKE does, in a
+    form no index serves (so that the planner walks the sort's index instead of fetching
+    every match)."""
+    if dialect == "sqlite":
+        return body.like(_like_pattern(needle), escape="\\")
+    return func.strpos(func.lower(body), func.lower(literal(needle, Text))) > 0
+
+
+def _like_pattern(needle: str) -> str:
+    return "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
+
+
+def postgres_indexed(needle: str) -> ColumnElement[bool]:
+    """PostgreSQL: the search_text rows that may hold the text, looked up in migration
+    0014's index of bigrams: those with all of its bigrams (two characters or more), or with
+    one it begins (one character), and those too long to be split. Exact for one and two
+    characters but for the last; a phrase needs confirming (:func:`holds`)."""
     body = search_text.c.body
-    sqlite = t.dialect == "sqlite"
-    found = body.like(pattern, escape="\\") if sqlite else body.ilike(pattern, escape="\\")
-    return exists().where(search_text.c.media_id == media.c.id, found)
+    return func.search_grams(body).op("@@")(func.search_grams_query(literal(needle, Text)))
 
 
 def fts_phrase(text: str) -> str:

@@ -8,10 +8,13 @@ queries, never one per item. How the common queries stay fast at a million items
 - ``officer:`` and ``device:`` with ``recorded:`` use the (officer_id | device_serial,
   recorded_start) indexes, which also give the default order (newest recording first);
 - ``sha256:`` is a range on the unique index of sha256;
-- text is looked up in the trigram index when it matches few items, and tested item by item
-  (LIKE) when it matches many: the sort's index then brings the newest items first and the
-  limit fills early. A count of the index's matches, stopped at ``BROAD``, decides (SQLite;
-  PostgreSQL's planner makes this choice itself, from its statistics of the documents).
+- ``officer:`` names are looked up in the registry first: the SQL then holds officer ids;
+- text is looked up in an index when it matches few items, and tested item by item when it
+  matches many: the sort's index then brings the newest items first and the limit fills
+  early. SQLite counts the index's matches, up to ``BROAD``; PostgreSQL tests the newest
+  ``SAMPLE`` documents (a count in a GIN index reads every match) and puts the ids its
+  index finds into the query as one array (the planner's guess of how many items hold a
+  Chinese phrase is no guide).
 
 PostgreSQL's btree indexes give a descending order with nulls first, so ``ORDER BY … DESC
 NULLS LAST`` cannot walk them: the planner fetched every match and sorted it (a scan of all of
@@ -23,23 +26,38 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, column, func, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Text,
+    and_,
+    case,
+    column,
+    func,
+    select,
+    table,
+)
 
 from pipeline.accounts.permissions import Reach
 from pipeline.catalog.reach import media_within
-from pipeline.catalog.schema import cases, links, media, media_tags, officers
+from pipeline.catalog.schema import cases, links, media, media_tags, officers, search_text
 from pipeline.models import MediaKind, MediaStatus
 from pipeline.search.query import (
     TRIGRAM,
     Field,
     ItemView,
     LinkedCase,
+    Lookups,
     Query,
     fts_phrase,
     fts_rowids,
+    holds,
+    postgres_indexed,
     where,
 )
 
@@ -100,11 +118,37 @@ def search(
 ) -> Results:
     """The first ``limit`` items the query selects, in the sort's order; only those ``scope``
     holds when given (a signed-in user's :func:`~pipeline.accounts.permissions.reach`)."""
-    if conn.dialect.name == "postgresql" and sort.descending:
-        ids = _postgres_descending(conn, query, sort, limit + 1, scope)
-    else:
-        ids = [r.id for r in conn.execute(selection(conn, query, sort, scope).limit(limit + 1))]
-    return Results(views(conn, ids[:limit]), len(ids) > limit)
+    with _serial(conn):
+        if conn.dialect.name == "postgresql" and sort.descending:
+            ids = _postgres_descending(conn, query, sort, limit + 1, scope)
+        else:
+            query_ids = selection(conn, query, sort, scope).limit(limit + 1)
+            ids = [r.id for r in conn.execute(query_ids)]
+        return Results(views(conn, ids[:limit]), len(ids) > limit)
+
+
+# What the search's statements run without, and as what (PostgreSQL's settings).
+_SHORT = {"max_parallel_workers_per_gather": "0", "jit": "off"}
+
+
+@contextmanager
+def _serial(conn: Connection) -> Iterator[None]:
+    """PostgreSQL: no parallel workers and no JIT compilation for the search's statements
+    (the settings as they were after them). Each statement reads a few thousand rows by index
+    at most: starting workers cost 10-25 ms a statement on a busy machine, and the planner's
+    cost of a lookup of bigrams (the function's COST, migration 0014) is above
+    ``jit_above_cost``, where compiling took 120-180 ms (benchmark 4) for a 1 ms statement."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    before = [func.current_setting(name) for name in _SHORT]
+    short = [func.set_config(name, value, True) for name, value in _SHORT.items()]
+    was = conn.execute(select(*before, *short)).one()[: len(_SHORT)]
+    try:
+        yield
+    finally:
+        again = zip(_SHORT, was, strict=True)
+        conn.execute(select(*(func.set_config(name, value, True) for name, value in again)))
 
 
 def _scoped(clause: ColumnElement[bool], scope: Reach | None) -> ColumnElement[bool]:
@@ -118,7 +162,7 @@ def _postgres_descending(
     whose order an index gives (a backward scan yields ``DESC NULLS FIRST``, never ``NULLS
     LAST``): the items with a sort value, ``DESC``; then those without, by id."""
     col = _SORT_COLUMNS[sort.key]
-    clause = _scoped(where(query, conn.dialect.name), scope)
+    clause = _scoped(where(query, conn.dialect.name, look_up(conn, query)), scope)
     valued = (
         select(media.c.id)
         .where(clause, col.is_not(None))
@@ -145,27 +189,96 @@ def selection(
     col = _SORT_COLUMNS[sort.key]
     direction = (col.desc(), media.c.id.desc()) if sort.descending else (col, media.c.id)
     order = (direction[0].nulls_last(), direction[1])
-    clause = _scoped(where(query, conn.dialect.name, fts=_fts_plan(conn, query)), scope)
+    clause = _scoped(where(query, conn.dialect.name, look_up(conn, query)), scope)
     return select(media.c.id).where(clause).order_by(*order)
 
 
 # Where fetching and sorting every match (~5 µs each) costs what testing the candidates the
 # sort's index brings does (~0.5 µs each, limit / share of them): near 2,500 matches at 1M items,
-# measured on benchmarks/queries.py's catalog.
+# measured on benchmarks/queries.py's catalog (SQLite).
 BROAD = 2000
+# PostgreSQL fetches a match from the heap for ~3-6 µs and tests a candidate the sort's index
+# brings for ~3-6 µs (benchmark 4 at 1M items), so that the two cost the same near
+# sqrt(limit × items) matches, 7,000 at 1M items: a share of ~0.7 %. Counting matches in a GIN
+# index reads every one of them (30 ms for 130,000 at 1M), so the share is taken on the newest
+# SAMPLE documents instead (~1 ms), which are those the sort's index brings first: from
+# SAMPLE_BROAD of them on, text is broad, and tested item by item; below, it is looked up in
+# the index, and its ids go into the query as the text of an array.
+SAMPLE = 1000
+SAMPLE_BROAD = 7
 
 # SQLite's list of the FTS5 index's trigrams (migration 0005).
 _vocab = table("search_fts_vocab", column("term"))
 
 
-def _fts_plan(conn: Connection, query: Query) -> dict[str, str]:
-    """SQLite: for each text value that matches fewer than BROAD items, the FTS5 query that
-    finds them ("" when none can match); one character, or broad text, is left to LIKE."""
-    if conn.dialect.name != "sqlite":
-        return {}
+def look_up(conn: Connection, query: Query) -> Lookups:
+    """What the query's SQL is built with: its officers' ids, and how each text value is
+    found (:class:`~pipeline.search.query.Lookups`)."""
+    text = _values(query, Field.TEXT)
+    officer_ids = _officer_ids(conn, query)
+    if conn.dialect.name == "sqlite":
+        return Lookups(_fts_plan(conn, text), _sqlite_found(conn, text), officers=officer_ids)
+    return Lookups(arrays=_postgres_arrays(conn, text), officers=officer_ids)
+
+
+def _values(query: Query, field: Field) -> set[str]:
+    return {v for t in query.terms if t.field is field for v in t.values if isinstance(v, str)}
+
+
+def _officer_ids(conn: Connection, query: Query) -> dict[str, tuple[str, ...]]:
+    """Each ``officer:`` value with the ids it stands for: itself (an id, registered or not),
+    and the ids of the registered officers of that name; of those, the ones some item has
+    (in one look at the index), so that a name comes to one id, whose index gives the
+    order of the page, and a name nobody has to none."""
+    values = _values(query, Field.OFFICER)
+    named: dict[str, set[str]] = {v: {v} for v in values}
+    if values:
+        rows = select(officers.c.name, officers.c.id).where(officers.c.name.in_(sorted(values)))
+        for r in conn.execute(rows):
+            named[r.name].add(r.id)
+    candidates = sorted({i for ids in named.values() for i in ids})
+    present: set[str] = set()
+    if candidates:
+        some = select(media.c.officer_id).where(media.c.officer_id.in_(candidates))
+        present.update(conn.execute(some.group_by(media.c.officer_id)).scalars())
+    return {v: tuple(sorted(ids & present)) for v, ids in named.items()}
+
+
+def _broad(conn: Connection, needle: str) -> bool:
+    """Whether SAMPLE_BROAD or more of the newest SAMPLE documents hold the text."""
+    return _count(conn, _held_by_newest(needle, conn.dialect.name)) >= SAMPLE_BROAD
+
+
+def _held_by_newest(needle: str, dialect: str) -> Select[Any]:
+    """Of the newest SAMPLE documents, up to SAMPLE_BROAD that hold the text."""
+    newest = select(search_text.c.body).order_by(search_text.c.media_id.desc()).limit(SAMPLE)
+    sample = newest.subquery()
+    held = select(sample.c.body).where(holds(sample.c.body, needle, dialect))
+    return held.limit(SAMPLE_BROAD)
+
+
+def _postgres_arrays(conn: Connection, text: set[str]) -> dict[str, str]:
+    """PostgreSQL: for each text value that is not broad, the ids of the items that may hold
+    it, from the index of bigrams (migration 0014), as the text of an array."""
+    arrays = {}
+    for needle in text:
+        # One statement: PostgreSQL runs the lookup (an init plan) only when the sample found
+        # the text rare; NULL when it is broad.
+        held = select(func.count()).select_from(_held_by_newest(needle, "postgresql").subquery())
+        ids = func.array_agg(search_text.c.media_id).cast(Text)
+        found = select(ids).where(postgres_indexed(needle)).scalar_subquery()
+        rare = case((held.scalar_subquery() < SAMPLE_BROAD, func.coalesce(found, "{}")))
+        array = conn.execute(select(rare)).scalar_one()
+        if array is not None:
+            arrays[needle] = array
+    return arrays
+
+
+def _fts_plan(conn: Connection, text: set[str]) -> dict[str, str]:
+    """SQLite: for each text value of two characters or more that matches fewer than BROAD
+    items, the FTS5 query that finds them ("" when none can match)."""
     plan = {}
-    text = {v for t in query.terms if t.field is Field.TEXT for v in t.values}
-    for needle in (v for v in text if isinstance(v, str)):
+    for needle in text:
         if len(needle) >= TRIGRAM:
             fts_query = fts_phrase(needle)
         elif len(needle) == TRIGRAM - 1:
@@ -175,6 +288,30 @@ def _fts_plan(conn: Connection, query: Query) -> dict[str, str]:
         if not fts_query or _count(conn, fts_rowids(fts_query).limit(BROAD)) < BROAD:
             plan[needle] = fts_query
     return plan
+
+
+def _sqlite_found(conn: Connection, text: set[str]) -> dict[str, tuple[int, ...]]:
+    """SQLite: for each character (text of one) that is not broad, the ids of the items that
+    hold it. It begins a trigram of the index wherever it stands but as the last character
+    of a document (the last one of the last title of a linked case, before the final line
+    break): the items linked to a case whose title holds it are added."""
+    found = {}
+    for needle in text:
+        if len(needle) != 1 or _broad(conn, needle):
+            continue
+        ids: set[int] = set()
+        beginning = _trigrams_beginning(conn, needle)
+        if beginning:
+            fts_query = " OR ".join(fts_phrase(t) for t in beginning)
+            ids.update(conn.execute(fts_rowids(fts_query).limit(BROAD)).scalars())
+        titled = select(cases.c.number).where(holds(cases.c.title, needle, "sqlite"))
+        ends = select(links.c.media_id).where(
+            links.c.removed_at.is_(None), links.c.case_number.in_(titled)
+        )
+        ids.update(conn.execute(ends.limit(BROAD)).scalars())
+        if len(ids) < BROAD:
+            found[needle] = tuple(sorted(ids))
+    return found
 
 
 def _trigrams_beginning(conn: Connection, text: str) -> list[str]:

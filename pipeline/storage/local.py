@@ -131,6 +131,17 @@ class ArchiveStore(Protocol):
         """A local path of a derived object, for playing or exporting it."""
         ...
 
+    # Disposal (issue 19): only pipeline.retention.disposal calls these, after an approved
+    # request's grace period, with the DISPOSED event written first.
+    def remove_original(self, sha256: str) -> None:
+        """Remove a stored original for good (every version of it); nothing there is not an
+        error. ObjectLocked when the store refuses (a lock not yet expired)."""
+        ...
+
+    def remove_derived(self, key: str) -> None:
+        """Remove a derived object (proxy, thumbnail); nothing there is not an error."""
+        ...
+
 
 class LocalStore:
     """Archive on a local filesystem.
@@ -227,6 +238,31 @@ class LocalStore:
         if not path.exists():
             raise StorageError(f"derived object {key} is missing from {self.root}")
         return path
+
+    # ------------------------------------------------------------ disposal (issue 19)
+    # The local store has no lock of its own: the dates the catalog keeps
+    # (pipeline.retention.locks.may_remove) are checked by the disposal before it calls these.
+
+    def remove_original(self, sha256: str) -> None:
+        path = self.original_path(sha256)
+        try:
+            path.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        except FileNotFoundError:
+            return  # its folder went too: nothing there
+        except OSError as exc:
+            raise StorageError(f"cannot remove original {sha256} from {self.root}: {exc}") from exc
+
+    def remove_derived(self, key: str) -> None:
+        path = self.root / key
+        if not key.startswith("derived/") or ".." in Path(key).parts:
+            raise StorageError(f"not a derived object's key: {key}")
+        try:
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty: another derived file stays
+                path.parent.rmdir()
+        except OSError as exc:
+            raise StorageError(f"cannot remove {key} from {self.root}: {exc}") from exc
 
 
 def _fsync_dir(folder: Path) -> None:

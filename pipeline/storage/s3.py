@@ -348,6 +348,51 @@ class S3Store:
             part.unlink(missing_ok=True)
         return local
 
+    # -------------------------------------------------------------- disposal (issue 19)
+
+    def remove_original(self, sha256: str) -> None:
+        """Delete every version of the original's key, the locked one first: the server's
+        Object Lock decides. A lock not expired (or a legal hold) is refused by the server
+        (COMPLIANCE mode: by anyone) and raised as ObjectLocked with its answer; nothing is
+        forced, no governance bypass is ever asked for."""
+        key = original_key(sha256)
+        for version in self._versions(key):
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version)
+            except ClientError as exc:
+                if error_code(exc) == "AccessDenied":
+                    raise ObjectLocked(
+                        self._at(key), f"the server refused the deletion: {describe(exc)}"
+                    ) from exc
+                raise StorageError(f"cannot delete {self._at(key)}: {describe(exc)}") from exc
+            except BotoCoreError as exc:
+                raise StorageError(f"cannot delete {self._at(key)}: {exc}") from exc
+
+    def remove_derived(self, key: str) -> None:
+        """Delete every version of a derived object, and its copy in ``cache/``."""
+        for version in self._versions(key):
+            with s3_errors(f"cannot delete {self._at(key)}"):
+                self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version)
+        (self.cache / key).unlink(missing_ok=True)
+
+    def _versions(self, key: str) -> list[str]:
+        """Every version of ``key``, oldest (the one the store wrote) first, then its delete
+        markers (S3 lists each newest first)."""
+        versions: list[str] = []
+        markers: list[str] = []
+        with s3_errors(f"cannot list {self._at(key)}"):
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=key
+            )
+            for page in pages:
+                for entry in page.get("Versions", []):
+                    if entry["Key"] == key:
+                        versions.append(entry["VersionId"])
+                for entry in page.get("DeleteMarkers", []):
+                    if entry["Key"] == key:
+                        markers.append(entry["VersionId"])
+        return [*versions[::-1], *markers]
+
 
 # ------------------------------------------------------------------------------ start-up
 

@@ -2,20 +2,23 @@
 
 Per department (exactly that unit, not its tree): case files due soon and overdue, cases of a
 mandatory category not yet archived whose coverage fails, and recordings of the last seven
-days docked later than ``cases.upload_limit_hours`` after they ended. The compliance sweep
-publishes it as a Prefect table artifact for operators; the dashboard computes the same
-function when it is opened and shows it at the top. Nothing is stored: the summary is a
-reading of the catalog at a moment, and a stored copy could only be older than that.
+days docked later than ``cases.upload_limit_hours`` after they ended. The daily compliance
+sweep computes it, keeps it in the catalog (:func:`publish`) and publishes it as a Prefect
+table artifact for operators; the dashboard shows the kept one at its top, with the time it
+was computed (:func:`published`). Kept because it reads the coverage of every pending case
+file of the agency: at a year of a county, a third of a second that a dashboard opened for
+one squad should not pay; before the first sweep the dashboard computes it when opened.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection
 
 from pipeline.cases.categories import Categories
+from pipeline.catalog import supervision as q
 from pipeline.settings import Settings
 from pipeline.supervision import figures as f
 from pipeline.supervision.figures import Period, Scope
@@ -46,7 +49,7 @@ class Pending:
 def pending(
     conn: Connection, scope: Scope, settings: Settings, categories: Categories, now: datetime
 ) -> Pending:
-    """The readings of :func:`summaries` (the dashboard lists the failing cases from them)."""
+    """The readings of :func:`summaries`."""
     today = now.astimezone(settings.zone).date()
     cs = settings.cases
     states = f.case_files(
@@ -89,3 +92,36 @@ def summarise(found: Pending) -> tuple[DepartmentSummary, ...]:
         if summary.due_soon or summary.overdue or summary.coverage_failures or summary.late_uploads:
             rows.append(summary)
     return tuple(rows)
+
+
+@dataclass(frozen=True)
+class Published:
+    """A summary the sweep kept: the local day of the sweep, when it was computed, and the
+    departments of the scope with something to act on then."""
+
+    day: date
+    computed_at: datetime
+    rows: tuple[DepartmentSummary, ...]
+
+
+def publish(
+    conn: Connection, rows: tuple[DepartmentSummary, ...], now: datetime, day: date
+) -> None:
+    """Keep the summary of every unit computed at ``now`` (local day ``day``)."""
+    q.keep_summary(conn, day, now, [asdict(r) for r in rows])
+
+
+def published(conn: Connection, scope: Scope) -> Published | None:
+    """The newest kept summary, of the units of ``scope``'s tree (None: every unit)."""
+    kept = q.latest_summary(conn)
+    if kept is None:
+        return None
+    day, at, rows = kept
+    tree = scope.department
+    return Published(
+        day,
+        at,
+        tuple(
+            DepartmentSummary(**r) for r in rows if tree is None or f.in_tree(r["department"], tree)
+        ),
+    )

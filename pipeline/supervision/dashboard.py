@@ -319,6 +319,7 @@ class Dashboard:
     not_docked_days: int
     figures: Figures
     alerts: tuple[DepartmentSummary, ...]  # the daily summary, at the top
+    alerts_as_of: datetime | None  # when the sweep computed it (None: computed now)
     units: tuple[UnitRow, ...]
     officers: tuple[OfficerRow, ...]
     devices: tuple[DeviceUse, ...]

@@ -26,13 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import pairwise
 from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
-    case,
     exists,
     func,
     literal,
@@ -540,14 +540,14 @@ def described(row: MediaRow) -> bool:
 
 
 def on_time_clause(limit_s: float) -> ColumnElement[bool]:
-    """Docked within ``limit_s`` after the recording ended (a photo: was taken)."""
-    ended = func.coalesce(media.c.recorded_end, media.c.recorded_start)
-    return q.seconds_between(ended, q.docked_at()) <= limit_s
+    """Docked within ``limit_s`` after the recording ended (a photo: was taken): the delay
+    its row keeps from its ingest (``pipeline.catalog.media.docking``)."""
+    return media.c.dock_delay_s <= limit_s
 
 
 def docked(row: MediaRow) -> datetime:
     """When its bytes reached a dock: the earliest docking its uploads reported, else its
-    ingest (the twin of :func:`pipeline.catalog.supervision.docked_at`)."""
+    ingest (the rule the row's ``docked_at`` was kept by, read here from the uploads)."""
     return min(row.reported_docked) if row.reported_docked else row.ingested_at
 
 
@@ -777,14 +777,8 @@ def _edges(periods: Sequence[Period], zone: tzinfo) -> list[datetime]:
     return [b.lo for b in found if b.lo is not None] + [found[-1].hi]  # type: ignore[list-item]
 
 
-def bucket_clause(column: Any, edges: Sequence[datetime]) -> ColumnElement[int]:
-    """Which of the buckets ``[edges[i], edges[i+1])`` ``column`` is in; -1 outside."""
-    whens = [(column < edges[0], -1)] + [(column < edges[i + 1], i) for i in range(len(edges) - 1)]
-    return case(*whens, else_=-1)
-
-
 def bucket_of(moment: datetime, edges: Sequence[datetime]) -> int:
-    """The Python twin of :func:`bucket_clause`."""
+    """Which of the buckets ``[edges[i], edges[i+1])`` ``moment`` is in; -1 outside."""
     for i in range(len(edges) - 1):
         if edges[i] <= moment < edges[i + 1]:
             return i
@@ -849,31 +843,24 @@ def trends(
     limit_s: float,
 ) -> Trends:
     """Week over week and month over month, ending on ``end``: case files by the day their
-    act ended, recordings by the day they started. SQL form."""
+    act ended, recordings by the day they started. SQL form.
+
+    Each stretch between two consecutive edges (of the weeks or of the months) lies in one
+    week and one month: it is summed over its range of the index without a GROUP BY, which
+    at a year of an agency costs a third less than grouping every row of the two months by
+    two bucket expressions (benchmark 9)."""
     weeks, months = trend_periods(end)
     week_edges, month_edges = _edges(weeks, zone), _edges(months, zone)
-    span = _trend_span(weeks, months, zone)
-    ended, started = cases.c.action_end, media.c.recorded_start
-    case_rows = q.tally(
-        conn,
-        cases,
-        case_base_clause(scope, span),
-        [bucket_clause(ended, week_edges), bucket_clause(ended, month_edges)],
-        _case_sums(today, due_soon_days),
-    )
-    media_rows = q.tally(
-        conn,
-        media,
-        recording_base_clause(scope, span),
-        [bucket_clause(started, week_edges), bucket_clause(started, month_edges)],
-        {k: v for k, v in _recording_sums(limit_s).items() if k in TREND_SUMS},
-    )
-    return _trends(
-        weeks,
-        months,
-        ((int(k[0]), int(k[1]), _counts(CaseCounts, s)) for k, s in case_rows),
-        ((int(k[0]), int(k[1]), _counts(RecordingCounts, s)) for k, s in media_rows),
-    )
+    case_sums = _case_sums(today, due_soon_days)
+    media_sums = {k: v for k, v in _recording_sums(limit_s).items() if k in TREND_SUMS}
+    case_rows, media_rows = [], []
+    for lo, hi in pairwise(sorted({*week_edges, *month_edges})):
+        week, month, part = bucket_of(lo, week_edges), bucket_of(lo, month_edges), Bounds(lo, hi)
+        for _, sums in q.tally(conn, cases, case_base_clause(scope, part), [], case_sums):
+            case_rows.append((week, month, _counts(CaseCounts, sums)))
+        for _, sums in q.tally(conn, media, recording_base_clause(scope, part), [], media_sums):
+            media_rows.append((week, month, _counts(RecordingCounts, sums)))
+    return _trends(weeks, months, case_rows, media_rows)
 
 
 #: What the trends count of recordings (their rates' parts): the rest stays 0.

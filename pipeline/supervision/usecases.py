@@ -288,12 +288,17 @@ def _needing_action(
     settings: Settings,
     categories: Categories,
     today: date,
-    pending: alerts.Pending,
 ) -> tuple[CaseAction, ...]:
+    """The case files overdue or due soon, then those whose coverage fails, at most
+    CASES_SHOWN (the coverage is read only when the first leave room)."""
     cs = settings.cases
     numbers = f.cases_needing_action(conn, scope, today, cs.due_soon_days, CASES_SHOWN)
-    failed = [c.number for c in pending.coverage if c.failed and c.number not in numbers]
-    numbers += failed[: CASES_SHOWN - len(numbers)]
+    if len(numbers) < CASES_SHOWN:
+        covered = f.coverage_cases(
+            conn, scope, f.EVER, _mandatory(categories), cs.coverage_gap_s, pending_only=True
+        )
+        failed = [c.number for c in covered if c.failed and c.number not in numbers]
+        numbers += failed[: CASES_SHOWN - len(numbers)]
     return tuple(
         CaseAction(
             c.number,
@@ -345,8 +350,11 @@ def dashboard(
         cf, cov, rec, dev, found = _read(
             conn, settings, categories, scope, period.bounds(settings.zone), end, now
         )
-        pending = alerts.pending(conn, scope, settings, categories, now)
-        action = _needing_action(conn, scope, settings, categories, today, pending)
+        kept = alerts.published(conn, scope)
+        summary, as_of = (kept.rows, kept.computed_at) if kept else (None, None)
+        if summary is None:  # no sweep yet: computed now
+            summary = alerts.summaries(conn, scope, settings, categories, now)
+        action = _needing_action(conn, scope, settings, categories, today)
         devices = _devices(conn, rec, dev)
         people = _officers(conn, cf, cov, rec)
     units = _units(cf, cov, rec)
@@ -359,7 +367,8 @@ def dashboard(
         due_soon_days=settings.cases.due_soon_days,
         not_docked_days=settings.devices.not_docked_days,
         figures=_figures(cf.total, cov.total, rec.total, dev),
-        alerts=alerts.summarise(pending),
+        alerts=summary,
+        alerts_as_of=as_of,
         units=units,
         officers=people,
         devices=devices,
@@ -462,10 +471,19 @@ def department_summaries(
     instance: Instance, department: str | None = None, *, user: User | None = None
 ) -> tuple[alerts.DepartmentSummary, ...]:
     """Today's summary per department (due soon, overdue, coverage failures, late uploads)
-    of ``department``'s tree (None: every unit): what the daily sweep publishes."""
+    of ``department``'s tree (None: every unit), computed now."""
     tree = readable_department(instance, user, department)
     settings = instance.settings
     with instance.catalog.read() as conn:
         return alerts.summaries(
             conn, Scope(tree), settings, load_categories(settings), instance.clock()
         )
+
+
+def publish_department_summaries(instance: Instance) -> tuple[alerts.DepartmentSummary, ...]:
+    """The daily sweep's summary of every unit, computed and kept for the dashboard's top."""
+    settings, now = instance.settings, instance.clock()
+    with instance.catalog.begin() as conn:
+        found = alerts.summaries(conn, Scope(None), settings, load_categories(settings), now)
+        alerts.publish(conn, found, now, now.astimezone(settings.zone).date())
+    return found

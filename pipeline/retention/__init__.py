@@ -1,0 +1,1 @@
+"""Retention, holds and disposal (issue 19)."""
