@@ -24,6 +24,20 @@ from pipeline.settings import Settings, load_settings
 LOOSE = {"ignore_unknown_options": True}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+# Which requests a list of requests (access, disposal) shows: see :func:`listing`.
+MineOpt = Annotated[bool, typer.Option("--mine", help="My requests (the default).")]
+WaitingOpt = Annotated[bool, typer.Option("--waiting", help="Requests waiting for me to decide.")]
+EveryOpt = Annotated[bool, typer.Option("--all", help="Every request I may see, decided or not.")]
+
+
+def listing(mine: bool, waiting: bool, every: bool) -> str:
+    """``mine``, ``waiting`` or ``all`` from --mine, --waiting, --all (at most one)."""
+    if mine + waiting + every > 1:
+        raise typer.BadParameter("give one of --mine, --waiting, --all")
+    return "waiting" if waiting else "all" if every else "mine"
+
+
 ActorOpt = Annotated[
     str | None,
     typer.Option(

@@ -107,13 +107,9 @@ def access_refuse(
 
 
 def access_list(
-    mine: Annotated[bool, typer.Option("--mine", help="My requests (the default).")] = False,
-    waiting: Annotated[
-        bool, typer.Option("--waiting", help="Requests waiting for me to decide.")
-    ] = False,
-    every: Annotated[
-        bool, typer.Option("--all", help="Every request I may see, decided or not.")
-    ] = False,
+    mine: common.MineOpt = False,
+    waiting: common.WaitingOpt = False,
+    every: common.EveryOpt = False,
     actor: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -121,9 +117,7 @@ def access_list(
 
     Example: evidence access list --waiting --as wang.ju
     """
-    if mine + waiting + every > 1:
-        raise typer.BadParameter("give one of --mine, --waiting, --all")
-    listing = Listing.WAITING if waiting else Listing.ALL if every else Listing.MINE
+    listing = Listing(common.listing(mine, waiting, every))
     inst = common.instance()
     user = usecases.acting_user(inst, actor)
     _print(list(usecases.list_requests(inst, user, listing)), json_out, title=listing.label_zh)

@@ -162,13 +162,9 @@ def _print_sweep(found: Sweep, json_out: bool) -> None:
 
 
 def retention_requests(
-    mine: Annotated[bool, typer.Option("--mine", help="My requests (the default).")] = False,
-    waiting: Annotated[
-        bool, typer.Option("--waiting", help="Requests waiting for me to decide.")
-    ] = False,
-    every: Annotated[
-        bool, typer.Option("--all", help="Every request I may see, decided or not.")
-    ] = False,
+    mine: common.MineOpt = False,
+    waiting: common.WaitingOpt = False,
+    every: common.EveryOpt = False,
     actor: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -176,15 +172,7 @@ def retention_requests(
 
     Example: evidence retention requests --waiting --as wang.ju
     """
-    if mine + waiting + every > 1:
-        raise typer.BadParameter("give one of --mine, --waiting, --all")
-    listing = (
-        DisposalListing.WAITING
-        if waiting
-        else DisposalListing.ALL
-        if every
-        else DisposalListing.MINE
-    )
+    listing = DisposalListing(common.listing(mine, waiting, every))
     inst = common.instance()
     user = acting_user(inst, actor)
     found = list(disposal.list_disposals(inst, user, listing))
