@@ -34,10 +34,12 @@ from typing import Any
 from benchmarks import (
     dashboard,
     dock_upload,
+    flow_runs,
     ingest_large,
     memory,
     proxy,
     queries,
+    s3_peers,
     small_files,
     watch_latency,
 )
@@ -78,6 +80,8 @@ BENCHMARKS = (
     Benchmark("replay", record_replay.NUMBER, record_replay.NAME, record_replay.run),
     Benchmark("dock_upload", dock_upload.NUMBER, dock_upload.NAME, dock_upload.run),
     Benchmark("dashboard", dashboard.NUMBER, dashboard.NAME, dashboard.bench),
+    Benchmark("s3_peers", s3_peers.NUMBER, s3_peers.NAME, s3_peers.run),
+    Benchmark("flow_runs", flow_runs.NUMBER, flow_runs.NAME, flow_runs.run, needs_prefect=True),
 )
 
 

@@ -11,6 +11,8 @@ them itself.
 from __future__ import annotations
 
 import contextlib
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,30 +49,56 @@ def deploy_all(settings: Settings) -> tuple[list[str], list[str]]:
             else:
                 _drop_limit(client, tag)
         automations = deploy_automations(client)
-    runners = [
-        _sourced(d, root, pool)
-        for d in (
-            ingest_station.to_deployment(name="station", tags=[RUN_TAG, "kind:sweep"]),
-            *compliance.deployments(settings),
-            *fixity.deployments(settings),
-            *retention.deployments(settings),
-        )
-    ]
+    scheduled = (
+        *compliance.deployments(settings),
+        *fixity.deployments(settings),
+        *retention.deployments(settings),
+    )
+    runners = [ingest_deployment(root, pool), *(_sourced(d, root, pool) for d in scheduled)]
     deploy(*runners, work_pool_name=pool, build=False, push=False, print_next_steps_message=False)
     return [f"{r.flow_name}/{r.name}" for r in runners], automations
 
 
+def ingest_deployment(root: str, pool: str, name: str = "station") -> Any:
+    """The ingest-station deployment (``INGEST_DEPLOYMENT`` when ``name`` is left as it is)
+    for the work pool ``pool``, its code at ``root``; benchmark 11 runs it too."""
+    runner = ingest_station.to_deployment(name=name, tags=[RUN_TAG, "kind:sweep"])
+    return _sourced(runner, root, pool)
+
+
+def engine_command(root: str) -> str | None:
+    """The command a worker starts each flow run with: Prefect's engine under this Python,
+    found on the worker host at its place under ``root`` as the code is; None (Prefect's own
+    launcher) when this Python lies outside the project and the workers' code elsewhere.
+
+    Without a command, a Prefect 3.9 process worker starts each run as a workspace
+    supervisor (``prefect.runner._workspace_supervisor``) that imports Prefect (~2 s of CPU),
+    runs the deployment's pull steps, then execs the engine, which imports Prefect again. The
+    engine started at once runs the pull steps itself: one Prefect start-up per run instead
+    of two (benchmark 11, BENCHMARKS.md).
+    """
+    python = Path(sys.executable).absolute()  # not resolved: a venv's python is a symlink
+    if python.is_relative_to(PROJECT_ROOT):
+        python = Path(root) / python.relative_to(PROJECT_ROOT)
+    elif Path(root).resolve() != PROJECT_ROOT:
+        return None
+    return shlex.join([str(python), "-m", "prefect.engine"])
+
+
 def _sourced(runner: Any, root: str, pool: str) -> Any:
     """The same deployment (name, schedules, parameters) for the work pool, its code taken
-    from ``root`` — a local path: each worker runs the code from that path on its host."""
+    from ``root`` — a local path: each worker runs the code from that path on its host, with
+    :func:`engine_command`."""
     module_file, _, func = runner.entrypoint.partition(":")
     entrypoint = f"{Path(module_file).resolve().relative_to(PROJECT_ROOT)}:{func}"
     flow: Any = Flow.from_source(source=root, entrypoint=entrypoint)  # sync here, not a coroutine
+    command = engine_command(root)
     return flow.to_deployment(
         name=runner.name,
         work_pool_name=pool,
         schedules=[s.schedule for s in runner.schedules or []],
         parameters=runner.parameters,
+        job_variables={"command": command} if command else None,
     )
 
 

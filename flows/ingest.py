@@ -12,6 +12,9 @@ step is idempotent.
 - ``intake-station`` runs the first two for files the watcher saw closed, and
   ``derive-station`` the third, later: a file is in the catalog within a second or so of
   landing, while proxies, which can take minutes for an hour of 1080p, follow behind.
+  ``evidence watch`` does the first two on its own thread first (``catalogue_now``) and the
+  intake run then records them (``record_intake``), so a busy Prefect server never delays
+  a catalogue entry (flows.watch).
 
 What the run list shows (the Prefect UI is the operators' screen): a sweep is planned before
 any flow run is made, and one that finds nothing to take makes none; it is logged and counted
@@ -32,6 +35,7 @@ whose owner is gone as crashed, as the sweep takes over their jobs. Runs of a de
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -446,16 +450,71 @@ def run_intake(
     if not plan.job_ids:
         intake = Intake(finish_sweep(plan, []), ())
     else:
-        with _in_process(settings) as runner, tags(*run_tags("intake", station_id)):
-            fn = _named_run(settings, intake_station, "intake", station_id, len(plan.job_ids))
-            state = fn.with_options(task_runner=runner)(
-                station_id, None, owner, list(plan.job_ids), return_state=True
-            )
-        done: Intake = _result(state)
+        done = record_intake(settings, station_id, list(plan.job_ids), owner)
         intake = replace(done, report=_with_waiting(done.report, plan))
     if paths is None:
         heartbeat(settings, intake.report, files=len(plan.job_ids))
     return intake
+
+
+def record_intake(settings: Settings, station_id: str, job_ids: list[int], owner: str) -> Intake:
+    """The ``intake-station`` run of jobs planned (and perhaps already catalogued, by
+    :func:`catalogue_now`) by ``owner``: the steps left, and what became of each file."""
+    with _in_process(settings) as runner, tags(*run_tags("intake", station_id)):
+        fn = _named_run(settings, intake_station, "intake", station_id, len(job_ids))
+        state = fn.with_options(task_runner=runner)(
+            station_id, None, owner, job_ids, return_state=True
+        )
+    done: Intake = _result(state)
+    return done
+
+
+@dataclass(frozen=True)
+class Catalogued:
+    """What :func:`catalogue_now` did: the files that ended (and those still being
+    written), and every job it planned, for the intake run that records them."""
+
+    report: SweepReport
+    job_ids: tuple[int, ...]
+    to_derive: tuple[int, ...]  # catalogued: proxies and release to come
+
+
+def catalogue_now(
+    ctx: IngestContext,
+    station_id: str,
+    paths: list[str] | None,
+    *,
+    check_crashed: bool = True,
+    in_flight: Collection[int] = (),
+) -> Catalogued:
+    """Store and catalogue a batch (or sweep the station, ``paths`` None) in this process,
+    ``ingest.workers`` files at a time, before any flow run: the watcher's way from a file
+    landing to its catalogue entry then waits on no Prefect server. (With the intake run
+    doing this work, a host with one core busy hashing had the watcher wait seconds per batch
+    on the run's calls to a server sharing the CPU: benchmark 5.) The batch's
+    ``intake-station`` run (:func:`record_intake`) follows with the same jobs and owner: it
+    finds them catalogued, retries a file that failed here, and shows the batch in the UI as
+    before. ``ctx`` is the caller's (its owner holds the jobs until they are derived);
+    ``check_crashed`` and ``in_flight`` as for :func:`run_intake`."""
+    settings = ctx.settings
+    if paths is None and check_crashed:
+        mark_crashed_runs(station_id)
+    plan = _plan(settings, station_id, paths, ctx.owner, ctx)
+    if in_flight:
+        plan = replace(plan, job_ids=tuple(j for j in plan.job_ids if j not in in_flight))
+
+    def one(job_id: int) -> FileReport | None:
+        ended = store_job(ctx, plan.station, job_id)
+        return ended if ended is not None else catalogue_job(ctx, plan.station, job_id)
+
+    with ThreadPoolExecutor(max_workers=settings.ingest.workers) as pool:
+        done = list(pool.map(one, plan.job_ids))
+    ended = [r for r in done if r is not None]
+    report = _with_waiting(finish_sweep(plan, ended), plan)
+    if paths is None:
+        heartbeat(settings, report, files=len(plan.job_ids))
+    to_derive = tuple(j for j, r in zip(plan.job_ids, done, strict=True) if r is None)
+    return Catalogued(report, plan.job_ids, to_derive)
 
 
 def run_derive(settings: Settings, station_id: str, job_ids: list[int], owner: str) -> SweepReport:

@@ -235,6 +235,11 @@ def stop_server(settings: Settings) -> bool:
     to the pid in ``server.pid``), and wait until it is gone; False when none was running."""
     pid_file = settings.prefect_home / PID_FILE
     pid = _server_pid(settings)
+    # This process's last flow-run logs go to the server while it is up, not to nowhere
+    # ("Error logging to API" on stderr at exit, the server gone).
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5)
     pid_file.unlink(missing_ok=True)
     (settings.prefect_home / LEGACY_STATE).unlink(missing_ok=True)
     if pid is None or not _alive(pid):

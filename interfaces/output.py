@@ -18,9 +18,12 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from rich.align import AlignMethod
 from rich.cells import cell_len
 from rich.console import Console, ConsoleDimensions
 from rich.progress import Progress
+from rich.rule import Rule
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -37,6 +40,8 @@ from pipeline.uploads.presence import StationState
 #: Columns of output that goes to a file or a pipe: wide enough that no digest, name or
 #: path is folded (a script's `grep`, `cut` and `awk` see each on one line).
 PIPE_WIDTH = 4096
+#: The width of a section's heading there.
+RULE_WIDTH = 100
 
 
 class _Console(Console):
@@ -51,6 +56,19 @@ class _Console(Console):
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:
         Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+    def rule(
+        self,
+        title: str | Text = "",
+        *,
+        characters: str = "─",
+        style: str | Style = "rule.line",
+        align: AlignMethod = "center",
+    ) -> None:
+        """A section's heading; in a pipe or a file as wide as a terminal's, not as
+        :data:`PIPE_WIDTH`."""
+        line = Rule(title, characters=characters, style=style, align=align)
+        self.print(line, width=None if self.is_terminal or self._width else RULE_WIDTH)
 
 
 # No emoji codes: a stored ":warning:" is shown as typed.

@@ -496,7 +496,7 @@ class Settings(BaseSettings):
 
     @property
     def s3_work_dir(self) -> Path:
-        """Local room of the S3 store: staging copies, downloaded originals, derived cache."""
+        """Local room of the S3 store: downloaded originals and the derived cache."""
         return self.home / "s3"
 
     @property

@@ -59,6 +59,7 @@ class FakeStation:
 
     def __init__(self) -> None:
         self.uploads: dict[str, Upload] = {}
+        self.created = 0  # ids are never reused, even after an upload is dropped
         self.present: set[str] = set()
         self.requests: list[tuple[str, str]] = []
         self.patches = 0
@@ -195,8 +196,9 @@ class FakeStation:
                         ):
                             break
                     else:
+                        station.created += 1
                         u = Upload(
-                            f"u{len(station.uploads) + 1}",
+                            f"u{station.created}",
                             int(self.headers["Upload-Length"]),
                             metadata,
                         )

@@ -135,6 +135,60 @@ def test_intake_catalogues_at_once_and_derive_finishes_later(
     assert not video.exists(), "released once derived"
 
 
+def test_the_watcher_catalogues_before_any_run_and_the_intake_run_records_it(
+    flow_env: Settings,
+    catalog,
+    station: Station,
+    dock: Path,
+    clips: dict[str, Path],  # type: ignore[no-untyped-def]
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.ingest import catalogue_now, record_intake
+    from pipeline.ingest.steps import open_context
+
+    video = put(clips["video"], dock, "BWC-1/a.mp4")
+    cut = put(clips["truncated"], dock, "BWC-1/cut.mp4")
+    started = datetime.now(UTC)
+    ctx = open_context(flow_env)
+
+    def station_runs() -> list[Any]:
+        with get_client(sync_client=True) as client:
+            return [
+                r
+                for r in client.read_flow_runs()
+                if r.parameters.get("station_id") == station.id
+                and r.created
+                and r.created >= started
+            ]
+
+    try:
+        done = catalogue_now(ctx, station.id, [str(video), str(cut)], check_crashed=False)
+    finally:
+        ctx.catalog.dispose()
+
+    # Catalogued, and the truncated file quarantined, before any flow run exists.
+    assert [(Path(f.path).name, f.outcome) for f in done.report.files] == [
+        ("cut.mp4", Outcome.QUARANTINED)
+    ]
+    assert len(done.job_ids) == 2 and len(done.to_derive) == 1
+    with catalog.begin() as conn:
+        item = media_db.by_sha256(conn, sha256_of(video))
+    assert item is not None and item.status is MediaStatus.ARCHIVED
+    assert station_runs() == []
+
+    # The run that records the batch shows both files, as when it did the work itself.
+    intake = record_intake(flow_env, station.id, list(done.job_ids), ctx.owner)
+
+    assert intake.to_derive == done.to_derive
+    assert [(Path(f.path).name, f.outcome) for f in intake.report.files] == [
+        ("cut.mp4", Outcome.QUARANTINED)
+    ]
+    runs = station_runs()
+    assert [r.name.split()[:4] for r in runs] == [["intake", station.id, "2", "files"]]
+    assert runs[0].state is not None and runs[0].state.is_completed()
+
+
 def test_evidence_watch_catalogues_each_batch_and_derives_behind_it(
     flow_env: Settings,
     catalog,

@@ -17,12 +17,12 @@ from pipeline.catalog import media as media_db
 from pipeline.errors import ChecksumMismatch
 from pipeline.ingest.steps import IngestContext, release_target
 from pipeline.media.transcode import check_decodes
-from pipeline.models import MediaKind, Outcome, Station
+from pipeline.models import FileReport, MediaKind, Outcome, Station
 from pipeline.settings import Settings
 from pipeline.storage.s3 import S3Store, open_s3_store, original_key
 from tests.conftest import make_settings, put
 from tests.seaweed import Seaweed, running_seaweed
-from tests.test_s3store import CorruptingS3Store
+from tests.test_s3store import CorruptingS3Store, DamagingS3Store
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +104,28 @@ def test_a_dump_is_archived_into_s3_probed_and_transcoded_from_downloaded_origin
     for key, path in files.items():
         assert not path.exists(), "released only after the stored copy verified"
         assert _sha(release_target(station, path)) == digests[key]
-    assert list(store.tmp.iterdir()) == [], "no staging copy or download left behind"
+    assert list(store.tmp.iterdir()) == [], "no download left behind"
 
 
-def test_a_damaged_upload_holds_the_source_on_the_dock(
+def _sweep_through(
+    kind: type[S3Store],
+    catalog: Catalog,
+    settings: Settings,
+    store: S3Store,
+    station: Station,
+    dock: Path,
+    clip: Path,
+) -> tuple[FileReport, Path, str]:
+    """Sweep one clip with the store's ``kind`` of faulty twin: its report, source and SHA."""
+    faulty = kind(store.client, store.s3, settings.s3_work_dir, settings.ingest.block_size)
+    ctx = IngestContext(catalog, faulty, settings, jobs_db.new_owner())
+    src = put(clip, dock, "BWC-1/a.mp4")
+    sha = _sha(src)
+    (report,) = sweep_station(ctx, station).files
+    return report, src, sha
+
+
+def test_a_source_rewritten_between_the_reads_is_held_on_the_dock(
     catalog: Catalog,
     settings: Settings,
     store: S3Store,
@@ -115,18 +133,30 @@ def test_a_damaged_upload_holds_the_source_on_the_dock(
     dock: Path,
     clips: dict[str, Path],
 ) -> None:
-    corrupting = CorruptingS3Store(
-        store.client, store.s3, settings.s3_work_dir, settings.ingest.block_size
+    report, src, sha = _sweep_through(
+        CorruptingS3Store, catalog, settings, store, station, dock, clips["video"]
     )
-    ctx = IngestContext(catalog, corrupting, settings, jobs_db.new_owner())
-    src = put(clips["video"], dock, "BWC-1/a.mp4")
-    sha = _sha(src)
-
-    (report,) = sweep_station(ctx, station).files
 
     assert report.outcome is Outcome.QUARANTINED and sha in (report.reason or "")
-    assert src.exists() and _sha(src) == sha, "the source stays on the dock, untouched"
+    assert src.exists() and _sha(src) != sha, "the source, as rewritten, stays on the dock"
     assert not store.has_original(sha)
     with catalog.begin() as conn:
         (entry,) = media_db.quarantine_entries(conn)
     assert entry.code == ChecksumMismatch.code and entry.sha256 is None
+
+
+def test_a_damaged_upload_fails_and_keeps_the_source_on_the_dock(
+    catalog: Catalog,
+    settings: Settings,
+    store: S3Store,
+    station: Station,
+    dock: Path,
+    clips: dict[str, Path],
+) -> None:
+    report, src, sha = _sweep_through(
+        DamagingS3Store, catalog, settings, store, station, dock, clips["video"]
+    )
+
+    assert report.outcome is Outcome.FAILED and "damaged on the way" in (report.reason or "")
+    assert src.exists() and _sha(src) == sha, "the source stays on the dock, untouched"
+    assert not store.has_original(sha)

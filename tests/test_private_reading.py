@@ -34,23 +34,37 @@ SECRETS = ("张三", "110101199001011234", "39.904211", "116.407395", "N39.9042"
 REVEAL = ("--reveal", "--as", "A001", "--reason", "复核 案件 2026-0113")
 
 
+_DESCRIBED: dict[str, Path] = {}
+
+
+def _described(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]) -> Path:
+    """The custody template's three items; the video described (through the CLI) and given
+    a GPS fix and a recorder comment holding one. Once per session, copied for each test
+    (an `evidence` process per test was a fifth of this module's time)."""
+    if "home" not in _DESCRIBED:
+        home = tmp_path_factory.mktemp("private-template") / "home"
+        made = copy_archive(template(tmp_path_factory, clips), home)
+        video = made.items["video"]
+        described = made.cli("media", "describe", str(video.id), DESCRIPTION, "--as", "1023")
+        assert described.returncode == 0, described.stderr
+        extra = {**video.probe.extra, "comment": COMMENT}
+        with made.catalog.begin() as conn:
+            conn.execute(
+                update(media_table)
+                .where(media_table.c.id == video.id)
+                .values(latitude=LATITUDE, longitude=LONGITUDE, extra=extra)
+            )
+        made.catalog.dispose()  # the last connection folds SQLite's WAL into the file
+        _DESCRIBED["home"] = home
+    return _DESCRIBED["home"]
+
+
 @pytest.fixture
 def archive(
     tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path], tmp_path: Path
 ) -> Iterator[Archive]:
-    """The custody template's three items; the video described (through the CLI) and given
-    a GPS fix and a recorder comment holding one."""
-    copy = copy_archive(template(tmp_path_factory, clips), tmp_path / "home")
-    video = copy.items["video"]
-    described = copy.cli("media", "describe", str(video.id), DESCRIPTION, "--as", "1023")
-    assert described.returncode == 0, described.stderr
-    extra = {**video.probe.extra, "comment": COMMENT}
-    with copy.catalog.begin() as conn:
-        conn.execute(
-            update(media_table)
-            .where(media_table.c.id == video.id)
-            .values(latitude=LATITUDE, longitude=LONGITUDE, extra=extra)
-        )
+    """A copy of :func:`_described`'s home."""
+    copy = copy_archive(_described(tmp_path_factory, clips), tmp_path / "home")
     yield copy
     copy.catalog.dispose()
 

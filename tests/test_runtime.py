@@ -45,3 +45,30 @@ def test_a_local_server_on_postgresql_keeps_its_runs_there(tmp_path: Path, pg_ur
             running_server(on_sqlite)
     finally:
         assert stop_server(settings)
+
+
+def test_workers_start_each_run_with_the_engine_under_the_projects_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without a command a Prefect 3.9 process worker starts a workspace supervisor first,
+    # a second Prefect start-up per run (benchmark 10); the command must name a Python that
+    # exists on the worker host.
+    import shlex
+    import sys
+
+    from flows.deploy import PROJECT_ROOT, engine_command
+
+    in_project = PROJECT_ROOT / ".venv" / "bin" / "python"
+    monkeypatch.setattr(sys, "executable", str(in_project))
+    assert shlex.split(engine_command(str(PROJECT_ROOT)) or "") == [
+        str(in_project), "-m", "prefect.engine",
+    ]  # fmt: skip
+    # Workers with the code elsewhere (prefect.code_path) find the Python at its place there.
+    assert shlex.split(engine_command("/opt/evidence") or "") == [
+        "/opt/evidence/.venv/bin/python", "-m", "prefect.engine",
+    ]  # fmt: skip
+    # A Python outside the project: the same for workers of this installation's code, unknown
+    # to workers with the code elsewhere, which keep Prefect's own launcher.
+    monkeypatch.setattr(sys, "executable", "/usr/local/bin/python3.11")
+    assert engine_command(str(PROJECT_ROOT)) == "/usr/local/bin/python3.11 -m prefect.engine"
+    assert engine_command("/opt/evidence") is None

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from botocore.exceptions import ClientError
@@ -21,7 +21,7 @@ from pipeline.storage.local import open_store
 from pipeline.storage.s3 import S3Store, open_s3_store, original_key
 from pipeline.storage.s3client import S3Client, b64, make_client
 from pipeline.storage.s3lock import check_lock, ensure_bucket
-from pipeline.storage.s3parts import Staged
+from pipeline.storage.s3parts import Hashed
 from tests.conftest import make_settings
 from tests.seaweed import Seaweed, running_seaweed
 
@@ -129,7 +129,7 @@ def test_small_original_is_one_put_checked_by_the_server_and_locked(
     with store.original_file(digest.sha256) as local:
         assert local.read_bytes() == src.read_bytes()
     assert not local.exists(), "downloaded originals are removed after use"
-    assert list(store.tmp.iterdir()) == [], "no staging copy left behind"
+    assert list(store.tmp.iterdir()) == [], "nothing left behind in tmp/"
 
 
 def test_large_original_is_multipart_with_the_composite_beside_the_full_sha256(
@@ -193,38 +193,166 @@ def test_an_empty_file_is_stored(store: S3Store, tmp_path: Path) -> None:
 
 
 class CorruptingS3Store(S3Store):
-    """A local disk that flips one bit of the staging copy after the source was hashed."""
+    """A dock file rewritten in place between the store's two reads: one bit flipped, on the
+    disk, after the source was hashed and before it is uploaded."""
 
-    def _stage(self, source: Path, staging: Path) -> Staged:
-        staged = super()._stage(source, staging)
-        data = bytearray(staging.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        staging.write_bytes(bytes(data))
-        return staged
+    def _hash(self, source: BinaryIO) -> Hashed:
+        hashed = super()._hash(source)
+        middle = hashed.digest.size // 2
+        # The same file, opened again for writing, whatever its name in the dock.
+        with open(f"/proc/self/fd/{source.fileno()}", "r+b") as rewrite:
+            rewrite.seek(middle)
+            byte = rewrite.read(1)[0]
+            rewrite.seek(middle)
+            rewrite.write(bytes([byte ^ 0x01]))
+        return hashed
+
+
+class DamagingS3Store(S3Store):
+    """Bytes damaged after the upload's read (memory, bus, network): one bit of what is
+    sent flipped, the source left as it is."""
+
+    def _read_at(self, source: BinaryIO, offset: int, size: int) -> bytes:
+        data = bytearray(super()._read_at(source, offset, size))
+        middle = os.fstat(source.fileno()).st_size // 2 - offset
+        if 0 <= middle < len(data):
+            data[middle] ^= 0x01
+        return bytes(data)
+
+
+class GrowingS3Store(S3Store):
+    """A dock file appended to between the store's two reads."""
+
+    def _hash(self, source: BinaryIO) -> Hashed:
+        hashed = super()._hash(source)
+        with open(f"/proc/self/fd/{source.fileno()}", "ab") as append:
+            append.write(b"written later")
+        return hashed
 
 
 @pytest.mark.parametrize("size", [100_000, 11 * MIB], ids=["single-put", "multipart"])
-def test_a_damaged_staging_copy_is_refused_by_the_server_and_nothing_is_published(
+def test_a_source_grown_after_it_was_hashed_is_stored_as_it_was_read(
+    store: S3Store, settings: Settings, tmp_path: Path, size: int
+) -> None:
+    src = _file(tmp_path / "clip.mp4", size)
+    read = src.read_bytes()
+
+    digest = _twin(GrowingS3Store, store, settings).put_original(src)
+
+    assert digest.sha256 == hashlib.sha256(read).hexdigest() and digest.size == size
+    with store.original_file(digest.sha256) as local:
+        assert local.read_bytes() == read
+
+
+def _twin(kind: type[S3Store], store: S3Store, settings: Settings) -> S3Store:
+    """A faulty twin of ``store``: same client, bucket and settings."""
+    return kind(store.client, store.s3, settings.s3_work_dir, settings.ingest.block_size)
+
+
+def _nothing_published(store: S3Store, seaweed: Seaweed, sha: str) -> None:
+    assert not store.has_original(sha), "nothing unverified is visible under the key"
+    client = seaweed.client
+    assert _versions(client, store.bucket, original_key(sha)) == []
+    assert client.list_multipart_uploads(Bucket=store.bucket).get("Uploads") is None
+    assert list(store.tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [100_000, 11 * MIB], ids=["single-put", "multipart"])
+def test_a_source_changed_between_the_reads_is_refused_by_the_server_and_nothing_is_published(
     store: S3Store, settings: Settings, tmp_path: Path, seaweed: Seaweed, size: int
 ) -> None:
     src = _file(tmp_path / "clip.mp4", size)
+    sha = _sha(src)
     flipped = bytearray(src.read_bytes())
     flipped[size // 2] ^= 0x01
-    corrupting = CorruptingS3Store(
-        store.client, store.s3, settings.s3_work_dir, settings.ingest.block_size
-    )
-
     with pytest.raises(ChecksumMismatch) as caught:
-        corrupting.put_original(src)
+        _twin(CorruptingS3Store, store, settings).put_original(src)
 
     err = caught.value
-    assert err.expected == _sha(src) and err.found == hashlib.sha256(flipped).hexdigest()
+    assert err.expected == sha and err.found == hashlib.sha256(flipped).hexdigest()
     assert "clip.mp4" in str(err) and err.expected in str(err) and err.found in str(err)
-    assert not store.has_original(_sha(src)), "nothing unverified is visible under the key"
-    client = seaweed.client
-    assert _versions(client, store.bucket, original_key(_sha(src))) == []
-    assert client.list_multipart_uploads(Bucket=store.bucket).get("Uploads") is None
-    assert list(store.tmp.iterdir()) == []
+    _nothing_published(store, seaweed, sha)
+
+
+@pytest.mark.parametrize("size", [100_000, 11 * MIB], ids=["single-put", "multipart"])
+def test_bytes_damaged_after_the_read_are_refused_by_the_server_and_nothing_is_published(
+    store: S3Store, settings: Settings, tmp_path: Path, seaweed: Seaweed, size: int
+) -> None:
+    src = _file(tmp_path / "clip.mp4", size)
+    sha = _sha(src)
+
+    with pytest.raises(StorageError, match="damaged on the way") as caught:
+        _twin(DamagingS3Store, store, settings).put_original(src)
+
+    assert "clip.mp4" in str(caught.value)
+    assert _sha(src) == sha, "the source is left as it was"
+    _nothing_published(store, seaweed, sha)
+
+
+def test_a_body_with_its_sha256_is_signed_without_hashing_it_again(
+    store: S3Store, client: S3Client, tmp_path: Path
+) -> None:
+    """Over plain HTTP botocore hashes every body once more for its signature. The bodies of
+    originals carry their SHA-256, which the server checks: they go UNSIGNED-PAYLOAD with that
+    checksum header signed; every other request keeps its signed payload."""
+    sent: list[tuple[str, str, str]] = []
+
+    def record(request: Any, event_name: str, **_: Any) -> None:
+        headers = {
+            k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()
+        }
+        signed = headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
+        sent.append((event_name.rsplit(".", 1)[1], headers["x-amz-content-sha256"], signed))
+
+    client.meta.events.register("before-send.s3", record)
+    try:
+        store.put_original(_file(tmp_path / "clip.mp4", 1000))
+        store.put_original(_file(tmp_path / "long.mp4", 11 * MIB))
+    finally:
+        client.meta.events.unregister("before-send.s3", record)
+
+    bodies = [
+        (op, payload, signed) for op, payload, signed in sent if op in ("PutObject", "UploadPart")
+    ]
+    assert [op for op, _, _ in bodies] == ["PutObject", "UploadPart", "UploadPart", "UploadPart"]
+    for _, payload, signed in bodies:
+        assert payload == "UNSIGNED-PAYLOAD" and "x-amz-checksum-sha256" in signed.split(";")
+    others = {op: payload for op, payload, _ in sent if op not in ("PutObject", "UploadPart")}
+    assert {"CreateMultipartUpload", "CompleteMultipartUpload", "HeadObject"} <= set(others)
+    assert all(len(payload) == 64 for payload in others.values()), "signed payloads"
+
+
+@pytest.mark.parametrize("multipart", [False, True], ids=["single-put", "part"])
+def test_bytes_damaged_on_the_way_are_refused_though_the_signature_does_not_hash_them(
+    store: S3Store, client: S3Client, multipart: bool
+) -> None:
+    """What stands in for the payload hash: the server checks the signed SHA-256 header."""
+    sent = os.urandom(5 * MIB)
+    damaged = bytearray(sent)
+    damaged[len(sent) // 2] ^= 0x01
+    key, checksum = "originals/damaged", b64(hashlib.sha256(sent).digest())
+    with pytest.raises(ClientError) as caught:
+        if multipart:
+            upload = client.create_multipart_upload(
+                Bucket=store.bucket, Key=key, ChecksumAlgorithm="SHA256"
+            )["UploadId"]
+            try:
+                client.upload_part(
+                    Bucket=store.bucket,
+                    Key=key,
+                    UploadId=upload,
+                    PartNumber=1,
+                    Body=bytes(damaged),
+                    ChecksumSHA256=checksum,
+                )
+            finally:
+                client.abort_multipart_upload(Bucket=store.bucket, Key=key, UploadId=upload)
+        else:
+            client.put_object(
+                Bucket=store.bucket, Key=key, Body=bytes(damaged), ChecksumSHA256=checksum
+            )
+    assert _code(caught) == "BadDigest"
+    assert _versions(client, store.bucket, key) == []
 
 
 def test_a_wrong_checksum_sent_with_boto3_directly_is_refused(

@@ -67,7 +67,7 @@ def _make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
             return _sqlite_engine(url)
-        return create_engine(url, pool_pre_ping=True)
+        return _server_engine(url)
     except ImportError as exc:
         if url.startswith("postgresql"):
             # The driver is an extra: an embedded (SQLite) installation does not need it.
@@ -78,6 +78,23 @@ def _make_engine(url: str) -> Engine:
         raise CatalogError(f"cannot open catalog {shown}: {exc}") from exc
     except (SQLAlchemyError, OSError) as exc:
         raise CatalogError(f"cannot open catalog {shown}: {exc}") from exc
+
+
+def _server_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # No JIT compilation: it pays off for statements that run for seconds, and the
+            # catalog's run for milliseconds up to a few hundred (the dashboard's at an
+            # agency's year). Above jit_above_cost PostgreSQL compiled them anyway, 15-180 ms
+            # a statement (benchmarks 4 and 9).
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET jit = off")
+            dbapi_conn.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str) -> Engine:

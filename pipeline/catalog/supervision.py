@@ -96,9 +96,11 @@ def _flag_sqlite(element: has_flag, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(has_flag, "postgresql")
 def _flag_postgresql(element: has_flag, compiler: SQLCompiler, **kw: Any) -> str:
     column, code = (compiler.process(c, **kw) for c in element.clauses)
+    # As on SQLite: a row without flags is answered without parsing its JSON (a subplan per
+    # row otherwise, a quarter of the recordings figure's time at an agency's month).
     return (
-        f"EXISTS (SELECT 1 FROM json_array_elements({column}) AS f(v) "
-        f"WHERE f.v ->> 'code' = {code})"
+        f"(CAST({column} AS TEXT) <> '[]' AND EXISTS (SELECT 1 FROM "
+        f"json_array_elements({column}) AS f(v) WHERE f.v ->> 'code' = {code}))"
     )
 
 

@@ -2,21 +2,26 @@
 
 The same interface as the local store (pipeline.store.ArchiveStore). Putting an original:
 
-1. copy the source into a local staging file, hashing it in that one read: the SHA-256 that
-   names its key, and the SHA-256 of every multipart part (pipeline.s3parts);
+1. read the source once, hashing it: the SHA-256 that names its key, and the SHA-256 of
+   every multipart part (pipeline.s3parts);
 2. an object already under the key is verified, not uploaded again;
-3. upload it locked (retention mode, retain-until) with our checksums: one PUT with
+3. upload it locked (retention mode, retain-until), its bytes read from the source again,
+   with the checksums of the first read: one PUT with
    ChecksumSHA256 up to ``single_put_max``, above it a multipart upload with every part's
    ChecksumSHA256. The server refuses bytes that do not match, and an S3 object appears whole
    or not at all: nothing unverified becomes visible under the key;
 4. ``head_object(ChecksumMode=ENABLED)``: the server's checksum must be the one we computed;
    with ``reread`` on, the object is also downloaded and hashed again.
 
-Why a staging copy: the key is the SHA-256, known only once the whole source is read, and a
-PUT sends its checksum before its body. Hashing the source and then uploading it would read
-the dock twice (the slowest disk of the chain), and the file could change between the reads.
-Its cost: each original is written to and read from the local disk once more, and the store
-needs local room for the files in flight.
+Why two reads: the key is the SHA-256, known only once the whole source is read, and a PUT
+sends its checksum before its body. The source could change between the reads (rewritten in
+place on the dock): the server then refuses the part that differs, the source is hashed once
+more, and the upload ends in ChecksumMismatch with nothing published. An earlier version
+copied the source into a local staging file in the first read and uploaded that: the same
+guarantee (the server checks the first read's checksums), for a write of every original to
+the local disk, local room for the files in flight, and on a 2-core host with the server
+beside it a third of the client's CPU (BENCHMARKS.md, benchmark 10). A just-docked file is
+in the page cache, so its second read costs a memory copy.
 
 A key's versions: Object Lock needs a versioned bucket. There a DELETE without a version id
 only hides an object behind a delete marker, and a PUT adds a newer version above it; neither
@@ -40,14 +45,27 @@ from typing import BinaryIO
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import ChecksumMismatch, EvidenceError, ObjectLocked, StorageError
+from pipeline.errors import (
+    ChecksumMismatch,
+    EvidenceError,
+    ObjectLocked,
+    SourceError,
+    StorageError,
+)
 from pipeline.models import Digest
 from pipeline.settings import S3Settings, Settings
-from pipeline.storage.hashing import ALGORITHM, hash_file, subject_of
+from pipeline.storage.hashing import ALGORITHM, subject_of
 from pipeline.storage.local import remove_orphans, temporary_name
 from pipeline.storage.s3client import S3Client, describe, error_code, make_client, s3_errors
 from pipeline.storage.s3lock import LockCheck, LockStatus, check_lock, ensure_bucket
-from pipeline.storage.s3parts import MAX_PARTS, Staged, stage, upload_multipart
+from pipeline.storage.s3parts import (
+    MAX_PARTS,
+    Body,
+    Hashed,
+    hash_source,
+    pread_all,
+    upload_multipart,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +79,8 @@ class S3Store:
     """Archive in an S3 bucket with Object Lock.
 
     Keys: ``originals/ab/cd/<sha256>`` (locked), ``derived/<sha256>/<name>`` (not locked: a
-    proxy can be made again). Local room under ``work_dir``: ``tmp/`` (staging copies and
-    downloaded originals, deleted after use) and ``cache/`` (derived objects, for playing).
+    proxy can be made again). Local room under ``work_dir``: ``tmp/`` (downloaded originals,
+    deleted after use) and ``cache/`` (derived objects, for playing).
     """
 
     def __init__(
@@ -100,58 +118,65 @@ class S3Store:
         """Store ``source`` locked until ``retain_until`` (default: now + ``retention_days``).
         Bytes already stored keep their own retention; extend it with :meth:`set_retention`.
         Raises ChecksumMismatch (nothing published), SourceError or StorageError."""
-        staging = self.tmp / temporary_name()
-        try:
-            staged = self._stage(source, staging)
-            key = original_key(staged.digest.sha256)
+        subject = subject_of(source)
+        with _opened(source) as handle:
+            hashed = self._hash(handle)
+            key = original_key(hashed.digest.sha256)
             if self._first_version(key) is None:
                 until = retain_until or self.clock() + timedelta(days=self.s3.retention_days)
-                self._upload(key, staging, staged, until, subject=subject_of(source))
-            self._check_stored(key, staged, subject=subject_of(source))
-            return staged.digest
-        except OSError as exc:
-            raise StorageError(f"cannot stage {subject_of(source)} in {self.tmp}: {exc}") from exc
-        finally:
-            staging.unlink(missing_ok=True)
+                self._upload(key, handle, hashed, until, subject=subject)
+            self._check_stored(key, hashed, subject=subject)
+            return hashed.digest
 
-    def _stage(self, source: Path | BinaryIO, staging: Path) -> Staged:
-        return stage(source, staging, self.block_size, self.s3.part_size)
+    def _hash(self, source: BinaryIO) -> Hashed:
+        return hash_source(source, self.block_size, self.s3.part_size)
+
+    def _read_at(self, source: BinaryIO, offset: int, size: int) -> bytes:
+        """The upload's read of the source: ``size`` bytes at ``offset``."""
+        try:
+            return pread_all(source.fileno(), offset, size)
+        except OSError as exc:
+            raise SourceError(subject_of(source), f"cannot read: {exc.strerror or exc}") from exc
 
     def _upload(
-        self, key: str, staging: Path, staged: Staged, until: datetime, *, subject: Path
+        self, key: str, source: BinaryIO, hashed: Hashed, until: datetime, *, subject: Path
     ) -> None:
         lock = {"ObjectLockMode": self.s3.retention_mode, "ObjectLockRetainUntilDate": until}
-        metadata = {"sha256": staged.digest.sha256}
+        metadata = {"sha256": hashed.digest.sha256}
+
+        def read_at(offset: int, size: int) -> bytes:
+            return self._read_at(source, offset, size)
+
         try:
-            if staged.digest.size <= self.s3.single_put_max:
-                with staging.open("rb") as body:
-                    self.client.put_object(
-                        Bucket=self.bucket,
-                        Key=key,
-                        Body=body,
-                        ChecksumSHA256=staged.checksum,
-                        IfNoneMatch="*",
-                        Metadata=metadata,
-                        **lock,
-                    )
+            if hashed.digest.size <= self.s3.single_put_max:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=Body(read_at, 0, hashed.digest.size),
+                    ContentLength=hashed.digest.size,
+                    ChecksumSHA256=hashed.checksum,
+                    IfNoneMatch="*",
+                    Metadata=metadata,
+                    **lock,
+                )
                 return
-            if len(staged.parts) > MAX_PARTS:
+            if len(hashed.parts) > MAX_PARTS:
                 raise StorageError(
-                    f"{subject}: {staged.digest.size} bytes need more than {MAX_PARTS} parts "
+                    f"{subject}: {hashed.digest.size} bytes need more than {MAX_PARTS} parts "
                     f"of {self.s3.part_size} bytes; raise store.s3.part_size"
                 )
             # The composite checksum, known before the upload, sits beside the full SHA-256
             # (and the part size it depends on), so an auditor can recompute both.
             metadata |= {
-                "sha256-composite": staged.composite_checksum,
-                "part-size": str(staged.part_size),
+                "sha256-composite": hashed.composite_checksum,
+                "part-size": str(hashed.part_size),
             }
             upload_multipart(
                 self.client,
                 self.bucket,
                 key,
-                staging,
-                staged,
+                read_at,
+                hashed,
                 self.s3.upload_workers,
                 Metadata=metadata,
                 **lock,
@@ -160,23 +185,24 @@ class S3Store:
             if error_code(exc) == "PreconditionFailed":
                 return  # another sweep stored the same bytes meanwhile: verified next
             if error_code(exc) in ("BadDigest", "InvalidDigest"):
-                raise self._refused(key, staging, staged, subject) from exc
+                raise self._refused(key, source, hashed, subject) from exc
             raise StorageError(
                 f"cannot upload {subject} to {self._at(key)}: {describe(exc)}"
             ) from exc
         except BotoCoreError as exc:
             raise StorageError(f"cannot upload {subject} to {self._at(key)}: {exc}") from exc
 
-    def _refused(self, key: str, staging: Path, staged: Staged, subject: Path) -> EvidenceError:
+    def _refused(self, key: str, source: BinaryIO, hashed: Hashed, subject: Path) -> EvidenceError:
         """The server received other bytes than the SHA-256 we sent: say which."""
-        found = hash_file(staging, self.block_size, from_disk=True)
-        if found.sha256 == staged.digest.sha256:
+        source.seek(0)
+        found = hash_source(source, self.block_size, hashed.part_size).digest
+        if found.sha256 == hashed.digest.sha256:
             return StorageError(
                 f"{subject}: bytes damaged on the way to {self._at(key)}; nothing was stored"
             )
-        return ChecksumMismatch(subject, ALGORITHM, staged.digest.sha256, found.sha256)
+        return ChecksumMismatch(subject, ALGORITHM, hashed.digest.sha256, found.sha256)
 
-    def _check_stored(self, key: str, staged: Staged, *, subject: Path) -> None:
+    def _check_stored(self, key: str, hashed: Hashed, *, subject: Path) -> None:
         """The server's checksum proves the stored bytes when it is one we computed; otherwise
         (stored earlier with another part size), or with ``reread`` on, a re-read decides."""
         version = self._require(key)
@@ -184,15 +210,15 @@ class S3Store:
             head = self.client.head_object(
                 Bucket=self.bucket, Key=key, VersionId=version, ChecksumMode="ENABLED"
             )
-        proven = head["ContentLength"] == staged.digest.size and head.get("ChecksumSHA256") in (
-            staged.checksum,
-            staged.composite_checksum,
+        proven = head["ContentLength"] == hashed.digest.size and head.get("ChecksumSHA256") in (
+            hashed.checksum,
+            hashed.composite_checksum,
         )
         if proven and not self.s3.reread:
             return
         found = self._read(key, version)
-        if found.sha256 != staged.digest.sha256:
-            raise ChecksumMismatch(subject, ALGORITHM, staged.digest.sha256, found.sha256)
+        if found.sha256 != hashed.digest.sha256:
+            raise ChecksumMismatch(subject, ALGORITHM, hashed.digest.sha256, found.sha256)
 
     def verify_original(self, sha256: str) -> Digest:
         key = original_key(sha256)
@@ -392,6 +418,21 @@ class S3Store:
                     if entry["Key"] == key:
                         markers.append(entry["VersionId"])
         return [*versions[::-1], *markers]
+
+
+@contextlib.contextmanager
+def _opened(source: Path | BinaryIO) -> Iterator[BinaryIO]:
+    """The source as an open file: both reads go to the same file, even if the path is
+    replaced meanwhile. A file given open stays open."""
+    if not isinstance(source, Path):
+        yield source
+        return
+    try:
+        handle = source.open("rb", buffering=0)
+    except OSError as exc:
+        raise SourceError(source, f"cannot read: {exc.strerror or exc}") from exc
+    with handle:
+        yield handle
 
 
 # ------------------------------------------------------------------------------ start-up

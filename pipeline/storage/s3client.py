@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,7 +43,7 @@ def make_client(s3: S3Settings, connections: int = 10) -> S3Client:
     )
     secret = s3.secret_key.get_secret_value()
     # A session of its own: boto3's default session is not safe to share between threads.
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=s3.endpoint_url or None,
         region_name=s3.region,
@@ -50,6 +51,31 @@ def make_client(s3: S3Settings, connections: int = 10) -> S3Client:
         aws_secret_access_key=secret or None,
         config=config,
     )
+    unsigned = config.merge(Config(s3={"addressing_style": s3.addressing_style, **_NO_BODY_HASH}))
+    for operation in ("PutObject", "UploadPart"):
+        client.meta.events.register(
+            f"before-sign.s3.{operation}", functools.partial(_checked_body, unsigned)
+        )
+    return client
+
+
+_NO_BODY_HASH = {"payload_signing_enabled": False}
+_SHA256_HEADER = "x-amz-checksum-sha256"
+
+
+def _checked_body(unsigned: Any, request: Any, **_: Any) -> None:
+    """Sign a body that carries its SHA-256 for the server to check without hashing it again.
+
+    Over plain HTTP botocore signs every body: it reads and hashes the whole body once more
+    (a third SHA-256 of each original, after the hashing pass's two) only to put that hash
+    in the signature. A body sent with ``x-amz-checksum-sha256`` needs none of it: that
+    header is itself signed, and the server refuses a body that does not match it, so the
+    body is bound to the signature as tightly as by a signed payload. botocore makes the same
+    choice over HTTPS (UNSIGNED-PAYLOAD for a streamed body with a checksum header); here it
+    is made for exactly those requests, and every other one keeps its signed payload.
+    """
+    if _SHA256_HEADER in request.headers:
+        request.context["client_config"] = unsigned
 
 
 def error_code(exc: ClientError) -> str:

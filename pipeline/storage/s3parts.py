@@ -1,13 +1,14 @@
-"""Staging copies and multipart uploads checked part by part against our own SHA-256s.
+"""Uploads checked part by part against SHA-256s of our own, taken before the upload.
 
-The source on the dock is read once, into a local staging file; that pass computes the
-file's SHA-256 (its key) and the SHA-256 of every multipart part. A single PUT then sends the
-whole file's digest, a multipart upload every part's: the server refuses bytes that differ.
+A first read of the source computes the file's SHA-256 (its key) and the SHA-256 of every
+multipart part. The upload reads the bytes again and sends every part (or the single PUT)
+with its SHA-256 from the first read: the server refuses a body that differs, so what it
+stores is exactly what was hashed, whatever happened to the bytes in between.
 
 Why not boto3's managed transfer (``upload_file`` + TransferConfig) for originals: it computes
-each part's checksum from the bytes it reads back from the staging file, so a staging copy
-damaged on the local disk would be accepted, published under the original's key and locked
-there for months before any check after the upload could object.
+each part's checksum from the bytes it reads for the upload, so bytes changed or damaged after
+the first read (a dock file rewritten in place, a bad disk) would be accepted, published under
+the original's key and locked there for months before any check after the upload objected.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 
 #: S3 allows at most this many parts in one upload.
 MAX_PARTS = 10_000
+
+#: Reads ``size`` bytes at ``offset`` of the source (fewer only at its end).
+ReadAt = Callable[[int, int], bytes]
 
 
 class PartHashes:
@@ -58,22 +63,26 @@ class PartHashes:
         return (*self._done, *tail)
 
 
-class _StagingFile(io.FileIO):
-    """A new file that also feeds what is written to it into part hashes."""
+class _PartSink(io.RawIOBase):
+    """Where the hashing read "copies" to: the part hashes, no file. (It has no descriptor,
+    so the copy gives no write-back hints.)"""
 
-    def __init__(self, path: Path, parts: PartHashes) -> None:
-        super().__init__(path, "xb")
+    def __init__(self, parts: PartHashes) -> None:
+        super().__init__()
         self._parts = parts
 
+    def writable(self) -> bool:
+        return True
+
     def write(self, data: ReadableBuffer, /) -> int:
-        written = super().write(data)
-        self._parts.update(memoryview(data)[:written])
-        return written
+        view = memoryview(data).cast("B")
+        self._parts.update(view)
+        return len(view)
 
 
 @dataclass(frozen=True)
-class Staged:
-    """A source copied to a staging file, with the digests the server must confirm."""
+class Hashed:
+    """A source read once, with the digests the server must confirm."""
 
     digest: Digest
     parts: tuple[bytes, ...]
@@ -91,25 +100,70 @@ class Staged:
         return f"{b64(hashlib.sha256(b''.join(self.parts)).digest())}-{len(self.parts)}"
 
 
-def stage(source: Path | BinaryIO, target: Path, block_size: int, part_size: int) -> Staged:
-    """Copy ``source`` to the new file ``target`` and hash it, whole and per part, in one read.
-    Raises SourceError (or SourceChanged) like :func:`pipeline.hashing.copy_and_hash`."""
+def hash_source(source: BinaryIO, block_size: int, part_size: int) -> Hashed:
+    """Hash ``source`` from its current position, whole and per part, in one read. Raises
+    SourceError (or SourceChanged) like :func:`pipeline.hashing.copy_and_hash`."""
     parts = PartHashes(part_size)
-    with _StagingFile(target, parts) as out:
-        digest = copy_and_hash(source, out, block_size)
-    return Staged(digest, parts.digests(), part_size)
+    digest = copy_and_hash(source, cast(BinaryIO, _PartSink(parts)), block_size)
+    return Hashed(digest, parts.digests(), part_size)
+
+
+def pread_all(fd: int, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` of an open file (fewer only at its end)."""
+    chunks: list[bytes] = []
+    while size > 0 and (chunk := os.pread(fd, size, offset)):
+        chunks.append(chunk)
+        offset += len(chunk)
+        size -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class Body(io.RawIOBase):
+    """``size`` bytes from ``offset`` of the source: a body botocore streams in the blocks the
+    HTTP client asks for, and rewinds for a retry."""
+
+    def __init__(self, read_at: ReadAt, offset: int, size: int) -> None:
+        super().__init__()
+        self._read_at, self._offset, self._size, self._position = read_at, offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(0, self._size - self._position)
+        size = left if size is None or size < 0 else min(size, left)
+        data = self._read_at(self._offset + self._position, size) if size else b""
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
 
 
 def upload_multipart(
     client: S3Client,
     bucket: str,
     key: str,
-    path: Path,
-    staged: Staged,
+    read_at: ReadAt,
+    hashed: Hashed,
     workers: int,
     **create_args: Any,
 ) -> None:
-    """Upload ``path`` in ``staged.part_size`` parts, each with its SHA-256 from ``staged``.
+    """Upload the source in ``hashed.part_size`` parts read with ``read_at``, each with its
+    SHA-256 from ``hashed``.
 
     The object appears only when CompleteMultipartUpload succeeds, i.e. after the server
     accepted every part's checksum; ``If-None-Match: *`` refuses to replace an existing one.
@@ -121,10 +175,10 @@ def upload_multipart(
     )["UploadId"]
 
     def send(number: int) -> dict[str, Any]:
-        with path.open("rb") as f:
-            f.seek((number - 1) * staged.part_size)
-            body = f.read(staged.part_size)
-        checksum = b64(staged.parts[number - 1])
+        # Only the bytes that were hashed: a file grown since is uploaded as it was read.
+        offset = (number - 1) * hashed.part_size
+        body = read_at(offset, min(hashed.part_size, hashed.digest.size - offset))
+        checksum = b64(hashed.parts[number - 1])
         response = client.upload_part(
             Bucket=bucket,
             Key=key,
@@ -137,7 +191,7 @@ def upload_multipart(
 
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(send, range(1, len(staged.parts) + 1)))
+            parts = list(pool.map(send, range(1, len(hashed.parts) + 1)))
         client.complete_multipart_upload(
             Bucket=bucket,
             Key=key,
