@@ -128,16 +128,15 @@ def search(
 
 
 # What the search's statements run without, and as what (PostgreSQL's settings).
-_SHORT = {"max_parallel_workers_per_gather": "0", "jit": "off"}
+_SHORT = {"max_parallel_workers_per_gather": "0"}
 
 
 @contextmanager
 def _serial(conn: Connection) -> Iterator[None]:
-    """PostgreSQL: no parallel workers and no JIT compilation for the search's statements
-    (the settings as they were after them). Each statement reads a few thousand rows by index
-    at most: starting workers cost 10-25 ms a statement on a busy machine, and the planner's
-    cost of a lookup of bigrams (the function's COST, migration 0014) is above
-    ``jit_above_cost``, where compiling took 120-180 ms (benchmark 4) for a 1 ms statement."""
+    """PostgreSQL: no parallel workers for the search's statements (the setting as it was
+    after them). Each statement reads a few thousand rows by index at most: starting workers
+    cost 10-25 ms a statement on a busy machine. (JIT is off for every catalog session:
+    ``pipeline.catalog.db``.)"""
     if conn.dialect.name != "postgresql":
         yield
         return
